@@ -1,0 +1,153 @@
+"""The ``cgsurg`` command line: a thin layer over the Python API in ``graphsurgeon_cg.api``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from . import api
+from .errors import CgsurgError
+from .numeric import Bound, Comparison
+from .registry import available_passes, load_plugin
+
+_plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="FILE.py",
+                              help="Python file that registers extra passes (repeatable).")
+_input_shape_option = click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:D1,D2,..",
+                                   help="Shape for an input with dynamic axes (default: batch 1).")
+_inputs_option = click.option("--inputs", "inputs_dir", metavar="DIR",
+                              help="Folder of .npy/.npz files or images to compare on, instead of random inputs.")
+_seed_option = click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+
+
+def _friendly_errors(func):
+    """One line on stderr and the error's exit code, never a traceback (CGSURG_DEBUG=1 shows it)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CgsurgError as exc:
+            if os.environ.get("CGSURG_DEBUG"):
+                raise
+            click.echo(f"cgsurg: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except Exception as exc:  # a bug of ours: still one line, with a way to see more
+            if os.environ.get("CGSURG_DEBUG"):
+                raise
+            message = str(exc).strip().splitlines()
+            click.echo(f"cgsurg: internal error: {type(exc).__name__}: {message[0] if message else ''} "
+                       "(set CGSURG_DEBUG=1 for the traceback)", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cgsurg")
+def cli() -> None:
+    """Pluggable ONNX graph surgery for image generators, every rewrite checked numerically."""
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--output", required=True, help="Where to write the rewritten model.")
+@click.option("--passes", "pipeline", required=True, metavar="PIPELINE",
+              help="Comma-separated passes with options, e.g. 'fold-constants,static-batch(batch=1)'.")
+@click.option("--no-check", is_flag=True, help="Skip the numeric check in ONNX Runtime.")
+@click.option("--check-each", is_flag=True, help="Check after every pass, not only at the end.")
+@_input_shape_option
+@_inputs_option
+@_seed_option
+@click.option("--in-place", is_flag=True, help="Allow -o to name the input file.")
+@_plugin_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_friendly_errors
+def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json):
+    """Rewrite MODEL with a pipeline of passes and write the result to -o."""
+    result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
+                       input_shapes=input_shapes, inputs_dir=inputs_dir, seed=seed, in_place=in_place,
+                       plugins=plugins)
+    if as_json:
+        click.echo(json.dumps({"input": model, "output": output, **result.as_dict()}, indent=2))
+        return
+    click.echo(f"pipeline: {result.pipeline}")
+    width = max(len(r.spec) for r in result.records)
+    click.echo(f"  {'pass':<{width}}  {'rewrites':>8}  {'nodes':>13}  {'time':>7}  {'pixel_cos':>9}  op delta")
+    for r in result.records:
+        delta = ", ".join(f"{op} {d:+d}" for op, d in r.op_delta.items()) or "-"
+        nodes = f"{r.nodes_before} -> {r.nodes_after}"
+        cos = f"{min(m.pixel_cos for m in r.check.outputs):.6f}" if r.check and r.check.outputs else "-"
+        click.echo(f"  {r.spec:<{width}}  {r.rewrites:>8}  {nodes:>13}  {r.seconds:>6.2f}s  {cos:>9}  {delta}")
+        if not r.rewrites:
+            for reason in r.reasons[:5]:
+                click.echo(f"  {'':<{width}}  why not: {reason}")
+    if result.check is not None:
+        _print_comparison(result.check, f"check vs original ({result.bound.describe()})")
+    else:
+        click.echo("check: skipped (--no-check)")
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@_input_shape_option
+@_inputs_option
+@_seed_option
+@click.option("--atol", type=float, help="Fail (exit 3) when any |A - B| exceeds this.")
+@click.option("--min-cos", type=float, help="Fail (exit 3) when the pixel cosine of an output is below this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@_friendly_errors
+def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json):
+    """Compare the outputs of MODEL_B against MODEL_A on the same inputs."""
+    bound = Bound(max_abs=atol, min_pixel_cos=min_cos) if atol is not None or min_cos is not None else None
+    comparison = api.diff(model_a, model_b, input_shapes=input_shapes, inputs_dir=inputs_dir, seed=seed, bound=bound)
+    if as_json:
+        click.echo(json.dumps(comparison.as_dict(), indent=2))
+    else:
+        _print_comparison(comparison, f"{model_b} vs {model_a}" + (f" ({bound.describe()})" if bound else ""))
+    if not comparison.ok:
+        click.echo(f"cgsurg: error: {comparison.violations[0]}", err=True)
+        sys.exit(3)
+
+
+@cli.command("passes")
+@_plugin_option
+@click.option("--json", "as_json", is_flag=True, help="Print the passes as JSON.")
+@_friendly_errors
+def list_passes(plugins, as_json):
+    """List the registered passes with their options."""
+    for plugin in plugins:
+        load_plugin(plugin)
+    passes = available_passes()
+    rows = [{"name": name, "exact": cls.exact, "bound": cls().bound.describe(), "summary": cls.summary,
+             "module": cls.__module__,
+             "options": {k: {"type": o.type.__name__, "default": list(o.default) if isinstance(o.default, tuple) else o.default,
+                             "help": o.help, **({"choices": list(o.choices)} if o.choices else {})}
+                         for k, o in cls.options.items()}}
+            for name, cls in passes.items()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        kind = "exact" if row["exact"] else f"lossy, {row['bound']}"
+        click.echo(f"{row['name']:<16} [{kind}] {row['summary']}")
+        for key, opt in row["options"].items():
+            click.echo(f"{'':<18}{key}: {opt['type']} = {opt['default']!r}  {opt['help']}")
+
+
+def _print_comparison(comparison: Comparison, title: str) -> None:
+    status = "OK" if comparison.ok else "FAILED"
+    click.echo(f"{title}: {status} on {comparison.samples} sample(s)")
+    for m in comparison.outputs:
+        psnr = "inf" if m.psnr_db is None else f"{m.psnr_db:.2f}"
+        click.echo(f"  {m.name}: max_abs {m.max_abs:.3g}  mean_abs {m.mean_abs:.3g}  cos {m.cos:.6f}  "
+                   f"pixel_cos {m.pixel_cos:.6f}  psnr_db {psnr}")
+    for v in comparison.violations:
+        click.echo(f"  ! {v}")
+
+
+def main() -> None:
+    cli(prog_name="cgsurg")

@@ -1,0 +1,76 @@
+"""Small helpers that passes share: constant values and the operands of Pad."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+
+def const_value(tensor: gs.Tensor | None) -> np.ndarray | None:
+    """The value of a constant tensor (initializer or ``Constant`` node output), else None."""
+    if tensor is None:
+        return None
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    if len(tensor.inputs) == 1 and tensor.inputs[0].op == "Constant":
+        value = tensor.inputs[0].attrs.get("value")
+        if isinstance(value, gs.Constant):
+            return np.asarray(value.values)
+    return None
+
+
+def present(node: gs.Node, index: int) -> gs.Tensor | None:
+    """Optional input ``index`` of ``node``, or None when absent or given as ''."""
+    if index < len(node.inputs) and node.inputs[index].name:
+        return node.inputs[index]
+    return None
+
+
+def int64(ctx, base: str, values) -> gs.Constant:
+    """A fresh int64 initializer, as Slice/Pad/Resize operands need."""
+    return gs.Constant(ctx.fresh_name(base), np.asarray(values, dtype=np.int64))
+
+
+@dataclass
+class PadInfo:
+    """A Pad node's operands, normalised to all axes: ``pads`` is [begins..., ends...]."""
+
+    mode: str
+    rank: int | None
+    pads: np.ndarray | None = None
+    value: float = 0.0
+    reason: str | None = None  # why the pads could not be read
+
+
+def read_pad(node: gs.Node) -> PadInfo:
+    mode = node.attrs.get("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    data = node.inputs[0]
+    rank = len(data.shape) if data.shape is not None else None
+    if "pads" in node.attrs:  # opset < 11: pads and value are attributes
+        return PadInfo(mode, rank, np.asarray(node.attrs["pads"], dtype=np.int64), float(node.attrs.get("value", 0.0)))
+    pads = const_value(present(node, 1))
+    if pads is None:
+        return PadInfo(mode, rank, reason="pads are not constant (run fold-constants first)")
+    value_tensor = present(node, 2)
+    value = const_value(value_tensor)
+    if value_tensor is not None and value is None:
+        return PadInfo(mode, rank, reason="the constant value is not a constant")
+    value = float(value.reshape(-1)[0]) if value is not None and value.size else 0.0
+    pads = pads.astype(np.int64).reshape(-1)
+    axes_tensor = present(node, 3)
+    if axes_tensor is None:
+        return PadInfo(mode, rank or len(pads) // 2, pads, value)
+    axes = const_value(axes_tensor)
+    if axes is None:
+        return PadInfo(mode, rank, reason="axes are not constant")
+    if rank is None:
+        return PadInfo(mode, rank, reason="the input rank is unknown, so axes cannot be resolved")
+    full = np.zeros(2 * rank, dtype=np.int64)
+    for i, axis in enumerate(axes.reshape(-1)):
+        axis = int(axis) % rank
+        full[axis] = pads[i]
+        full[axis + rank] = pads[i + len(axes.reshape(-1))]
+    return PadInfo(mode, rank, full, value)

@@ -1,0 +1,283 @@
+"""The pass manager: parse a pipeline, run each pass, clean up, verify, record, compare.
+
+For every pass: run it on an onnx-graphsurgeon graph, remove dead nodes and sort
+topologically, export, infer shapes strictly and run the ONNX checker, tag the nodes it
+created or touched with provenance, and record rewrites, time, node counts and the op-type
+histogram delta. A pass that raises or leaves an invalid model stops the pipeline with an
+error naming it. With checking on (the default), the original and rewritten models are run in
+ONNX Runtime on the same inputs and must agree within the pipeline's bound; on a breach the
+pass that caused it is named.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import networkx as nx
+import onnx
+import onnx_graphsurgeon as gs
+
+from .errors import CgsurgError, NumericCheckFailed, PassFailed
+from .modelio import PROTOBUF_LIMIT, model_nbytes
+from .numeric import (EXACT, Bound, Comparison, check_shape_names, compare_outputs, file_feeds, input_shape, make_session,
+                      random_feeds, run_session)
+from .pipeline import build_pipeline
+from .registry import Pass, PassContext
+
+PROVENANCE_PREFIX = "cgsurg:"
+
+
+@dataclass
+class PassRecord:
+    name: str
+    spec: str
+    exact: bool
+    rewrites: int
+    reasons: list[str]
+    seconds: float
+    verify_seconds: float
+    nodes_before: int
+    nodes_after: int
+    op_delta: dict[str, int]
+    check: Comparison | None = None
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["check"] = self.check.as_dict() if self.check else None
+        return d
+
+
+@dataclass
+class PipelineResult:
+    model: onnx.ModelProto
+    pipeline: str
+    records: list[PassRecord]
+    bound: Bound
+    check: Comparison | None = None
+
+    @property
+    def rewrites(self) -> int:
+        return sum(r.rewrites for r in self.records)
+
+    def as_dict(self) -> dict:
+        return {"pipeline": self.pipeline, "bound": self.bound.describe(),
+                "passes": [r.as_dict() for r in self.records],
+                "check": self.check.as_dict() if self.check else None}
+
+
+@dataclass
+class CheckSettings:
+    """Inputs for the numeric check: real ones from ``inputs_dir``, or seeded random ones."""
+
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    inputs_dir: str | None = None
+    seed: int = 0
+
+
+class PassManager:
+    def __init__(self, pipeline: str | Sequence, check: CheckSettings | None = CheckSettings(),
+                 check_each: bool = False):
+        self.passes: list[Pass] = build_pipeline(pipeline)
+        self.check = check
+        self.check_each = check_each and check is not None
+        # Exact passes add nothing to the bound; lossy ones add their own.
+        self.bound = Bound.chain([EXACT] + [p.bound for p in self.passes if not p.exact])
+
+    @property
+    def pipeline(self) -> str:
+        return ",".join(str(p) for p in self.passes)
+
+    def run(self, model: onnx.ModelProto) -> PipelineResult:
+        checker = _Checker(model, self.check) if self.check is not None else None
+        stages = [model]
+        provenance: dict[str, str] = {}
+        records = []
+        graph = gs.import_onnx(model)
+        for index, p in enumerate(self.passes):
+            record, graph, current = self._run_one(p, graph, model, provenance)
+            stages.append(current)
+            if self.check_each:
+                record.check = checker.compare(stages[-2], current, p.bound)
+                if not record.check.ok:
+                    raise NumericCheckFailed(f"numeric check failed after pass '{p.name}': "
+                                             f"{record.check.violations[0]}", p.name)
+            records.append(record)
+            if index + 1 < len(self.passes):
+                graph = gs.import_onnx(current)
+        result = PipelineResult(model=stages[-1], pipeline=self.pipeline, records=records, bound=self.bound)
+        if checker is not None:
+            result.check = checker.compare(stages[0], stages[-1], self.bound)
+            if not result.check.ok:
+                raise self._culprit(checker, stages, result.check)
+        return result
+
+    def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto,
+                 provenance: dict[str, str]) -> tuple[PassRecord, gs.Graph, onnx.ModelProto]:
+        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph)
+        before_ids = {id(n) for n in graph.nodes}
+        before_names = {n.name for n in graph.nodes if n.name}
+        ops_before = Counter(n.op for n in graph.nodes)
+        start = time.perf_counter()
+        try:
+            result = p.run(graph, ctx)
+        except CgsurgError:
+            raise
+        except Exception as exc:
+            raise PassFailed(p.name, f"{type(exc).__name__}: {exc}") from exc
+        if result.graph is not None:
+            graph = result.graph
+        graph.cleanup(remove_unused_graph_inputs=False)
+        _toposort(graph, p.name)
+        seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        # A node is the pass's own if it is new and does not carry an old node's name (a pass
+        # that replaces the whole graph, like opset conversion, keeps the names of what it kept).
+        def is_new(node: gs.Node) -> bool:
+            return id(node) not in before_ids and not (node.name and node.name in before_names)
+
+        used = {n.name for n in graph.nodes if not is_new(n)}
+        for node in graph.nodes:
+            if is_new(node):
+                _ensure_name(node, p.name, used)
+                provenance[node.name] = f"{PROVENANCE_PREFIX}{p.name}"
+        for node in ctx.touched:
+            if not node.name:
+                _ensure_name(node, p.name, used)
+            provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{p.name} (modified)")
+        model = _export_verified(graph, template, p.name, provenance)
+        verify_seconds = time.perf_counter() - start
+
+        ops_after = Counter(n.op_type for n in model.graph.node)
+        delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
+                 if ops_after[op] != ops_before[op]}
+        record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=result.rewrites,
+                            reasons=list(dict.fromkeys(result.reasons)), seconds=seconds,
+                            verify_seconds=verify_seconds, nodes_before=sum(ops_before.values()),
+                            nodes_after=len(model.graph.node), op_delta=delta)
+        return record, graph, model
+
+    def _culprit(self, checker: "_Checker", stages: list, total: Comparison) -> NumericCheckFailed:
+        """The pipeline breached its bound: find the first pass that breaches its own."""
+        for p, before, after in zip(self.passes, stages, stages[1:]):
+            step = checker.compare(before, after, p.bound)
+            if not step.ok:
+                return NumericCheckFailed(f"numeric check failed after pass '{p.name}': {step.violations[0]}", p.name)
+        lossy = [p.name for p in self.passes if not p.exact] or [p.name for p in self.passes]
+        return NumericCheckFailed(f"numeric check failed for the pipeline (passes {', '.join(lossy)} together): "
+                                  f"{total.violations[0]}", lossy[-1])
+
+
+class _Checker:
+    """Runs models on one set of inputs, caching each model's outputs.
+
+    Random inputs take their shape from the model being checked where it is static (so a
+    model made static by ``static-batch(batch=4)`` is compared at batch 4) and from
+    ``--input-shape`` or batch 1 where it is dynamic; when that shape changes along the
+    pipeline the inputs are regenerated and the reference is run again on them.
+    """
+
+    def __init__(self, original: onnx.ModelProto, settings: CheckSettings):
+        self.settings = settings
+        self.feeds: list = []
+        self._feed_shapes: dict | None = None
+        self._sessions: dict[int, tuple] = {}
+        self._outputs: dict[int, list] = {}
+        session = self._session(original)  # bad shapes or inputs fail before any pass runs
+        check_shape_names(session, settings.shapes)
+        self._prepare(session)
+
+    def _session(self, model: onnx.ModelProto):
+        if id(model) not in self._sessions:  # the model is kept alive with its session
+            self._sessions[id(model)] = (model, make_session(model))
+        return self._sessions[id(model)][1]
+
+    def _prepare(self, session) -> None:
+        if self.settings.inputs_dir:
+            if not self.feeds:
+                self.feeds = file_feeds(session, self.settings.inputs_dir)
+            return
+        shapes = {i.name: input_shape(i, self.settings.shapes) for i in session.get_inputs()}
+        if shapes != self._feed_shapes:
+            self.feeds = random_feeds(session, shapes, self.settings.seed)
+            self._feed_shapes = shapes
+            self._outputs.clear()
+
+    def outputs(self, model: onnx.ModelProto) -> list:
+        if id(model) not in self._outputs:
+            self._outputs[id(model)] = run_session(self._session(model), self.feeds)
+        return self._outputs[id(model)]
+
+    def compare(self, ref: onnx.ModelProto, new: onnx.ModelProto, bound: Bound) -> Comparison:
+        self._prepare(self._session(new))
+        return compare_outputs(self.outputs(ref), self.outputs(new), bound)
+
+
+def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:
+    if not node.name or node.name in used:
+        base = f"{pass_name}/{node.op}"
+        k = 0
+        while f"{base}_{k}" in used:
+            k += 1
+        node.name = f"{base}_{k}"
+    used.add(node.name)
+
+
+def _toposort(graph: gs.Graph, pass_name: str) -> None:
+    try:
+        graph.toposort()
+    except Exception:
+        cycle = nx.find_cycle(_node_digraph(graph))
+        names = " -> ".join(a for a, _ in cycle)
+        raise PassFailed(pass_name, f"the graph has a cycle: {names}") from None
+
+
+def _node_digraph(graph: gs.Graph) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for node in graph.nodes:
+        for out in node.outputs:
+            for consumer in out.outputs:
+                g.add_edge(node.name or node.op, consumer.name or consumer.op)
+    return g
+
+
+def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
+                     provenance: dict[str, str]) -> onnx.ModelProto:
+    """Export, carry over model-level fields, tag provenance, infer shapes strictly, check."""
+    try:
+        model = gs.export_onnx(graph, do_type_check=True, ir_version=template.ir_version)
+    except Exception as exc:
+        raise PassFailed(pass_name, f"cannot export the graph: {exc}") from exc
+    if graph.opset != _default_opset(template):
+        model.ir_version = max(template.ir_version, _min_ir_version(graph.opset))
+    model.producer_name = template.producer_name
+    model.producer_version = template.producer_version
+    model.model_version = template.model_version
+    model.doc_string = template.doc_string
+    del model.metadata_props[:]
+    model.metadata_props.extend(template.metadata_props)
+    for node in model.graph.node:
+        if node.name in provenance:
+            node.doc_string = provenance[node.name]
+    if model_nbytes(model) >= PROTOBUF_LIMIT:
+        return model  # the checker and shape inference need a path past 2 GB; ORT still checks on load
+    try:
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()
+        raise PassFailed(pass_name, f"the rewritten model is invalid: {message[0] if message else type(exc).__name__}") from None
+    return model
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _min_ir_version(opset: int) -> int:
+    """The lowest IR version that can carry ``opset`` of the default domain."""
+    irs = [ir for _release, ir, ai_onnx, *_ in onnx.helper.VERSION_TABLE if ai_onnx >= opset]
+    return min(irs, default=onnx.IR_VERSION)

@@ -1,0 +1,46 @@
+"""fp16out: float32 graph outputs -> float16 through a Cast before each output. Lossy, tiny.
+
+The vendor guide's "fp16 output nodes": half the bytes to copy back to the host, and a
+compiler can keep its last layers in fp16. Output names stay the same; the value is rounded
+to the nearest float16, so ``|diff| <= 2**-11 * |ref|`` (plus 2**-24 for subnormals); values
+beyond 65504 would become inf and fail the check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from graphsurgeon_cg.numeric import Bound
+from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+
+
+@register_pass
+class Fp16Out(Pass):
+    name = "fp16out"
+    summary = "Cast float32 graph outputs to float16, keeping their names (lossy, tiny)"
+    exact = False
+    bound = Bound(max_abs=2.0**-24, rel=2.0**-11)
+    options = {"outputs": Option(list, (), "names of the outputs to convert (default: all float32 outputs)")}
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        names = [o.name for o in graph.outputs]
+        missing = [n for n in self.outputs if n not in names]
+        if missing:
+            raise ValueError(f"no graph output named {', '.join(missing)} (outputs: {', '.join(names)})")
+        rewrites, reasons = 0, []
+        for index, output in enumerate(list(graph.outputs)):
+            if self.outputs and output.name not in self.outputs:
+                continue
+            if output.dtype != np.float32:
+                reasons.append(f"output '{output.name}' is {np.dtype(output.dtype).name if output.dtype else 'untyped'}, not float32")
+                continue
+            name = output.name
+            output.name = ctx.fresh_name(f"{name}_fp32")  # internal consumers keep the fp32 tensor
+            half = gs.Variable(name, dtype=np.float16, shape=output.shape)
+            graph.nodes.append(gs.Node("Cast", name=ctx.fresh_name(f"{name}_to_fp16"),
+                                       attrs={"to": onnx.TensorProto.FLOAT16}, inputs=[output], outputs=[half]))
+            graph.outputs[index] = half
+            rewrites += 1
+        return PassResult(rewrites, reasons)

@@ -1,0 +1,77 @@
+"""pad-conv-fusion: fold a zero constant Pad into the Conv that consumes it. Exact.
+
+The vendor guide's "PadV3D fusion": one node fewer, and the compiler pads inside the
+convolution instead of materialising a padded copy of the feature map. Matches a Pad with
+mode constant and value 0, constant non-negative pads on spatial axes only (batch and channel
+unpadded), whose output feeds exactly one node, a Conv with ``auto_pad`` NOTSET, as its data
+input. Conv ``pads`` are [x1_begin, x2_begin, ..., x1_end, x2_end]: the Pad's spatial pads are
+added to them. The same zeros enter the same sums, so the result is exact.
+"""
+
+from __future__ import annotations
+
+import onnx_graphsurgeon as gs
+
+from graphsurgeon_cg.graphutil import read_pad
+from graphsurgeon_cg.registry import Pass, PassContext, PassResult, register_pass
+
+
+@register_pass
+class PadConvFusion(Pass):
+    name = "pad-conv-fusion"
+    summary = "Fold a zero constant Pad on spatial axes into the following Conv's pads (exact)"
+    exact = True
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        rewrites, reasons = 0, []
+        outputs = {id(t) for t in graph.outputs}
+        for node in [n for n in graph.nodes if n.op == "Pad"]:
+            reason = self._refusal(node, outputs)
+            if reason:
+                reasons.append(f"{node.name}: {reason}")
+                continue
+            pad = read_pad(node)
+            conv = node.outputs[0].outputs[0]
+            rank = pad.rank
+            spatial = rank - 2
+            conv_pads = list(conv.attrs.get("pads", [0] * (2 * spatial)))
+            for i in range(spatial):
+                conv_pads[i] += int(pad.pads[2 + i])
+                conv_pads[spatial + i] += int(pad.pads[rank + 2 + i])
+            conv.attrs["pads"] = conv_pads
+            conv.inputs[0] = node.inputs[0]
+            node.outputs.clear()
+            ctx.mark(conv)
+            rewrites += 1
+        if not rewrites and not reasons:
+            reasons.append("no Pad")
+        return PassResult(rewrites, reasons)
+
+    @staticmethod
+    def _refusal(node: gs.Node, graph_outputs: set[int]) -> str | None:
+        pad = read_pad(node)
+        if pad.mode != "constant":
+            return f"mode is {pad.mode}, not constant"
+        if pad.reason:
+            return pad.reason
+        if pad.value != 0.0:
+            return f"pad value is {pad.value:g}, not 0"
+        rank = pad.rank
+        if rank is None or rank < 3 or len(pad.pads) != 2 * rank:
+            return "the input rank is unknown or has no spatial axes"
+        if pad.pads[[0, 1, rank, rank + 1]].any():
+            return "batch or channel axes are padded"
+        if (pad.pads < 0).any():
+            return "negative pads (cropping)"
+        out = node.outputs[0]
+        if id(out) in graph_outputs:
+            return "the padded tensor is a graph output"
+        if len(out.outputs) != 1 or out.outputs[0].op != "Conv":
+            return "the Pad does not feed exactly one Conv"
+        conv = out.outputs[0]
+        if conv.inputs[0] is not out:
+            return "the Pad feeds the Conv's weights, not its data"
+        auto_pad = conv.attrs.get("auto_pad", "NOTSET")
+        if auto_pad not in ("NOTSET", b"NOTSET"):
+            return f"the Conv has auto_pad {auto_pad}"
+        return None

@@ -1,0 +1,84 @@
+"""reflect2slice: reflect Pad -> Slice (step -1) + Concat per padded axis. Exact.
+
+Reflect padding of ``b`` before and ``e`` after on an axis of size ``n`` is the mirror of
+elements ``b..1`` in front and ``n-2..n-1-e`` behind (the edge itself is not repeated). Each
+mirror is a Slice with step -1; axes are padded one after the other on the already padded
+tensor, exactly as ONNX (numpy) defines the corners. Only copies: bit-identical output, and
+no reflect Pad left for a compiler that lacks it. Needs constant pads (run fold-constants
+first), non-negative pads smaller than the axis, and opset >= 10 (Slice steps).
+"""
+
+from __future__ import annotations
+
+import onnx_graphsurgeon as gs
+
+from graphsurgeon_cg.graphutil import int64, read_pad
+from graphsurgeon_cg.registry import Pass, PassContext, PassResult, register_pass
+
+
+@register_pass
+class Reflect2Slice(Pass):
+    name = "reflect2slice"
+    summary = "Reflect Pad -> Slice(step -1) + Concat per axis (exact)"
+    exact = True
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        rewrites, reasons = 0, []
+        for node in [n for n in graph.nodes if n.op == "Pad"]:
+            pad = read_pad(node)
+            if pad.mode != "reflect":
+                continue
+            reason = pad.reason or self._refusal(node, pad, ctx.opset)
+            if reason:
+                reasons.append(f"{node.name}: {reason}")
+                continue
+            self._rewrite(node, pad, ctx)
+            rewrites += 1
+        if not rewrites and not reasons:
+            reasons.append("no Pad with mode 'reflect'")
+        return PassResult(rewrites, reasons)
+
+    @staticmethod
+    def _refusal(node: gs.Node, pad, opset: int) -> str | None:
+        if opset < 10:
+            return f"opset {opset} has no Slice steps (convert with opset(version=11) first)"
+        if pad.rank is None or len(pad.pads) != 2 * pad.rank:
+            return "the input rank is unknown or does not match the pads"
+        if (pad.pads < 0).any():
+            return "negative pads (cropping) are not supported"
+        shape = node.inputs[0].shape
+        for axis in range(pad.rank):
+            size = shape[axis] if shape is not None else None
+            widest = max(pad.pads[axis], pad.pads[axis + pad.rank])
+            if isinstance(size, int) and widest and widest >= size:
+                return f"pad {widest} on axis {axis} is not smaller than its size {size}"
+        return None
+
+    @staticmethod
+    def _rewrite(node: gs.Node, pad, ctx: PassContext) -> None:
+        rank = pad.rank
+        padded_axes = [a for a in range(rank) if pad.pads[a] or pad.pads[a + rank]]
+        current = node.inputs[0]
+        for i, axis in enumerate(padded_axes):
+            before, after = int(pad.pads[axis]), int(pad.pads[axis + rank])
+            parts = []
+            if before:  # elements before..1, mirrored
+                parts.append(_reverse_slice(ctx, current, before, 0, axis))
+            parts.append(current)
+            if after:  # elements n-2 down to n-1-after; ends may reach -n-1, clamped to "before 0"
+                parts.append(_reverse_slice(ctx, current, -2, -2 - after, axis))
+            last = i == len(padded_axes) - 1
+            out = node.outputs[0] if last else gs.Variable(ctx.fresh_name("reflect_concat"), dtype=current.dtype)
+            graph_node = gs.Node("Concat", name=ctx.fresh_name("reflect_concat"), attrs={"axis": axis},
+                                 inputs=parts, outputs=[out])
+            ctx.graph.nodes.append(graph_node)
+            current = out
+        node.outputs.clear()  # the Pad is now dead; cleanup removes it
+
+
+def _reverse_slice(ctx: PassContext, data: gs.Tensor, start: int, end: int, axis: int) -> gs.Variable:
+    out = gs.Variable(ctx.fresh_name("reflect_slice"), dtype=data.dtype)
+    inputs = [data, int64(ctx, "starts", [start]), int64(ctx, "ends", [end]),
+              int64(ctx, "axes", [axis]), int64(ctx, "steps", [-1])]
+    ctx.graph.nodes.append(gs.Node("Slice", name=ctx.fresh_name("reflect_slice"), inputs=inputs, outputs=[out]))
+    return out
