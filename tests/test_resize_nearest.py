@@ -1,0 +1,38 @@
+import numpy as np
+import onnx
+
+from conftest import BILINEAR, OPSET11, folded, image_feeds, ort_run, run_pass
+from graphsurgeon_cg.numeric import pixel_cosine
+
+
+def _attrs(model, op="Resize"):
+    return [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in model.graph.node if n.op_type == op]
+
+
+def test_linear_becomes_nearest_round_prefer_ceil_keeping_coordinates():
+    model = folded(BILINEAR)
+    before = _attrs(model)
+    new, record = run_pass(model, "resize-nearest(min_cos=0.5)")
+    assert record.rewrites == 2
+    for old, attrs in zip(before, _attrs(new)):
+        assert attrs["mode"] == b"nearest" and attrs["nearest_mode"] == b"round_prefer_ceil"
+        assert attrs["coordinate_transformation_mode"] == old["coordinate_transformation_mode"]
+        assert "cubic_coeff_a" not in attrs
+    feeds = image_feeds()
+    a, b = ort_run(model, feeds)[0], ort_run(new, feeds)[0]
+    assert np.abs(a - b).max() > 1e-2  # lossy: really different
+    assert pixel_cosine(a, b) >= 0.5  # within the declared bound
+
+
+def test_options_set_nearest_and_coordinate_modes():
+    new, _ = run_pass(folded(BILINEAR), "resize-nearest(nearest_mode=floor,coordinate_mode=asymmetric)")
+    for attrs in _attrs(new):
+        assert attrs["nearest_mode"] == b"floor" and attrs["coordinate_transformation_mode"] == b"asymmetric"
+
+
+def test_idempotent_and_noop_without_resize():
+    once, _ = run_pass(folded(BILINEAR), "resize-nearest")
+    _, again = run_pass(once, "resize-nearest")
+    assert again.rewrites == 0
+    _, none = run_pass(folded(OPSET11), "resize-nearest")
+    assert none.rewrites == 0 and "no Resize" in none.reasons[0]
