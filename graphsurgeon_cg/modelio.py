@@ -60,8 +60,11 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise InputError(f"output {path} is a directory, expected a file name")
     if not parent.is_dir():
         raise InputError(f"output directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output directory {parent} is not writable")
+    try:  # a real probe: permission bits say little to root or on read-only mounts
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(f"output directory {parent} is not writable ({exc.strerror or exc})") from None
     return path
 
 

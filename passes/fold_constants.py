@@ -1,4 +1,4 @@
-"""fold-constants: evaluate constant subgraphs and remove dead nodes.
+"""fold-constants: evaluate constant subgraphs and remove dead nodes. Exact.
 
 TorchScript export at opset 11 computes each Pad's ``pads`` at run time with a
 ConstantOfShape/Concat/Reshape/Slice/Transpose/Cast chain; compilers and the other passes want

@@ -1,4 +1,4 @@
-"""reflect2const: reflect Pad -> constant (zero) Pad. The vendor guide's workaround.
+"""reflect2const: reflect Pad -> constant (zero) Pad. Lossy; the vendor guide's workaround.
 
 Some compilers (older Ascend ATC) reject or run reflect padding slowly. Zero padding changes
 the values near every padded border, so this pass is lossy: a trained CycleGAN scores a mean

@@ -1,0 +1,79 @@
+import hashlib
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import OPSET11, image_feeds, ort_run
+from graphsurgeon_cg import InputError, apply, load_model, save_model
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "text", "truncated"])
+def test_bad_model_files_give_one_line_errors(tmp_path, kind):
+    path = tmp_path / "model.onnx"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a model\n")
+    elif kind == "truncated":
+        path.write_bytes(OPSET11.read_bytes()[:100_000])
+    with pytest.raises(InputError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    model = load_model(OPSET11)
+    out = save_model(model, tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    assert onnx.load(str(out)) == model
+
+
+def test_external_data_round_trip(tmp_path):
+    model = load_model(OPSET11)
+    out = save_model(model, tmp_path / "ext.onnx", external_data=True)
+    assert (tmp_path / "ext.onnx.data").stat().st_size > 100_000
+    assert out.stat().st_size < 50_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ext.onnx", "ext.onnx.data"]
+    again = load_model(out)
+    feeds = image_feeds()
+    np.testing.assert_array_equal(ort_run(load_model(OPSET11), feeds)[0], ort_run(again, feeds)[0])
+
+
+def test_apply_keeps_external_data_models_working(tmp_path):
+    src = save_model(load_model(OPSET11), tmp_path / "src.onnx", external_data=True)
+    out = tmp_path / "out.onnx"
+    apply(src, out, "fold-constants,reflect2slice")
+    assert ort_run(load_model(out), image_feeds())[0].shape == (2, 3, 64, 64)
+
+
+def test_input_never_modified_and_output_equal_to_input_refused(tmp_path):
+    src = tmp_path / "in.onnx"
+    src.write_bytes(OPSET11.read_bytes())
+    before = _digest(src)
+    apply(src, tmp_path / "out.onnx", "fold-constants")
+    assert _digest(src) == before
+    with pytest.raises(InputError, match="--in-place"):
+        apply(src, src, "fold-constants")
+    assert _digest(src) == before
+    apply(src, src, "fold-constants", in_place=True)
+    assert _digest(src) != before and len(load_model(src).graph.node) < 50
+
+
+def test_unwritable_or_missing_output_directory(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        apply(OPSET11, tmp_path / "no" / "out.onnx", "fold-constants")
+    with pytest.raises(InputError, match="not writable"):
+        apply(OPSET11, "/sys/out.onnx", "fold-constants")  # read-only even for root
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(InputError, match="not writable"):
+            apply(OPSET11, locked / "out.onnx", "fold-constants")
