@@ -169,13 +169,19 @@ def load_entry_points() -> None:
         register_pass(cls)
 
 
+_loaded_plugins: dict[Path, list[str]] = {}
+
+
 def load_plugin(path: str | Path) -> list[str]:
-    """Import a Python file whose ``@register_pass`` classes become available; returns their names."""
+    """Import a Python file whose ``@register_pass`` classes become available; returns their names.
+    Loading the same file again is a no-op."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"plugin {path} is not a file")
-    before = set(_REGISTRY)
-    module_name = f"cgsurg_plugin_{path.stem}_{abs(hash(str(path.resolve())))}"
+    key = path.resolve()
+    if key in _loaded_plugins:
+        return _loaded_plugins[key]
+    module_name = f"cgsurg_plugin_{path.stem}_{len(_loaded_plugins)}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise InputError(f"plugin {path} is not a Python file")
@@ -187,10 +193,11 @@ def load_plugin(path: str | Path) -> list[str]:
         raise
     except Exception as exc:
         raise InputError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from None
-    added = sorted(set(_REGISTRY) - before)
-    if not added:
+    names = sorted(name for name, cls in _REGISTRY.items() if cls.__module__ == module_name)
+    if not names:
         raise InputError(f"plugin {path} registers no pass (decorate a Pass subclass with @register_pass)")
-    return added
+    _loaded_plugins[key] = names
+    return names
 
 
 def available_passes() -> dict[str, type[Pass]]:
