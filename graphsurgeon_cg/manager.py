@@ -16,12 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-import networkx as nx
 import onnx
 import onnx_graphsurgeon as gs
 
 from .errors import CgsurgError, NumericCheckFailed, PassFailed
-from .modelio import PROTOBUF_LIMIT, model_nbytes
+from .modelio import weightless
 from .numeric import (EXACT, Bound, Comparison, check_shape_names, compare_outputs, file_feeds, input_shape, make_session,
                       random_feeds, run_session)
 from .pipeline import build_pipeline
@@ -230,12 +229,16 @@ def _toposort(graph: gs.Graph, pass_name: str) -> None:
     try:
         graph.toposort()
     except Exception:
+        import networkx as nx
+
         cycle = nx.find_cycle(_node_digraph(graph))
         names = " -> ".join(a for a, _ in cycle)
         raise PassFailed(pass_name, f"the graph has a cycle: {names}") from None
 
 
-def _node_digraph(graph: gs.Graph) -> nx.DiGraph:
+def _node_digraph(graph: gs.Graph):
+    import networkx as nx  # only on this error path: it costs a tenth of start-up
+
     g = nx.DiGraph()
     for node in graph.nodes:
         for out in node.outputs:
@@ -262,14 +265,17 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
     for node in model.graph.node:
         if node.name in provenance:
             node.doc_string = provenance[node.name]
-    if model_nbytes(model) >= PROTOBUF_LIMIT:
-        return model  # the checker and shape inference need a path past 2 GB; ORT still checks on load
-    try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
-        onnx.checker.check_model(model)
+    try:  # strict shape inference and the checker, on the model without its weights
+        inferred = onnx.shape_inference.infer_shapes(weightless(model), check_type=True, strict_mode=True,
+                                                     data_prop=True)
+        onnx.checker.check_model(inferred)
     except Exception as exc:
         message = str(exc).strip().splitlines()
         raise PassFailed(pass_name, f"the rewritten model is invalid: {message[0] if message else type(exc).__name__}") from None
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(inferred.graph.value_info)
+    for output, typed in zip(model.graph.output, inferred.graph.output):
+        output.type.CopyFrom(typed.type)
     return model
 
 

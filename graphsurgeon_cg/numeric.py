@@ -25,7 +25,7 @@ import onnx
 import onnxruntime as ort
 
 from .errors import InputError
-from .modelio import PROTOBUF_LIMIT, model_nbytes
+from .modelio import fits_in_protobuf, save_model
 
 Feeds = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
@@ -116,11 +116,11 @@ def make_session(model: onnx.ModelProto | str | os.PathLike, threads: int | None
     try:
         if not isinstance(model, onnx.ModelProto):
             return ort.InferenceSession(str(model), opts, providers=providers)
-        if model_nbytes(model) < PROTOBUF_LIMIT:
+        if fits_in_protobuf(model):
             return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
         with tempfile.TemporaryDirectory() as tmp:  # too big for one protobuf: go through a file
             path = Path(tmp) / "model.onnx"
-            onnx.save_model(model, str(path), save_as_external_data=True, location="model.data")
+            save_model(model, path, external_data=True)
             return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as exc:  # ORT raises its own exception types
         raise InputError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0][:300]}") from None

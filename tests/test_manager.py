@@ -114,3 +114,20 @@ def test_exact_pipeline_output_matches_original_in_ort():
     feeds = image_feeds(batch=2)
     np.testing.assert_array_equal(ort_run(model, feeds)[0], ort_run(result.model, feeds)[0])
     onnx.checker.check_model(result.model, full_check=True)
+
+
+@register_pass
+class MakesCycle(Pass):
+    name = "test-cycle"
+    summary = "Feeds the last Relu's output back into the first Relu"
+    exact = True
+
+    def run(self, graph, ctx):
+        relus = [n for n in graph.nodes if n.op == "Relu"]
+        relus[0].inputs[0] = relus[-1].outputs[0]
+        return PassResult(1)
+
+
+def test_a_cycle_is_reported_with_its_nodes():
+    with pytest.raises(PassFailed, match="pass 'test-cycle' failed: the graph has a cycle: .*Relu"):
+        PassManager("fold-constants,test-cycle", check=None).run(load_model(OPSET11))

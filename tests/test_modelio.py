@@ -77,3 +77,10 @@ def test_unwritable_or_missing_output_directory(tmp_path):
         locked.mkdir(mode=0o500)
         with pytest.raises(InputError, match="not writable"):
             apply(OPSET11, locked / "out.onnx", "fold-constants")
+
+
+def test_saving_with_external_data_leaves_the_model_in_memory_intact(tmp_path):
+    model = load_model(OPSET11)
+    save_model(model, tmp_path / "ext.onnx", external_data=True)
+    assert all(t.data_location == onnx.TensorProto.DEFAULT for t in model.graph.initializer)
+    assert sum(len(t.raw_data) for t in model.graph.initializer) > 100_000
