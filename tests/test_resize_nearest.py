@@ -36,3 +36,17 @@ def test_idempotent_and_noop_without_resize():
     assert again.rewrites == 0
     _, none = run_pass(folded(OPSET11), "resize-nearest")
     assert none.rewrites == 0 and "no Resize" in none.reasons[0]
+
+
+def test_opset9_upsample_linear_becomes_nearest():
+    from onnx import helper
+
+    from conftest import float_input, make_model
+
+    scales = onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    node = helper.make_node("Upsample", ["x", "scales"], ["y"], mode="linear")
+    model = make_model([node], [float_input("x", [1, 2, 4, 4])], [float_input("y", 4)], [scales], opset=9)
+    new, record = run_pass(model, "resize-nearest(nearest_mode=round_prefer_floor)")
+    assert record.rewrites == 1 and _attrs(new, "Upsample") == [{"mode": b"nearest"}]
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    np.testing.assert_array_equal(ort_run(new, {"x": x})[0], x.repeat(2, axis=2).repeat(2, axis=3))
