@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import api
-from .errors import CgsurgError
+from .errors import CgsurgError, InputError
 from .numeric import Bound, Comparison
 from .registry import available_passes, load_plugin
 
@@ -136,6 +136,43 @@ def list_passes(plugins, as_json):
         click.echo(f"{row['name']:<16} [{kind}] {row['summary']}")
         for key, opt in row["options"].items():
             click.echo(f"{'':<18}{key}: {opt['type']} = {opt['default']!r}  {opt['help']}")
+
+
+@cli.command()
+@click.argument("checkpoint", required=False)
+@click.option("-o", "--output", required=True,
+              help="Output .onnx file; with --g-a/--g-b, the folder for model_Ga.onnx and model_Gb.onnx.")
+@click.option("--g-a", "g_a", metavar="PTH", help="G_A checkpoint (satellite -> map): model_Ga.onnx, img_sat_maps -> maps.")
+@click.option("--g-b", "g_b", metavar="PTH", help="G_B checkpoint (map -> satellite): model_Gb.onnx, img_maps_sat -> sat.")
+@click.option("--opset", default=11, show_default=True, help="ONNX opset (the vendor compiler expects 11).")
+@click.option("--input-name", help="Input name (default: input, or the vendor guide's for --g-a/--g-b).")
+@click.option("--output-name", help="Output name (default: output, or the vendor guide's for --g-a/--g-b).")
+@click.option("--batch", type=int, help="Fix the batch size (default: dynamic batch axis only).")
+@click.option("--dynamic-batch", is_flag=True, help="Keep axis 0 dynamic (the default).")
+@click.option("--size", default=256, show_default=True, help="Image height and width of the export.")
+@click.option("--arch", help="Force the architecture: resnet_9blocks, resnet_6blocks, unet_256, unet_128 ...")
+@click.option("--ngf", type=int, help="Force the number of filters of the first conv.")
+@click.option("--norm", type=click.Choice(["instance", "instance_affine", "batch", "none"]), help="Force the norm layer.")
+@click.option("--dropout/--no-dropout", default=None, help="Force dropout in the ResNet blocks.")
+@_friendly_errors
+def export(checkpoint, output, g_a, g_b, opset, input_name, output_name, batch, dynamic_batch, size, arch, ngf,
+           norm, dropout):
+    """Export an official CycleGAN/pix2pix generator checkpoint to ONNX, verified against PyTorch."""
+    from .export import export_checkpoint, export_pair
+
+    if batch is not None and dynamic_batch:
+        raise InputError("give --batch N or --dynamic-batch, not both")
+    if bool(checkpoint) == bool(g_a or g_b):
+        raise InputError("give either one CHECKPOINT or --g-a/--g-b")
+    options = dict(opset=opset, batch=batch, size=size, arch=arch, ngf=ngf, norm=norm, use_dropout=dropout)
+    if checkpoint:
+        paths = [export_checkpoint(checkpoint, output, input_name=input_name or "input",
+                                   output_name=output_name or "output", notice=click.echo, **options)]
+    else:
+        paths = export_pair(g_a, g_b, output, notice=click.echo, input_name=input_name, output_name=output_name,
+                            **options)
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 def _print_comparison(comparison: Comparison, title: str) -> None:
