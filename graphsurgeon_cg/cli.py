@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import api
-from .errors import CgsurgError, InputError
+from .errors import CgsurgError, InputError, NumericCheckFailed
 from .numeric import Bound, Comparison
 from .registry import available_passes, load_plugin
 
@@ -29,6 +29,9 @@ def _friendly_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:  # e.g. piped into head: not an error of ours
+            sys.stderr.close()
+            sys.exit(0)
         except CgsurgError as exc:
             if os.environ.get("CGSURG_DEBUG"):
                 raise
@@ -173,6 +176,151 @@ def export(checkpoint, output, g_a, g_b, opset, input_name, output_name, batch, 
                             **options)
     for path in paths:
         click.echo(f"wrote {path}")
+
+
+_threads_option = click.option("--threads", type=int, help="ORT intra-op threads (default: ORT's choice).")
+_provider_option = click.option("--provider", default="cpu", show_default=True,
+                                help="Execution provider: cpu, cuda, tensorrt or openvino.")
+
+
+@cli.command()
+@click.argument("src_dir")
+@click.option("-o", "--output", "dst_dir", required=True, help="Folder for the .npy files and the info file.")
+@click.option("--size", default=256, show_default=True, help="Resize to SIZE x SIZE.")
+@click.option("--resample", default="bicubic", show_default=True, help="bicubic, bilinear, lanczos, nearest, box, hamming.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "uint8"]),
+              help="float32 in [-1, 1] like the reference, or uint8 for models that normalise in the graph.")
+@_friendly_errors
+def prep(src_dir, dst_dir, size, resample, dtype):
+    """Preprocess the images of SRC_DIR into .npy files and an info file."""
+    from .prep import prep as run_prep
+
+    result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype,
+                      warn=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {result.written} samples and {result.info}" +
+               (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--data", "info", required=True, help="Info file written by 'cgsurg prep'.")
+@click.option("-o", "--output", "out_dir", required=True, help="Folder for one output .npy per input.")
+@click.option("--batch", default=16, show_default=True, help="Batch size (a static-batch model uses its own).")
+@_threads_option
+@_provider_option
+@click.option("--png", is_flag=True, help="Also write each output as an 8-bit PNG.")
+@_friendly_errors
+def infer(model, info, out_dir, batch, threads, provider, png):
+    """Batched offline inference over an info file."""
+    from .infer import infer as run_infer
+
+    result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
+                       notice=lambda m: click.echo(m, err=True))
+    click.echo(f"{result.count} images in {result.seconds:.2f}s at batch {result.batch}: "
+               f"{result.throughput:.2f} images/s overall, "
+               f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
+
+
+@cli.command("eval")
+@click.argument("dirs", nargs=-1)
+@click.option("--ref", "ref_model", help="Reference model (with --model and --data).")
+@click.option("--model", help="Model to evaluate against --ref.")
+@click.option("--data", "info", help="Info file to run both models on.")
+@click.option("--batch", default=16, show_default=True)
+@_threads_option
+@click.option("--min-cos", type=float, help="Fail (exit 3) when the mean per-pixel cosine is below this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@click.option("--csv", "csv_path", help="Write the per-image scores to this CSV file.")
+@_friendly_errors
+def evaluate(dirs, ref_model, model, info, batch, threads, min_cos, as_json, csv_path):
+    """Accuracy: REF_DIR OUT_DIR, or --ref REF.onnx --model NEW.onnx --data INFO."""
+    from .evaluate import evaluate_dirs, evaluate_models
+
+    if dirs and (ref_model or model or info):
+        raise InputError("give two output folders, or --ref, --model and --data, not both")
+    if dirs:
+        if len(dirs) != 2:
+            raise InputError("give exactly two folders: REF_DIR OUT_DIR")
+        result = evaluate_dirs(*dirs)
+    elif ref_model and model and info:
+        result = evaluate_models(ref_model, model, info, batch=batch, threads=threads)
+    else:
+        raise InputError("give REF_DIR OUT_DIR, or all of --ref, --model and --data")
+    if csv_path:
+        result.write_csv(csv_path)
+    summary = result.summary
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        def fmt(key, digits=6):
+            v = summary[key]
+            return "n/a" if v is None else f"mean {v['mean']:.{digits}f}  min {v['min']:.{digits}f}"
+        click.echo(f"images: {summary['images']}")
+        click.echo(f"pixel cosine (vendor metric): {fmt('pixel_cos')}")
+        click.echo(f"flat cosine: {fmt('cos')}")
+        click.echo(f"max abs: mean {summary['max_abs']['mean']:.4g}  max {summary['max_abs']['max']:.4g}")
+        click.echo(f"psnr dB: {fmt('psnr_db', 2)}   ssim: {fmt('ssim', 4)}")
+        click.echo("worst: " + ", ".join(f"{s.name} {s.pixel_cos:.6f}" for s in result.worst))
+    if min_cos is not None and summary["pixel_cos"]["mean"] < min_cos:
+        worst = ", ".join(f"{s.name} ({s.pixel_cos:.4f})" for s in result.worst)
+        raise NumericCheckFailed(f"mean pixel cosine {summary['pixel_cos']['mean']:.6f} is below {min_cos}; "
+                                 f"worst images: {worst}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--batch", "batch_text", default="1,16", show_default=True, help="Batch sizes, comma-separated.")
+@click.option("--rounds", default=20, show_default=True)
+@click.option("--warmup", default=3, show_default=True)
+@click.option("--data", "info", help="Info file: time real batches instead of random inputs.")
+@_threads_option
+@_provider_option
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def bench(model, batch_text, rounds, warmup, info, threads, provider, as_json):
+    """Throughput and latency per batch size."""
+    from .bench import bench as run_bench, parse_batches
+
+    result = run_bench(model, parse_batches(batch_text), rounds=rounds, warmup=warmup, data=info, threads=threads,
+                       provider=provider)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    env = result.environment
+    click.echo(f"{model} ({result.mode} inputs) on {env['provider']}, onnxruntime {env['onnxruntime']}, "
+               f"threads {env['threads']}, {env['cpu']} ({env['cores']} cores)")
+    click.echo(f"  {'batch':>5}  {'images/s':>9}  {'mean ms':>8}  {'p50 ms':>8}  {'p90 ms':>8}  {'p99 ms':>8}")
+    for r in result.results:
+        lat = r.latency_ms
+        click.echo(f"  {r.batch:>5}  {r.throughput:>9.2f}  {lat['mean']:>8.2f}  {lat['p50']:>8.2f}  "
+                   f"{lat['p90']:>8.2f}  {lat['p99']:>8.2f}")
+    for note in result.skipped:
+        click.echo(f"  note: {note}")
+
+
+@cli.command("profile")
+@click.argument("model")
+@click.option("--batch", default=1, show_default=True)
+@click.option("--rounds", default=5, show_default=True)
+@_threads_option
+@_provider_option
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def profile_command(model, batch, rounds, threads, provider, as_json):
+    """Per-operator time from ONNX Runtime's profiler."""
+    from .profiling import profile
+
+    result = profile(model, batch=batch, rounds=rounds, threads=threads, provider=provider)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"{model}: batch {result.batch}, {result.rounds} runs after 1 warm-up")
+    click.echo(f"  {'op type':<24} {'nodes':>5}  {'ms/run':>9}  {'share':>6}")
+    for op in result.ops:
+        click.echo(f"  {op['op_type']:<24} {op['nodes']:>5}  {op['per_run_ms']:>9.3f}  {op['share']:>6.1%}")
+    click.echo("top nodes:")
+    for n in result.top_nodes:
+        click.echo(f"  {n['node'][:48]:<48} {n['op_type']:<16} {n['per_run_ms']:>9.3f} ms  {n['share']:>6.1%}")
 
 
 def _print_comparison(comparison: Comparison, title: str) -> None:

@@ -1,0 +1,72 @@
+"""Info files, the vendor guide's dataset index: one line ``index path width height`` per
+preprocessed sample (width and height of the original image). Relative paths are relative to
+the info file's folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Sample:
+    index: int
+    path: Path
+    width: int
+    height: int
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+def write_info(path: Path, samples: list[Sample]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        for s in samples:
+            f.write(f"{s.index} {os.path.relpath(s.path, path.parent)} {s.width} {s.height}\n")
+    os.replace(tmp, path)
+
+
+def read_info(path: str | os.PathLike) -> list[Sample]:
+    """Parse and validate an info file: every listed file must exist; stems must be unique."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such info file: {path}" if not path.exists() else f"{path} is not a file")
+    samples = []
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a text info file") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:  # the path may hold spaces: index first, width and height last
+            index, rest = line.strip().split(maxsplit=1)
+            file, width, height = rest.rsplit(maxsplit=2)
+            index, width, height = int(index), int(width), int(height)
+        except ValueError:
+            raise InputError(f"{path}:{number}: expected 'index path width height', got {line.strip()!r}") from None
+        file_path = Path(file) if os.path.isabs(file) else path.parent / file
+        samples.append(Sample(index, file_path, width, height))
+    if not samples:
+        raise InputError(f"info file {path} lists no samples")
+    missing = [s.path for s in samples if not s.path.is_file()]
+    if missing:
+        raise InputError(f"info file {path} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+    stems = [s.stem for s in samples]
+    if len(set(stems)) != len(stems):
+        raise InputError(f"info file {path} lists two samples with the same name; outputs are named by stem")
+    return samples
+
+
+def load_sample(sample: Sample) -> np.ndarray:
+    try:
+        return np.load(sample.path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"cannot read {sample.path}: {exc}") from None

@@ -1,0 +1,120 @@
+"""infer: batched offline inference over an info file, one output ``.npy`` per input.
+
+Reading the next batch and writing the previous outputs run in background threads while ONNX
+Runtime computes (it releases the GIL), so the stage runs close to ``bench``'s pure-inference
+speed. A static-batch model gets its own batch size; the last partial batch is padded with
+copies of its last sample and the padding's outputs dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .dataset import Sample, load_sample, read_info
+from .errors import InputError
+from .runtime import ImageInput, open_session
+
+
+@dataclass
+class InferResult:
+    count: int
+    batch: int
+    seconds: float  # wall time of the whole stage
+    inference_seconds: float  # time inside session.run
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+
+def batches(session, samples: list[Sample], batch: int) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
+    """(samples, outputs without padding, seconds in session.run) per batch, reading the next
+    batch in the background while the current one runs."""
+    image = ImageInput.of(session)
+    size = image.static_batch or batch
+    output_names = [o.name for o in session.get_outputs()]
+
+    def load(chunk: list[Sample]) -> np.ndarray:
+        arrays = []
+        for s in chunk:
+            arr = load_sample(s)
+            if arr.shape != image.sample_shape:
+                raise InputError(f"{s.path} has shape {arr.shape}; the model takes {image.sample_shape}")
+            if arr.dtype != image.dtype:
+                if np.issubdtype(arr.dtype, np.floating) != np.issubdtype(image.dtype, np.floating):
+                    raise InputError(f"{s.path} is {arr.dtype} but the model takes {image.dtype}; "
+                                     f"prep with --dtype {'uint8' if image.dtype == np.uint8 else 'float32'}")
+                arr = arr.astype(image.dtype)
+            arrays.append(arr)
+        arrays += [arrays[-1]] * (size - len(arrays))  # pad a partial last batch
+        return np.stack(arrays)
+
+    chunks = [samples[i:i + size] for i in range(0, len(samples), size)]
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(load, chunks[0])
+        for k, chunk in enumerate(chunks):
+            data = pending.result()
+            if k + 1 < len(chunks):
+                pending = reader.submit(load, chunks[k + 1])
+            t0 = time.perf_counter()
+            outputs = session.run(output_names, {image.name: data})
+            yield chunk, [o[:len(chunk)] for o in outputs], time.perf_counter() - t0
+
+
+def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
+          threads: int | None = None, provider: str = "cpu", png: bool = False,
+          notice: Callable[[str], None] = lambda m: None, progress: bool = True) -> InferResult:
+    from tqdm import tqdm
+
+    if batch < 1:
+        raise InputError(f"--batch must be at least 1, got {batch}")
+    samples = read_info(info)
+    session = open_session(model, provider, threads)
+    image = ImageInput.of(session)
+    if image.static_batch and image.static_batch != batch:
+        notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    inference = 0.0
+    with ThreadPoolExecutor(max_workers=1) as writer, tqdm(total=len(samples), desc="infer", unit="img",
+                                                             disable=None if progress else True) as bar:
+        writes = []
+        names = [o.name for o in session.get_outputs()]
+        for chunk, outputs, seconds in batches(session, samples, batch):
+            inference += seconds
+            writes.append(writer.submit(_write, out, chunk, outputs, names, png))
+            bar.update(len(chunk))
+        for w in writes:
+            w.result()
+    return InferResult(count=len(samples), batch=image.static_batch or batch,
+                       seconds=time.perf_counter() - start, inference_seconds=inference)
+
+
+def _write(out: Path, chunk: list[Sample], outputs: list[np.ndarray], names: list[str], png: bool) -> None:
+    for i, sample in enumerate(chunk):
+        for k, (name, values) in enumerate(zip(names, outputs)):
+            stem = sample.stem if len(names) == 1 else f"{sample.stem}.{name}"
+            np.save(out / f"{stem}.npy", values[i])
+            if png and k == 0:
+                save_png(values[i], out / f"{stem}.png")
+
+
+def save_png(chw: np.ndarray, path: Path) -> None:
+    """A generator output in [-1, 1] (CHW) as an 8-bit image."""
+    from PIL import Image
+
+    arr = np.asarray(chw, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+        return  # not an image: the .npy is the output
+    img = np.clip((arr + 1.0) * 127.5, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)
+    Image.fromarray(img[..., 0] if img.shape[2] == 1 else img).save(path)

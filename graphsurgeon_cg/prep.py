@@ -1,0 +1,87 @@
+"""prep: images -> one ``.npy`` per image + an info file, like the reference preprocessing.
+
+The reference side of the vendor guide: open, RGB (gray and RGBA converted, as CycleGAN's own
+loader does with ``convert('RGB')``), EXIF orientation applied, resize to size x size
+(bicubic), ToTensor + Normalize(0.5, 0.5), i.e. ``x / 127.5 - 1`` in [-1, 1], CHW. With
+``dtype="uint8"`` the CHW image is kept as bytes, for models that normalise inside the graph.
+A file that cannot be read is skipped with a warning; one bad file never aborts a dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .dataset import Sample, write_info
+from .errors import InputError
+
+RESAMPLE = ("bicubic", "bilinear", "lanczos", "nearest", "box", "hamming")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class PrepResult:
+    info: Path
+    written: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+
+
+def load_image(path: Path, size: int, resample: str = "bicubic", dtype: str = "float32") -> tuple[np.ndarray, int, int]:
+    """One image as CHW array (float32 in [-1, 1] or uint8) and its original width and height."""
+    from PIL import Image, ImageOps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. PIL's DecompressionBombWarning, EXIF oddities
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            width, height = img.size
+            img = img.convert("RGB").resize((size, size), getattr(Image.Resampling, resample.upper()))
+    arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    if dtype == "uint8":
+        return np.ascontiguousarray(arr), width, height
+    return (arr.astype(np.float32) / np.float32(127.5) - np.float32(1.0)), width, height
+
+
+def prep(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, size: int = 256, resample: str = "bicubic",
+         dtype: str = "float32", warn: Callable[[str], None] = lambda m: None, progress: bool = True) -> PrepResult:
+    from tqdm import tqdm
+
+    src, dst = Path(src_dir), Path(dst_dir)
+    if not src.is_dir():
+        raise InputError(f"no such folder: {src}" if not src.exists() else f"{src} is not a folder")
+    if size < 1:
+        raise InputError(f"--size must be positive, got {size}")
+    if resample not in RESAMPLE:
+        raise InputError(f"--resample must be one of {', '.join(RESAMPLE)}")
+    if dtype not in ("float32", "uint8"):
+        raise InputError("--dtype must be float32 or uint8")
+    files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{src} holds no files")
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{dst} is not a folder")
+    dst.mkdir(parents=True, exist_ok=True)
+    samples, skipped, used = [], [], set()
+    for path in tqdm(files, desc="prep", unit="img", disable=None if progress else True):
+        try:
+            arr, width, height = load_image(path, size, resample, dtype)
+        except Exception as exc:  # PIL raises many types for broken or unknown files
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            skipped.append((str(path), reason))
+            warn(f"warning: skipped {path}: {reason}")
+            continue
+        stem = path.stem if path.stem not in used else path.name.replace(".", "_")
+        used.add(stem)
+        out = dst / f"{stem}.npy"
+        np.save(out, arr)
+        samples.append(Sample(len(samples), out, width, height))
+    if not samples:
+        raise InputError(f"none of the {len(files)} files in {src} is a readable image")
+    info = dst / f"{src.resolve().name}.info"
+    write_info(info, samples)
+    return PrepResult(info=info, written=len(samples), skipped=skipped)
