@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -66,12 +67,32 @@ def cli() -> None:
 @click.option("--in-place", is_flag=True, help="Allow -o to name the input file.")
 @_plugin_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--report", "report_dir", metavar="DIR", help="Write a per-pass accuracy report (json, md, html) here.")
+@click.option("--data", "info", metavar="INFO", help="Report on these preprocessed samples (an info file).")
+@click.option("--samples", default=4, show_default=True, help="Number of report inputs.")
+@click.option("--min-cos", type=float, help="Report gate: fail (exit 3) when the mean pixel cosine drops below.")
+@click.option("--min-psnr", type=float, help="Report gate: fail (exit 3) when the mean PSNR drops below.")
+@click.option("--baseline", metavar="REPORT.json", help="Flag passes that got worse than in this earlier report.")
+@click.option("--bench", is_flag=True, help="Add batch-1 throughput after each pass to the report.")
 @_friendly_errors
-def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json):
+def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json,
+          report_dir, info, samples, min_cos, min_psnr, baseline, bench):
     """Rewrite MODEL with a pipeline of passes and write the result to -o."""
-    result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
-                       input_shapes=input_shapes, inputs_dir=inputs_dir, seed=seed, in_place=in_place,
-                       plugins=plugins)
+    report_only = {"--data": info, "--min-cos": min_cos, "--min-psnr": min_psnr, "--baseline": baseline,
+                   "--bench": bench or None}
+    if not report_dir and any(v is not None for v in report_only.values()):
+        used = next(k for k, v in report_only.items() if v is not None)
+        raise InputError(f"{used} needs --report DIR")
+    report = api.ReportSettings(report_dir, data=info, samples=samples, min_cos=min_cos, min_psnr=min_psnr,
+                                baseline=baseline, bench=bench) if report_dir else None
+    try:
+        result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
+                           input_shapes=input_shapes, inputs_dir=inputs_dir, seed=seed, in_place=in_place,
+                           plugins=plugins, report=report)
+    except CgsurgError:
+        if report_dir and (Path(report_dir) / "report.html").exists():
+            click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)
+        raise
     if as_json:
         click.echo(json.dumps({"input": model, "output": output, **result.as_dict()}, indent=2))
         return
@@ -90,6 +111,8 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         _print_comparison(result.check, f"check vs original ({result.bound.describe()})")
     else:
         click.echo("check: skipped (--no-check)")
+    if result.report_dir:
+        click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
     click.echo(f"wrote {output}")
 
 

@@ -109,12 +109,21 @@ def _write(out: Path, chunk: list[Sample], outputs: list[np.ndarray], names: lis
                 save_png(values[i], out / f"{stem}.png")
 
 
-def save_png(chw: np.ndarray, path: Path) -> None:
-    """A generator output in [-1, 1] (CHW) as an 8-bit image."""
+def to_image(chw: np.ndarray):
+    """A CHW array (uint8, or float in [-1, 1] like generator outputs) as a PIL image, or None
+    when it is not image-shaped."""
     from PIL import Image
 
-    arr = np.asarray(chw, dtype=np.float32)
+    arr = np.asarray(chw)
     if arr.ndim != 3 or arr.shape[0] not in (1, 3):
-        return  # not an image: the .npy is the output
-    img = np.clip((arr + 1.0) * 127.5, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)
-    Image.fromarray(img[..., 0] if img.shape[2] == 1 else img).save(path)
+        return None
+    if arr.dtype != np.uint8:
+        arr = np.clip((arr.astype(np.float32) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    hwc = arr.transpose(1, 2, 0)
+    return Image.fromarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc)
+
+
+def save_png(chw: np.ndarray, path: Path) -> None:
+    image = to_image(chw)
+    if image is not None:  # not an image: the .npy is the output
+        image.save(path)

@@ -12,6 +12,7 @@ pass that caused it is named.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -56,6 +57,7 @@ class PipelineResult:
     records: list[PassRecord]
     bound: Bound
     check: Comparison | None = None
+    report_dir: Path | None = None
 
     @property
     def rewrites(self) -> int:
@@ -78,8 +80,11 @@ class CheckSettings:
 
 class PassManager:
     def __init__(self, pipeline: str | Sequence, check: CheckSettings | None = CheckSettings(),
-                 check_each: bool = False):
+                 check_each: bool = False, instruments: Sequence = ()):
+        """``instruments``: objects with ``after_pass(pass, record, model)``, called after every
+        pass with the verified model (reporting and measuring live there, not in passes)."""
         self.passes: list[Pass] = build_pipeline(pipeline)
+        self.instruments = list(instruments)
         self.check = check
         self.check_each = check_each and check is not None
         # Exact passes add nothing to the bound; lossy ones add their own.
@@ -100,6 +105,9 @@ class PassManager:
             stages.append(current)
             if self.check_each:
                 record.check = checker.compare(stages[-2], current, p.bound)
+            for instrument in self.instruments:
+                instrument.after_pass(p, record, current)
+            if record.check is not None:
                 if not record.check.ok:
                     raise NumericCheckFailed(f"numeric check failed after pass '{p.name}': "
                                              f"{record.check.violations[0]}", p.name)
