@@ -1,0 +1,189 @@
+"""The whole vendor flow from one config file, and the bundled demo.
+
+``run_flow`` runs export (when given a checkpoint) -> apply with a per-pass report -> prep ->
+infer (original and rewritten) -> eval -> bench, writes everything under one folder with
+``summary.json`` and ``summary.md``, and fails when a gate fails. ``demo`` builds the
+reference-size CycleGAN generator with seeded weights (nothing is downloaded), takes photos
+that scikit-image ships, and runs the flow with an exact and a lossy pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+from .errors import CgsurgError, InputError, NumericCheckFailed
+
+DEMO_PIPELINE = "fold-constants,reflect2const(min_cos=0.5),pad-conv-fusion,fp16out"
+DEMO_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+@dataclass
+class FlowConfig:
+    """The keys of a ``cgsurg run`` config (YAML or JSON); paths are relative to the file."""
+
+    pipeline: str
+    dataset: str  # a folder of images
+    model: str | None = None  # an ONNX model ...
+    checkpoint: str | None = None  # ... or a generator checkpoint to export first
+    export: dict = field(default_factory=dict)  # export options: size, opset, arch, ngf, norm, ...
+    output: str = "cgsurg-run"
+    batch_sizes: list = field(default_factory=lambda: [1, 16])
+    infer_batch: int = 16
+    bench_rounds: int = 20
+    bench_warmup: int = 3
+    samples: int = 4
+    min_cos: float | None = None  # gate on the report (each pass) and on eval (mean pixel cosine)
+    min_psnr: float | None = None
+    check: bool = True
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> "FlowConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"no such config file: {path}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not YAML or JSON: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: the config must be a mapping of keys to values")
+        config = FlowConfig.from_dict(data, str(path))
+        base = path.resolve().parent
+        for key in ("dataset", "model", "checkpoint", "output"):
+            value = getattr(config, key)
+            if value is not None and not os.path.isabs(value):
+                setattr(config, key, str(base / value))
+        return config
+
+    @staticmethod
+    def from_dict(data: dict, where: str = "config") -> "FlowConfig":
+        names = {f.name for f in fields(FlowConfig)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(f"{where}: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(names))})")
+        for key in ("pipeline", "dataset"):
+            if key not in data:
+                raise InputError(f"{where}: '{key}' is required")
+        if bool(data.get("model")) == bool(data.get("checkpoint")):
+            raise InputError(f"{where}: give exactly one of 'model' (ONNX) and 'checkpoint' (.pth)")
+        config = FlowConfig(**data)
+        if not isinstance(config.batch_sizes, list) or not all(isinstance(b, int) and b > 0 for b in config.batch_sizes):
+            raise InputError(f"{where}: 'batch_sizes' must be a list of positive integers")
+        return config
+
+
+def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
+             echo: Callable[[str], None] = print) -> dict:
+    """Run the flow; returns the summary (also written to ``summary.json``/``summary.md``)."""
+    from . import api
+    from .bench import bench
+    from .evaluate import evaluate_dirs
+    from .infer import infer
+    from .prep import prep
+    from .runtime import ImageInput, open_session
+
+    out = Path(output or config.output)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"config": asdict(config), "output": str(out), "gates": {}, "failed": None}
+    try:
+        model = Path(config.model) if config.model else None
+        if config.checkpoint:
+            from .export import export_checkpoint
+
+            echo(f"[export] {config.checkpoint}")
+            model = export_checkpoint(config.checkpoint, out / "model.onnx", notice=echo, **config.export)
+        summary["model"] = str(model)
+        image = ImageInput.of(open_session(model))
+        dtype = "uint8" if image.dtype.name == "uint8" else "float32"
+        echo(f"[prep] {config.dataset}")
+        prepped = prep(config.dataset, out / "data", size=image.sample_shape[-1], dtype=dtype,
+                       warn=echo, progress=False)
+        summary["prep"] = {"info": str(prepped.info), "samples": prepped.written, "skipped": prepped.skipped}
+        echo(f"[apply] {config.pipeline}")
+        rewritten = out / "model_rewritten.onnx"
+        report = api.ReportSettings(out / "report", data=prepped.info, samples=config.samples,
+                                    min_cos=config.min_cos, min_psnr=config.min_psnr)
+        try:
+            result = api.apply(model, rewritten, config.pipeline, check=config.check, report=report)
+        finally:
+            if (out / "report" / "report.json").exists():
+                summary["report"] = str(out / "report" / "report.html")
+                summary["passes"] = json.loads((out / "report" / "report.json").read_text())["passes"]
+        summary["gates"]["report"] = "passed" if config.min_cos or config.min_psnr else "none"
+        summary["pipeline"] = result.pipeline
+        for name, path in (("original", model), ("rewritten", rewritten)):
+            echo(f"[infer] {name}")
+            infer(path, prepped.info, out / f"infer_{name}", batch=config.infer_batch, progress=False)
+        echo("[eval] rewritten vs original")
+        evaluation = evaluate_dirs(out / "infer_original", out / "infer_rewritten")
+        (out / "eval.json").write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n")
+        summary["eval"] = evaluation.summary
+        summary["bench"] = {}
+        for name, path in (("original", model), ("rewritten", rewritten)):
+            echo(f"[bench] {name}")
+            timing = bench(path, config.batch_sizes, rounds=config.bench_rounds, warmup=config.bench_warmup)
+            summary["bench"][name] = timing.as_dict()
+        (out / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
+        if config.min_cos is not None:
+            mean = evaluation.summary["pixel_cos"]["mean"]
+            summary["gates"]["eval"] = "passed" if mean >= config.min_cos else "failed"
+            if mean < config.min_cos:
+                raise NumericCheckFailed(f"eval gate: mean pixel cosine {mean:.6f} < {config.min_cos}")
+    except CgsurgError as exc:
+        summary["failed"] = str(exc)
+        raise
+    finally:
+        _write_summary(out, summary)
+    return summary
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    lines = [f"# cgsurg run: {summary.get('pipeline') or summary['config']['pipeline']}", ""]
+    if summary.get("failed"):
+        lines += [f"**Failed:** {summary['failed']}", ""]
+    if "eval" in summary:
+        pc = summary["eval"]["pixel_cos"]
+        lines.append(f"- accuracy (vendor per-pixel cosine, rewritten vs original): mean {pc['mean']:.6f}, "
+                     f"min {pc['min']:.6f} over {summary['eval']['images']} images")
+    for name, result in summary.get("bench", {}).items():
+        rates = ", ".join(f"batch {r['batch']}: {r['throughput']:.2f} img/s" for r in result["results"])
+        lines.append(f"- throughput {name}: {rates}")
+    if "report" in summary:
+        lines.append(f"- per-pass report: {summary['report']}")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def demo(out_dir: str | os.PathLike = "cgsurg-demo", ngf: int = 64, blocks: int = 9, size: int = 256,
+         batch_sizes: tuple = (1, 16), rounds: int = 3, echo: Callable[[str], None] = print) -> dict:
+    """Seeded reference-size generator + bundled photos -> the whole flow (no downloads)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from .architectures import GeneratorSpec, build_generator
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    generator = build_generator(GeneratorSpec(f"resnet_{blocks}blocks", ngf=ngf))
+    checkpoint = out / "latest_net_G_A.pth"
+    torch.save(generator.state_dict(), checkpoint)
+    images = out / "images"
+    images.mkdir(exist_ok=True)
+    for name in DEMO_IMAGES:
+        Image.fromarray(np.asarray(getattr(data, name)())).save(images / f"{name}.jpg", quality=95)
+    config = FlowConfig(pipeline=DEMO_PIPELINE, dataset=str(images), checkpoint=str(checkpoint),
+                        export={"size": size, "input_name": "img_sat_maps", "output_name": "maps"},
+                        output=str(out), batch_sizes=list(batch_sizes), bench_rounds=rounds, bench_warmup=1,
+                        samples=len(DEMO_IMAGES))
+    return run_flow(config, out, echo)
