@@ -45,6 +45,7 @@ def apply(
     in_place: bool = False,
     plugins: Iterable[str | os.PathLike] = (),
     report: ReportSettings | None = None,
+    data: str | os.PathLike | None = None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -57,7 +58,8 @@ def apply(
     if same_file(model_path, output_path) and not in_place:
         raise InputError(f"output {output_path} is the input file; pass --in-place to overwrite it")
     check_writable(output_path)
-    manager = PassManager(pipeline, check=_settings(check, input_shapes, inputs_dir, seed), check_each=check_each)
+    manager = PassManager(pipeline, check=_settings(check, input_shapes, inputs_dir, seed), check_each=check_each,
+                          data=str(data) if data else None)
     model = load_model(model_path)
     reporter = _reporter(model, report, input_shapes, inputs_dir, seed) if report else None
     if reporter is not None:

@@ -68,7 +68,8 @@ def cli() -> None:
 @_plugin_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--report", "report_dir", metavar="DIR", help="Write a per-pass accuracy report (json, md, html) here.")
-@click.option("--data", "info", metavar="INFO", help="Report on these preprocessed samples (an info file).")
+@click.option("--data", "info", metavar="INFO",
+              help="Preprocessed samples (an info file): report inputs and int8 calibration.")
 @click.option("--samples", default=4, show_default=True, help="Number of report inputs.")
 @click.option("--min-cos", type=float, help="Report gate: fail (exit 3) when the mean pixel cosine drops below.")
 @click.option("--min-psnr", type=float, help="Report gate: fail (exit 3) when the mean PSNR drops below.")
@@ -78,7 +79,7 @@ def cli() -> None:
 def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json,
           report_dir, info, samples, min_cos, min_psnr, baseline, bench):
     """Rewrite MODEL with a pipeline of passes and write the result to -o."""
-    report_only = {"--data": info, "--min-cos": min_cos, "--min-psnr": min_psnr, "--baseline": baseline,
+    report_only = {"--min-cos": min_cos, "--min-psnr": min_psnr, "--baseline": baseline,
                    "--bench": bench or None}
     if not report_dir and any(v is not None for v in report_only.values()):
         used = next(k for k, v in report_only.items() if v is not None)
@@ -88,7 +89,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
     try:
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            input_shapes=input_shapes, inputs_dir=inputs_dir, seed=seed, in_place=in_place,
-                           plugins=plugins, report=report)
+                           plugins=plugins, report=report, data=info)
     except CgsurgError:
         if report_dir and (Path(report_dir) / "report.html").exists():
             click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)

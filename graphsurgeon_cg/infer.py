@@ -45,6 +45,8 @@ def batches(session, samples: list[Sample], batch: int) -> Iterator[tuple[list[S
         arrays = []
         for s in chunk:
             arr = load_sample(s)
+            if arr.ndim == 3 and arr.shape != image.sample_shape and arr.transpose(1, 2, 0).shape == image.sample_shape:
+                arr = arr.transpose(1, 2, 0)  # prep writes CHW; a preproc-fold(layout=nhwc) model takes HWC
             if arr.shape != image.sample_shape:
                 raise InputError(f"{s.path} has shape {arr.shape}; the model takes {image.sample_shape}")
             if arr.dtype != image.dtype:
@@ -110,11 +112,13 @@ def _write(out: Path, chunk: list[Sample], outputs: list[np.ndarray], names: lis
 
 
 def to_image(chw: np.ndarray):
-    """A CHW array (uint8, or float in [-1, 1] like generator outputs) as a PIL image, or None
-    when it is not image-shaped."""
+    """A CHW array (uint8, or float in [-1, 1] like generator outputs; HWC uint8 too) as a PIL
+    image, or None when it is not image-shaped."""
     from PIL import Image
 
     arr = np.asarray(chw)
+    if arr.ndim == 3 and arr.dtype == np.uint8 and arr.shape[0] not in (1, 3) and arr.shape[2] in (1, 3):
+        arr = arr.transpose(2, 0, 1)  # HWC bytes from a postproc-fold(layout=nhwc) model
     if arr.ndim != 3 or arr.shape[0] not in (1, 3):
         return None
     if arr.dtype != np.uint8:

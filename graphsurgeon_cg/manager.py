@@ -22,7 +22,7 @@ import onnx_graphsurgeon as gs
 
 from .errors import CgsurgError, NumericCheckFailed, PassFailed
 from .modelio import weightless
-from .numeric import (EXACT, Bound, Comparison, check_shape_names, compare_outputs, file_feeds, input_shape, make_session,
+from .numeric import (EXACT, Bound, Comparison, check_shape_names_of, compare_outputs, file_feeds, input_shape, make_session,
                       random_feeds, run_session)
 from .pipeline import build_pipeline
 from .registry import Pass, PassContext
@@ -80,11 +80,12 @@ class CheckSettings:
 
 class PassManager:
     def __init__(self, pipeline: str | Sequence, check: CheckSettings | None = CheckSettings(),
-                 check_each: bool = False, instruments: Sequence = ()):
+                 check_each: bool = False, instruments: Sequence = (), data: str | None = None):
         """``instruments``: objects with ``after_pass(pass, record, model)``, called after every
         pass with the verified model (reporting and measuring live there, not in passes)."""
         self.passes: list[Pass] = build_pipeline(pipeline)
         self.instruments = list(instruments)
+        self.data = data
         self.check = check
         self.check_each = check_each and check is not None
         # Exact passes add nothing to the bound; lossy ones add their own.
@@ -95,7 +96,7 @@ class PassManager:
         return ",".join(str(p) for p in self.passes)
 
     def run(self, model: onnx.ModelProto) -> PipelineResult:
-        checker = _Checker(model, self.check) if self.check is not None else None
+        checker = _Checker(model, self.check, self.passes) if self.check is not None else None
         stages = [model]
         provenance: dict[str, str] = {}
         records = []
@@ -104,7 +105,7 @@ class PassManager:
             record, graph, current = self._run_one(p, graph, model, provenance)
             stages.append(current)
             if self.check_each:
-                record.check = checker.compare(stages[-2], current, p.bound)
+                record.check = checker.compare(stages, index, index + 1, p.bound)
             for instrument in self.instruments:
                 instrument.after_pass(p, record, current)
             if record.check is not None:
@@ -116,14 +117,14 @@ class PassManager:
                 graph = gs.import_onnx(current)
         result = PipelineResult(model=stages[-1], pipeline=self.pipeline, records=records, bound=self.bound)
         if checker is not None:
-            result.check = checker.compare(stages[0], stages[-1], self.bound)
+            result.check = checker.compare(stages, 0, len(stages) - 1, self.bound)
             if not result.check.ok:
                 raise self._culprit(checker, stages, result.check)
         return result
 
     def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto,
                  provenance: dict[str, str]) -> tuple[PassRecord, gs.Graph, onnx.ModelProto]:
-        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph)
+        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data)
         before_ids = {id(n) for n in graph.nodes}
         before_names = {n.name for n in graph.nodes if n.name}
         ops_before = Counter(n.op for n in graph.nodes)
@@ -169,8 +170,8 @@ class PassManager:
 
     def _culprit(self, checker: "_Checker", stages: list, total: Comparison) -> NumericCheckFailed:
         """The pipeline breached its bound: find the first pass that breaches its own."""
-        for p, before, after in zip(self.passes, stages, stages[1:]):
-            step = checker.compare(before, after, p.bound)
+        for index, p in enumerate(self.passes):
+            step = checker.compare(stages, index, index + 1, p.bound)
             if not step.ok:
                 return NumericCheckFailed(f"numeric check failed after pass '{p.name}': {step.violations[0]}", p.name)
         lossy = [p.name for p in self.passes if not p.exact] or [p.name for p in self.passes]
@@ -179,48 +180,65 @@ class PassManager:
 
 
 class _Checker:
-    """Runs models on one set of inputs, caching each model's outputs.
+    """Runs the pipeline's stages on one set of inputs, caching each stage's outputs.
 
-    Random inputs take their shape from the model being checked where it is static (so a
-    model made static by ``static-batch(batch=4)`` is compared at batch 4) and from
-    ``--input-shape`` or batch 1 where it is dynamic; when that shape changes along the
-    pipeline the inputs are regenerated and the reference is run again on them.
+    Inputs are made for the original model: seeded random ones (their batch follows a static
+    batch of the stage being checked, so ``static-batch(batch=4)`` is checked at batch 4) or
+    real ones from ``inputs_dir``. Each pass translates inputs forward and outputs back
+    (``adapt_feeds``/``adapt_outputs``), so a pass that makes the model take uint8 images is
+    compared in the original model's units.
     """
 
-    def __init__(self, original: onnx.ModelProto, settings: CheckSettings):
+    def __init__(self, original: onnx.ModelProto, settings: CheckSettings, passes: Sequence[Pass]):
         self.settings = settings
+        self.passes = list(passes)
         self.feeds: list = []
         self._feed_shapes: dict | None = None
-        self._sessions: dict[int, tuple] = {}
         self._outputs: dict[int, list] = {}
-        session = self._session(original)  # bad shapes or inputs fail before any pass runs
-        check_shape_names(session, settings.shapes)
-        self._prepare(session)
+        self.original_inputs = make_session(original).get_inputs()
+        check_shape_names_of(self.original_inputs, settings.shapes)  # fail before any pass runs
+        self._prepare(None, original)
 
-    def _session(self, model: onnx.ModelProto):
-        if id(model) not in self._sessions:  # the model is kept alive with its session
-            self._sessions[id(model)] = (model, make_session(model))
-        return self._sessions[id(model)][1]
-
-    def _prepare(self, session) -> None:
+    def _prepare(self, static_batch: int | None, original: onnx.ModelProto | None = None) -> None:
         if self.settings.inputs_dir:
             if not self.feeds:
-                self.feeds = file_feeds(session, self.settings.inputs_dir)
+                self.feeds = file_feeds(make_session(original), self.settings.inputs_dir)
             return
-        shapes = {i.name: input_shape(i, self.settings.shapes) for i in session.get_inputs()}
+        shapes = {i.name: input_shape(i, self.settings.shapes) for i in self.original_inputs}
+        if static_batch:
+            shapes = {name: (static_batch, *shape[1:]) for name, shape in shapes.items()}
         if shapes != self._feed_shapes:
-            self.feeds = random_feeds(session, shapes, self.settings.seed)
+            grid = next((g for g in (p.feed_grid() for p in self.passes) if g is not None), None)
+            self.feeds = random_feeds(self.original_inputs, shapes, self.settings.seed, grid=grid)
             self._feed_shapes = shapes
             self._outputs.clear()
 
-    def outputs(self, model: onnx.ModelProto) -> list:
-        if id(model) not in self._outputs:
-            self._outputs[id(model)] = run_session(self._session(model), self.feeds)
-        return self._outputs[id(model)]
+    def outputs(self, stages: list, k: int) -> list:
+        """Outputs of stage ``k`` (the model after ``k`` passes), in that stage's own units."""
+        if k not in self._outputs:
+            feeds = self.feeds
+            for p in self.passes[:k]:
+                feeds = [p.adapt_feeds(f) for f in feeds]
+            self._outputs[k] = run_session(make_session(stages[k]), feeds)
+        return self._outputs[k]
 
-    def compare(self, ref: onnx.ModelProto, new: onnx.ModelProto, bound: Bound) -> Comparison:
-        self._prepare(self._session(new))
-        return compare_outputs(self.outputs(ref), self.outputs(new), bound)
+    def compare(self, stages: list, i: int, j: int, bound: Bound) -> Comparison:
+        """Stage ``j`` against stage ``i`` (i < j), in stage ``i``'s units."""
+        self._prepare(_static_batch(stages[j]))
+        new = self.outputs(stages, j)
+        for p in reversed(self.passes[i:j]):
+            new = [p.adapt_outputs(o) for o in new]
+        return compare_outputs(self.outputs(stages, i), new, bound)
+
+
+def _static_batch(model: onnx.ModelProto) -> int | None:
+    """The first input's static batch size, or None when it is dynamic."""
+    initializers = {t.name for t in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name not in initializers:
+            dims = inp.type.tensor_type.shape.dim
+            return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+    return None
 
 
 def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:

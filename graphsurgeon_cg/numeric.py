@@ -141,10 +141,11 @@ def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_shape_names(session: ort.InferenceSession, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    unknown = set(shapes) - {i.name for i in session.get_inputs()}
+def check_shape_names_of(inputs, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Every ``--input-shape`` must name one of ``inputs`` (ORT NodeArgs)."""
+    unknown = set(shapes) - {i.name for i in inputs}
     if unknown:
-        names = ", ".join(i.name for i in session.get_inputs())
+        names = ", ".join(i.name for i in inputs)
         raise InputError(f"--input-shape names no model input: {', '.join(sorted(unknown))} (inputs: {names})")
 
 
@@ -164,19 +165,29 @@ def input_shape(inp, shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def random_feeds(session: ort.InferenceSession, shapes: Mapping[str, tuple[int, ...]] | None = None,
-                 seed: int = 0, samples: int = 1) -> list[Feeds]:
-    """Seeded random inputs: floats uniform in [-1, 1], uint8 over 0..255, ints small."""
+def random_feeds(source, shapes: Mapping[str, tuple[int, ...]] | None = None,
+                 seed: int = 0, samples: int = 1, grid: tuple | None = None) -> list[Feeds]:
+    """Seeded random inputs for a session (or its list of inputs): floats uniform in [-1, 1]
+    (for image-shaped inputs, random 8-bit pictures normalised as ``u / scale - mean / scale``
+    with ``grid = (mean, scale)``, default 127.5 and 127.5, so that a model made to take uint8
+    images sees exactly the same pictures), uint8 over 0..255, other ints small."""
+    inputs = source.get_inputs() if hasattr(source, "get_inputs") else list(source)
     rng = np.random.default_rng(seed)
-    check_shape_names(session, shapes or {})
+    check_shape_names_of(inputs, shapes or {})
     feeds = []
     for _ in range(samples):
         feed = {}
-        for inp in session.get_inputs():
+        for inp in inputs:
             shape = input_shape(inp, shapes or {})
             dtype = _numpy_dtype(inp.type)
             if np.issubdtype(dtype, np.floating):
-                feed[inp.name] = rng.uniform(-1, 1, size=shape).astype(dtype)
+                if len(shape) == 4 and shape[1] in (1, 3):
+                    mean, scale = (np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (shape[1],)).reshape(1, -1, 1, 1)
+                                   for v in (grid or (127.5, 127.5)))
+                    pixels = rng.integers(0, 256, size=shape).astype(np.float32)
+                    feed[inp.name] = (pixels / scale - mean / scale).astype(dtype)
+                else:
+                    feed[inp.name] = rng.uniform(-1, 1, size=shape).astype(dtype)
             elif dtype == np.uint8:
                 feed[inp.name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
             elif dtype == np.bool_:

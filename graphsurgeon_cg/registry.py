@@ -64,6 +64,7 @@ class PassContext:
     pass_name: str
     opset: int
     graph: gs.Graph | None = None
+    data: str | None = None  # an info file of preprocessed samples (apply --data), e.g. for calibration
     touched: list = field(default_factory=list)
     _names: set[str] | None = None
 
@@ -124,6 +125,21 @@ class Pass:
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         raise NotImplementedError
+
+    # A pass that changes what the model takes or gives (dtype, layout, units) says how to
+    # translate, so the numeric check and the report compare like with like.
+    def adapt_feeds(self, feed: dict) -> dict:
+        """Inputs of the model before this pass -> the equivalent inputs after it."""
+        return feed
+
+    def adapt_outputs(self, outputs: dict) -> dict:
+        """Outputs of the model after this pass -> the units of the model before it."""
+        return outputs
+
+    def feed_grid(self) -> tuple | None:
+        """``(mean, scale)`` when the pass makes the model take 8-bit images normalised as
+        ``(u - mean) / scale``: random check inputs are then drawn from that grid."""
+        return None
 
     def changed_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.values.items() if v != self.options[k].default}

@@ -41,15 +41,23 @@ class Gates:
     min_psnr: float | None = None
 
 
-def _run(session, feeds: Sequence[Feeds]) -> list[np.ndarray]:
-    """First output per sample; a static batch larger than 1 is filled with copies."""
+def _run(model: onnx.ModelProto, feeds: Sequence[Feeds], passes: Sequence) -> list[dict]:
+    """Outputs per sample of the model after ``passes``, in the original model's units; inputs
+    are translated through the passes, and a static batch larger than 1 is filled with copies."""
+    session = make_session(model)
     inp = session.get_inputs()[0]
     static = inp.shape[0] if isinstance(inp.shape[0], int) else None
+    names = [o.name for o in session.get_outputs()]
     outs = []
     for feed in feeds:
+        for p in passes:
+            feed = p.adapt_feeds(feed)
         if static and static != next(iter(feed.values())).shape[0]:
             feed = {k: np.repeat(v[:1], static, axis=0) for k, v in feed.items()}
-        outs.append(session.run(None, feed)[0][0])
+        out = dict(zip(names, session.run(names, feed)))
+        for p in reversed(passes):
+            out = p.adapt_outputs(out)
+        outs.append({k: v[0] for k, v in out.items()})
     return outs
 
 
@@ -84,13 +92,16 @@ class AccuracyReport:
     def __post_init__(self):
         if not self.feeds:
             raise InputError("no evaluation inputs for the report")
-        self.reference = _run(make_session(self.original), self.feeds)
+        self.passes: list = []
+        self.output_name = self.original.graph.output[0].name
+        self.reference = [o[self.output_name] for o in _run(self.original, self.feeds, [])]
         self._previous = self.reference
         self.baseline_throughput = _throughput(self.original, self.feeds[0]) if self.bench else None
 
     # --- instrument -------------------------------------------------------------------
     def after_pass(self, p, record: PassRecord, model: onnx.ModelProto) -> None:
-        outputs = _run(make_session(model), self.feeds)
+        self.passes.append(p)
+        outputs = [o[self.output_name] for o in _run(model, self.feeds, self.passes)]
         scores = [score(f"sample{i}", ref, out) for i, (ref, out) in enumerate(zip(self.reference, outputs))]
         changed = any(not np.array_equal(a, b) for a, b in zip(self._previous, outputs))
         self._previous = outputs
@@ -111,7 +122,10 @@ class AccuracyReport:
                  "nodes_after": record.nodes_after, "op_delta": record.op_delta, "changed_outputs": changed,
                  "metrics": metrics, "regressions": []}
         if self.bench:
-            entry["throughput_batch1"] = _throughput(model, self.feeds[0])
+            feed = self.feeds[0]
+            for q in self.passes:
+                feed = q.adapt_feeds(feed)
+            entry["throughput_batch1"] = _throughput(model, feed)
         self.entries.append(entry)
 
     # --- verdicts ---------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""fp16: the whole model in float16, inputs and outputs kept float32. Lossy.
+
+For GPU and NPU targets, where fp16 halves memory traffic and runs on fast units. On ORT CPU
+it is slower, not faster: Conv and InstanceNormalization have float32 kernels only, so ORT
+wraps fp16 nodes in Casts (use fp16out for the output-bytes saving instead). Converted with
+onnxruntime's maintained float16 converter; operators that break or lose accuracy in fp16 on
+some runtimes stay float32 (``block``: Resize, Upsample, InstanceNormalization by default).
+Declared bound: ``min_cos`` (default 0.99).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import onnx_graphsurgeon as gs
+
+from graphsurgeon_cg.numeric import Bound
+from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+
+
+@register_pass
+class Fp16(Pass):
+    name = "fp16"
+    summary = "Whole model in float16 with float32 inputs/outputs (GPU targets; slower on ORT CPU)"
+    exact = False
+    options = {
+        "block": Option(list, ("Resize", "Upsample", "InstanceNormalization"), "operator types kept in float32"),
+        "min_cos": Option(float, 0.99, "pixel cosine the numeric check requires"),
+    }
+
+    @property
+    def bound(self) -> Bound:
+        return Bound(min_pixel_cos=self.min_cos)
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        import numpy as np
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        constants = [t for t in graph.tensors().values() if isinstance(t, gs.Constant)]
+        if any(t.dtype == np.float16 for t in constants):
+            return PassResult(0, ["the model already has float16 weights"])
+        if not any(t.dtype == np.float32 for t in constants):
+            return PassResult(0, ["no float32 weights to convert"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = convert_float_to_float16(gs.export_onnx(graph), keep_io_types=True,
+                                             op_block_list=list(self.block))
+        converted = gs.import_onnx(model)
+        rewrites = sum(1 for t in converted.tensors().values() if isinstance(t, gs.Constant) and t.dtype == np.float16)
+        return PassResult(rewrites, graph=converted)

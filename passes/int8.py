@@ -1,0 +1,99 @@
+"""int8: static int8 quantisation of Conv/ConvTranspose with onnxruntime.quantization. Lossy.
+
+On a CPU with int8 dot-product instructions (VNNI) this is the one rewrite that roughly
+doubles the generator's throughput (measured here: 3.5 -> 7.5-8 images/s at batch 1 for the
+reference-size CycleGAN). Weights are quantised per output channel (int8), activations per
+tensor (uint8, asymmetric) with ranges calibrated on real preprocessed images: the pass
+option ``data=INFO`` or ``apply --data INFO``; keep calibration and evaluation images apart.
+Calibration ``method`` minmax, percentile (default: clips rare outliers, measured best here)
+or entropy. Format QDQ by default (QuantizeLinear/DequantizeLinear pairs that ORT fuses into
+integer kernels and that TensorRT and OpenVINO also read; QOperator measured no faster on
+ORT CPU). Per-channel QDQ needs opset 13: the model is upgraded first when older. The first
+and last convolutions stay float by default (``keep_first_last``): they are the most
+sensitive and the cheapest. Accuracy depends on the model and the calibration data; the
+declared bound is ``min_cos`` (default 0.95), to be tightened for a trained model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from graphsurgeon_cg.numeric import Bound
+from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+
+QDQ_PER_CHANNEL_OPSET = 13
+
+
+@register_pass
+class Int8(Pass):
+    name = "int8"
+    summary = "Static int8 quantisation of Conv/ConvTranspose (onnxruntime.quantization), calibrated on images"
+    exact = False
+    options = {
+        "data": Option(str, "", "info file of calibration samples (default: apply --data)"),
+        "samples": Option(int, 16, "calibration samples taken from the info file"),
+        "method": Option(str, "percentile", "calibration method", ("minmax", "percentile", "entropy")),
+        "format": Option(str, "qdq", "quantised model format", ("qdq", "qoperator")),
+        "per_channel": Option(bool, True, "per-output-channel weight scales"),
+        "keep_first_last": Option(bool, True, "leave the first and last convolution in float"),
+        "ops": Option(list, ("Conv", "ConvTranspose"), "operator types to quantise"),
+        "min_cos": Option(float, 0.95, "pixel cosine the numeric check requires (model-dependent)"),
+    }
+
+    @property
+    def bound(self) -> Bound:
+        return Bound(min_pixel_cos=self.min_cos)
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        targets = [n for n in graph.nodes if n.op in self.ops]
+        if not targets:
+            return PassResult(0, [f"no {', '.join(self.ops)} node to quantise"])
+        if any(n.op in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for n in graph.nodes):
+            return PassResult(0, ["the model is already quantised"])
+        info = self.data or ctx.data
+        if not info:
+            raise ValueError("int8 needs calibration images: give apply --data INFO or int8(data=INFO)")
+        model = gs.export_onnx(graph)
+        if graph.opset < QDQ_PER_CHANNEL_OPSET:
+            model = onnx.version_converter.convert_version(model, QDQ_PER_CHANNEL_OPSET)
+        exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
+        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                  "entropy": CalibrationMethod.Entropy}[self.method]
+        logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs advice at WARNING on the root logger
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # calibrator prints
+            out = Path(tmp) / "int8.onnx"
+            quantize_static(model, out, _Calibration(info, model, self.samples),
+                            quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
+                            op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                            nodes_to_exclude=exclude, calibration_providers=["CPUExecutionProvider"])
+            quantized = gs.import_onnx(onnx.load(str(out)))
+        rewrites = sum(1 for n in quantized.nodes if n.op.startswith("QLinearConv") or
+                       (n.op in self.ops and len(n.inputs) > 1 and n.inputs[1].inputs and
+                        n.inputs[1].inputs[0].op == "DequantizeLinear"))
+        return PassResult(rewrites, [f"kept in float: {', '.join(exclude)}"] if exclude else [], graph=quantized)
+
+
+class _Calibration:
+    """onnxruntime.quantization's CalibrationDataReader over an info file's samples."""
+
+    def __init__(self, info: str, model: onnx.ModelProto, limit: int):
+        from graphsurgeon_cg.dataset import load_sample, read_info
+
+        initializers = {t.name for t in model.graph.initializer}
+        name = next(i.name for i in model.graph.input if i.name not in initializers)
+        samples = read_info(info)[:limit]
+        self._feeds = iter([{name: load_sample(s)[None].astype(np.float32)} for s in samples])
+
+    def get_next(self):
+        return next(self._feeds, None)

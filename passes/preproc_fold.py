@@ -1,0 +1,83 @@
+"""preproc-fold: the model takes a uint8 image and normalises it itself. Exact up to float rounding.
+
+The analogue of the vendor compiler's AIPP: the host sends raw 8-bit pixels (4x fewer bytes
+than float32) and does no float conversion; the graph does Cast + x / scale - mean / scale,
+i.e. ``(x - mean) / scale`` per channel (default 127.5 and 127.5: ``x / 127.5 - 1``, the same
+float operations in the same order as the reference host preprocessing, so bit-identical for
+the defaults). Applies to float32 inputs of shape N x C x H x W with C 1 or 3; ``layout=nhwc``
+makes the new input N x H x W x C (a Transpose in the graph). Declared bound: 1e-4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from graphsurgeon_cg.numeric import Bound
+from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+
+
+def per_channel(values: tuple, channels: int, name: str) -> np.ndarray:
+    if len(values) not in (1, channels):
+        raise ValueError(f"{name} needs 1 or {channels} values, got {len(values)}")
+    return np.asarray([float(v) for v in values] * (channels if len(values) == 1 else 1), np.float32)
+
+
+@register_pass
+class PreprocFold(Pass):
+    name = "preproc-fold"
+    summary = "Take uint8 images (NCHW or NHWC) and normalise in the graph, like AIPP"
+    exact = False
+    bound = Bound(max_abs=1e-4)
+    options = {
+        "layout": Option(str, "nchw", "layout of the new uint8 input", ("nchw", "nhwc")),
+        "mean": Option(list, ("127.5",), "per-channel mean (one value or one per channel)"),
+        "scale": Option(list, ("127.5",), "per-channel scale: x -> (x - mean) / scale"),
+    }
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        self.converted: dict[str, int] = {}
+        reasons = []
+        for index, inp in enumerate(list(graph.inputs)):
+            shape = inp.shape or []
+            if inp.dtype != np.float32 or len(shape) != 4 or shape[1] not in (1, 3):
+                reasons.append(f"input '{inp.name}' is not a float32 N x C x H x W image with C 1 or 3")
+                continue
+            channels = shape[1]
+            scale = per_channel(self.scale, channels, "scale")
+            mean = per_channel(self.mean, channels, "mean")
+            name = inp.name
+            inp.name = ctx.fresh_name(f"{name}_normalized")  # the old input is now computed
+            nhwc = self.layout == "nhwc"
+            image = gs.Variable(name, np.uint8, [shape[0], shape[2], shape[3], channels] if nhwc else list(shape))
+            x = image
+            if nhwc:
+                x = self._node(ctx, "Transpose", [x], np.uint8, attrs={"perm": [0, 3, 1, 2]})
+            x = self._node(ctx, "Cast", [x], np.float32, attrs={"to": onnx.TensorProto.FLOAT})
+            x = self._node(ctx, "Div", [x, gs.Constant(ctx.fresh_name("scale"), scale.reshape(1, -1, 1, 1))], np.float32)
+            graph.nodes.append(gs.Node("Sub", name=ctx.fresh_name("preproc_sub"),
+                                       inputs=[x, gs.Constant(ctx.fresh_name("offset"), (mean / scale).reshape(1, -1, 1, 1))],
+                                       outputs=[inp]))
+            graph.inputs[index] = image
+            self.converted[name] = channels
+        return PassResult(len(self.converted), reasons)
+
+    @staticmethod
+    def _node(ctx, op, inputs, dtype, attrs=None) -> gs.Variable:
+        out = gs.Variable(ctx.fresh_name(f"preproc_{op.lower()}"), dtype=dtype)
+        ctx.graph.nodes.append(gs.Node(op, name=ctx.fresh_name(f"preproc_{op.lower()}"), attrs=attrs or {},
+                                       inputs=inputs, outputs=[out]))
+        return out
+
+    def feed_grid(self) -> tuple:
+        return [float(v) for v in self.mean], [float(v) for v in self.scale]
+
+    def adapt_feeds(self, feed: dict) -> dict:
+        feed = dict(feed)
+        for name, channels in getattr(self, "converted", {}).items():
+            scale = per_channel(self.scale, channels, "scale").reshape(1, -1, 1, 1)
+            mean = per_channel(self.mean, channels, "mean").reshape(1, -1, 1, 1)
+            pixels = np.clip(np.round(feed[name].astype(np.float64) * scale + mean), 0, 255).astype(np.uint8)
+            feed[name] = pixels.transpose(0, 2, 3, 1) if self.layout == "nhwc" else pixels
+        return feed

@@ -1,0 +1,139 @@
+"""int8, preproc-fold, postproc-fold and fp16: rewritten, within bound, idempotent, no-op when n/a."""
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import OPSET11, folded, image_feeds, ops, ort_run, run_pass
+from graphsurgeon_cg import PassFailed, PassManager, load_model
+from graphsurgeon_cg.cli import cli
+from graphsurgeon_cg.numeric import pixel_cosine
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    """Two disjoint sets of preprocessed images: calibration and evaluation."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    infos = {}
+    for split, count in (("calib", 6), ("eval", 3)):
+        src = root / split
+        src.mkdir()
+        for i in range(count):
+            ramp = np.linspace(0, 255, 64)[None, :, None] * np.ones((64, 1, 3))
+            noise = rng.uniform(0, 255, (64, 64, 3))
+            Image.fromarray((0.6 * ramp + 0.4 * noise).astype(np.uint8)).save(src / f"{split}{i}.png")
+        assert CliRunner().invoke(cli, ["prep", str(src), "-o", str(root / f"{split}_prep"), "--size", "64"]).exit_code == 0
+        infos[split] = root / f"{split}_prep" / f"{split}.info"
+    return infos
+
+
+def eval_feeds(info):
+    from graphsurgeon_cg.dataset import load_sample, read_info
+
+    return [{"img_sat_maps": load_sample(s)[None]} for s in read_info(info)]
+
+
+def test_int8_quantises_convs_within_bound_on_held_out_images(calibration):
+    model = folded(OPSET11)
+    pipeline = f"int8(data={calibration['calib']},min_cos=0.9)"
+    new, record = run_pass(model, pipeline)
+    counts = ops(new)
+    assert record.rewrites == 8 and counts["QuantizeLinear"] > 0  # 10 convs, first and last kept float and counts["DequantizeLinear"] > 0
+    assert "kept in float" in record.reasons[0]  # first and last conv
+    assert [o.version for o in new.opset_import if o.domain == ""] == [13]  # per-channel QDQ needs 13
+    cos = []
+    for feed in eval_feeds(calibration["eval"]):  # images the calibration never saw
+        a, b = ort_run(model, feed)[0], ort_run(new, feed)[0]
+        assert np.abs(a - b).max() > 1e-3  # lossy: really different
+        cos.append(pixel_cosine(a, b))
+    assert min(cos) >= 0.9
+    _, again = run_pass(new, pipeline)
+    assert again.rewrites == 0 and "already quantised" in again.reasons[0]
+
+
+def test_int8_qoperator_and_minmax(calibration):
+    new, record = run_pass(folded(OPSET11), f"int8(data={calibration['calib']},format=qoperator,method=minmax,keep_first_last=false)")
+    assert ops(new)["QLinearConv"] == 8 and record.rewrites == 8  # ConvTranspose has no QOperator kernel
+
+
+def test_int8_needs_data_and_is_a_noop_without_convs(calibration):
+    with pytest.raises(PassFailed, match="int8 needs calibration images"):
+        run_pass(folded(OPSET11), "int8")
+    from conftest import pad_model
+
+    _, record = run_pass(pad_model([1, 1, 4, 4], [0, 0, 1, 1, 0, 0, 1, 1]), f"int8(data={calibration['calib']})")
+    assert record.rewrites == 0 and "no Conv, ConvTranspose node" in record.reasons[0]
+
+
+def test_preproc_fold_equals_host_preprocessing(calibration):
+    model = folded(OPSET11)
+    from graphsurgeon_cg.dataset import read_info
+
+    paths = [s.path for s in read_info(calibration["eval"])]
+    for layout in ("nchw", "nhwc"):
+        new, record = run_pass(model, f"preproc-fold(layout={layout})")
+        assert record.rewrites == 1
+        inp = new.graph.input[0]
+        assert inp.name == "img_sat_maps" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+        for path in paths:
+            host = np.load(path)[None]  # what prep wrote: x / 127.5 - 1
+            pixels = np.clip(np.round((host + 1) * 127.5), 0, 255).astype(np.uint8)
+            feed = pixels.transpose(0, 2, 3, 1) if layout == "nhwc" else pixels
+            ref = ort_run(model, {"img_sat_maps": host})[0]
+            got = ort_run(new, {"img_sat_maps": feed})[0]
+            assert np.abs(ref - got).max() <= 1e-4
+        _, again = run_pass(new, "preproc-fold")
+        assert again.rewrites == 0 and "not a float32" in again.reasons[0]
+
+
+def test_preproc_fold_per_channel_mean_and_scale_checked_by_the_manager():
+    result = PassManager("fold-constants,preproc-fold(mean=[120,110,100],scale=[60,62,64])").run(load_model(OPSET11))
+    assert result.check.ok and result.check.outputs[0].max_abs <= 1e-4
+
+
+def test_postproc_fold_returns_the_png_bytes():
+    model = folded(OPSET11)
+    for layout in ("nchw", "nhwc"):
+        new, record = run_pass(model, f"postproc-fold(layout={layout})")
+        assert record.rewrites == 1 and new.graph.output[0].name == "maps"
+        feeds = image_feeds()
+        ref, got = ort_run(model, feeds)[0], ort_run(new, feeds)[0]
+        expected = np.clip((ref + 1) * 127.5, 0, 255).round().astype(np.uint8)
+        if layout == "nhwc":
+            expected = expected.transpose(0, 2, 3, 1)
+        assert got.dtype == np.uint8 and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+        _, again = run_pass(new, "postproc-fold")
+        assert again.rewrites == 0
+
+
+def test_folded_model_runs_in_prep_uint8_and_infer(tmp_path, calibration):
+    from graphsurgeon_cg import save_model
+    from graphsurgeon_cg.dataset import read_info
+
+    new, _ = run_pass(load_model(OPSET11), "fold-constants,preproc-fold(layout=nhwc),postproc-fold(layout=nhwc)")
+    path = save_model(new, tmp_path / "u8.onnx")
+    src = read_info(calibration["eval"])[0].path.parent.parent / "eval"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["prep", str(src), "-o", str(tmp_path / "u8"), "--size", "64", "--dtype", "uint8"]).exit_code == 0
+    result = runner.invoke(cli, ["infer", str(path), "--data", str(tmp_path / "u8" / "eval.info"), "-o", str(tmp_path / "out"), "--png"])
+    assert result.exit_code == 0, result.stderr
+    out = np.load(tmp_path / "out" / "eval0.npy")
+    assert out.dtype == np.uint8 and out.shape == (64, 64, 3) and len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+def test_fp16_whole_model_within_bound_keeps_io_float32():
+    model = folded(OPSET11)
+    new, record = run_pass(model, "fp16")
+    assert record.rewrites > 0 and new.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in new.graph.initializer)
+    assert all(n.op_type != "InstanceNormalization" or all(
+        i not in {t.name for t in new.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16} for i in n.input)
+        for n in new.graph.node)  # blocked ops keep float32 parameters
+    feeds = image_feeds()
+    a, b = ort_run(model, feeds)[0], ort_run(new, feeds)[0]
+    assert 0 < np.abs(a - b).max() and pixel_cosine(a, b) >= 0.99
+    _, again = run_pass(new, "fp16")
+    assert again.rewrites == 0
