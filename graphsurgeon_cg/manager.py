@@ -102,7 +102,7 @@ class PassManager:
         records = []
         graph = gs.import_onnx(model)
         for index, p in enumerate(self.passes):
-            record, graph, current = self._run_one(p, graph, model, provenance)
+            record, graph, current = self._run_one(p, graph, model, stages[-1], provenance)
             stages.append(current)
             if self.check_each:
                 record.check = checker.compare(stages, index, index + 1, p.bound)
@@ -114,7 +114,7 @@ class PassManager:
                                              f"{record.check.violations[0]}", p.name)
             records.append(record)
             if index + 1 < len(self.passes):
-                graph = gs.import_onnx(current)
+                _apply_inferred_shapes(graph, current)  # the next pass sees inferred shapes
         result = PipelineResult(model=stages[-1], pipeline=self.pipeline, records=records, bound=self.bound)
         if checker is not None:
             result.check = checker.compare(stages, 0, len(stages) - 1, self.bound)
@@ -122,10 +122,11 @@ class PassManager:
                 raise self._culprit(checker, stages, result.check)
         return result
 
-    def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto,
+    def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto, previous: onnx.ModelProto,
                  provenance: dict[str, str]) -> tuple[PassRecord, gs.Graph, onnx.ModelProto]:
         ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data)
-        before_ids = {id(n) for n in graph.nodes}
+        before_order = [id(n) for n in graph.nodes]
+        before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}
         ops_before = Counter(n.op for n in graph.nodes)
         start = time.perf_counter()
@@ -135,10 +136,19 @@ class PassManager:
             raise
         except Exception as exc:
             raise PassFailed(p.name, f"{type(exc).__name__}: {exc}") from exc
+        unchanged = (result.graph is None and not result.rewrites and not ctx.touched
+                     and [id(n) for n in graph.nodes] == before_order)
+        if unchanged:  # nothing to clean, sort or verify again: the previous model stands
+            seconds = time.perf_counter() - start
+            record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=0,
+                                reasons=list(dict.fromkeys(result.reasons)), seconds=seconds, verify_seconds=0.0,
+                                nodes_before=len(before_order), nodes_after=len(before_order), op_delta={})
+            return record, graph, previous
         if result.graph is not None:
             graph = result.graph
         graph.cleanup(remove_unused_graph_inputs=False)
-        _toposort(graph, p.name)
+        if not _is_sorted(graph):
+            _toposort(graph, p.name)
         seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -249,6 +259,37 @@ def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:
             k += 1
         node.name = f"{base}_{k}"
     used.add(node.name)
+
+
+def _apply_inferred_shapes(graph: gs.Graph, model: onnx.ModelProto) -> None:
+    """Carry shape inference's results from the verified model back to the tensors that lack
+    them (cheaper than importing the model again, which dominates on large graphs)."""
+    missing = {name: t for name, t in graph.tensors().items()
+               if isinstance(t, gs.Variable) and (t.shape is None or t.dtype is None)}
+    if not missing:
+        return
+    for info in list(model.graph.value_info) + list(model.graph.output):
+        tensor = missing.get(info.name)
+        if tensor is None or not info.type.HasField("tensor_type"):
+            continue
+        tt = info.type.tensor_type
+        if tt.elem_type:
+            tensor.dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        if tt.HasField("shape"):
+            tensor.shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+
+
+def _is_sorted(graph: gs.Graph) -> bool:
+    """Whether every node comes after the producers of its inputs (one pass, no sorting)."""
+    produced = set()
+    for node in graph.nodes:
+        if any(attr_is_graph for attr_is_graph in (isinstance(v, gs.Graph) for v in node.attrs.values())):
+            return False  # subgraphs: leave the ordering to onnx-graphsurgeon
+        for tensor in node.inputs:
+            if tensor.inputs and id(tensor) not in produced:
+                return False
+        produced.update(id(t) for t in node.outputs)
+    return True
 
 
 def _toposort(graph: gs.Graph, pass_name: str) -> None:

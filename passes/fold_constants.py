@@ -21,6 +21,35 @@ class FoldConstants(Pass):
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         before = len(graph.nodes)
-        graph.fold_constants(error_ok=False).cleanup(remove_unused_graph_inputs=False)
+        if _has_foldable_node(graph):  # folding copies the whole graph: skip it when it cannot fold
+            graph.fold_constants(error_ok=False)
+            graph.cleanup(remove_unused_graph_inputs=False)
+        elif _has_dead_node(graph):
+            graph.cleanup(remove_unused_graph_inputs=False)
         removed = before - len(graph.nodes)
         return PassResult(rewrites=removed, reasons=[] if removed else ["no constant or dead subgraph found"])
+
+
+def _has_foldable_node(graph: gs.Graph) -> bool:
+    """Whether some node computes only from constants (or from static shapes). Conservative:
+    a node that might fold sends the graph through onnx-graphsurgeon's folding."""
+    for node in graph.nodes:
+        if node.op in ("Shape", "Size") and node.inputs and node.inputs[0].shape and \
+                all(isinstance(d, int) for d in node.inputs[0].shape):
+            return True
+        if node.op == "Constant" or not node.inputs or all(
+                isinstance(t, gs.Constant) or not t.name for t in node.inputs):
+            return True
+    return False
+
+
+def _has_dead_node(graph: gs.Graph) -> bool:
+    """Whether some node feeds no graph output, walking back from the outputs once. A node in a
+    subgraph that reads an outer tensor can make this say yes wrongly; onnx-graphsurgeon's
+    cleanup then decides, so the answer is only ever a shortcut."""
+    needed = {id(t) for t in graph.outputs}
+    for node in reversed(graph.nodes):  # topological order, as ONNX requires
+        if not any(id(t) in needed for t in node.outputs):
+            return True
+        needed.update(id(t) for t in node.inputs)
+    return False

@@ -26,11 +26,11 @@ class PadConvFusion(Pass):
         rewrites, reasons = 0, []
         outputs = {id(t) for t in graph.outputs}
         for node in [n for n in graph.nodes if n.op == "Pad"]:
-            reason = self._refusal(node, outputs)
+            pad = read_pad(node)
+            reason = self._refusal(node, pad, outputs)
             if reason:
                 reasons.append(f"{node.name}: {reason}")
                 continue
-            pad = read_pad(node)
             conv = node.outputs[0].outputs[0]
             rank = pad.rank
             spatial = rank - 2
@@ -48,8 +48,7 @@ class PadConvFusion(Pass):
         return PassResult(rewrites, reasons)
 
     @staticmethod
-    def _refusal(node: gs.Node, graph_outputs: set[int]) -> str | None:
-        pad = read_pad(node)
+    def _refusal(node: gs.Node, pad, graph_outputs: set[int]) -> str | None:
         if pad.mode != "constant":
             return f"mode is {pad.mode}, not constant"
         if pad.reason:
