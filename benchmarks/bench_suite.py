@@ -147,7 +147,6 @@ def tool_times(model: Path, reps: int) -> dict:
 
 def synthetic(n_nodes: int):
     """Blocks of Pad(zero) -> Conv 3x3 -> Relu -> Add(skip) on a 1x2x8x8 tensor: n_nodes nodes."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)

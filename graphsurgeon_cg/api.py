@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

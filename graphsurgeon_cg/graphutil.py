@@ -33,6 +33,14 @@ def int64(ctx, base: str, values) -> gs.Constant:
     return gs.Constant(ctx.fresh_name(base), np.asarray(values, dtype=np.int64))
 
 
+def append_node(ctx, op: str, inputs: list, dtype, attrs: dict | None = None, prefix: str = "") -> gs.Variable:
+    """Add ``op(inputs)`` to the pass's graph with a freshly named output of ``dtype``."""
+    base = f"{prefix}{op.lower()}"
+    out = gs.Variable(ctx.fresh_name(base), dtype=dtype)
+    ctx.graph.nodes.append(gs.Node(op, name=ctx.fresh_name(base), attrs=attrs or {}, inputs=inputs, outputs=[out]))
+    return out
+
+
 @dataclass
 class PadInfo:
     """A Pad node's operands, normalised to all axes: ``pads`` is [begins..., ends...]."""

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from graphsurgeon_cg.graphutil import append_node
 from graphsurgeon_cg.numeric import Bound
 from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
 
@@ -41,14 +42,14 @@ class PostprocFold(Pass):
             def const(base, value):
                 return gs.Constant(ctx.fresh_name(base), np.asarray(value, np.float32))
 
-            x = self._node(ctx, "Add", [out, const("one", 1.0)], np.float32)
-            x = self._node(ctx, "Mul", [x, const("half_range", 127.5)], np.float32)
-            x = self._node(ctx, "Clip", [x, const("low", 0.0), const("high", 255.0)], np.float32)
-            x = self._node(ctx, "Round", [x], np.float32)
+            x = append_node(ctx, "Add", [out, const("one", 1.0)], np.float32)
+            x = append_node(ctx, "Mul", [x, const("half_range", 127.5)], np.float32)
+            x = append_node(ctx, "Clip", [x, const("low", 0.0), const("high", 255.0)], np.float32)
+            x = append_node(ctx, "Round", [x], np.float32)
             nhwc = self.layout == "nhwc"
             image = gs.Variable(name, np.uint8, [shape[0], shape[2], shape[3], shape[1]] if nhwc else list(shape))
             if nhwc:
-                x = self._node(ctx, "Cast", [x], np.uint8, attrs={"to": onnx.TensorProto.UINT8})
+                x = append_node(ctx, "Cast", [x], np.uint8, attrs={"to": onnx.TensorProto.UINT8})
                 graph.nodes.append(gs.Node("Transpose", name=ctx.fresh_name("postproc_transpose"),
                                            attrs={"perm": [0, 2, 3, 1]}, inputs=[x], outputs=[image]))
             else:
@@ -58,12 +59,6 @@ class PostprocFold(Pass):
             self.converted.append(name)
         return PassResult(len(self.converted), reasons)
 
-    @staticmethod
-    def _node(ctx, op, inputs, dtype, attrs=None) -> gs.Variable:
-        out = gs.Variable(ctx.fresh_name(f"postproc_{op.lower()}"), dtype=dtype)
-        ctx.graph.nodes.append(gs.Node(op, name=ctx.fresh_name(f"postproc_{op.lower()}"), attrs=attrs or {},
-                                       inputs=inputs, outputs=[out]))
-        return out
 
     def adapt_outputs(self, outputs: dict) -> dict:
         outputs = dict(outputs)

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from graphsurgeon_cg.graphutil import append_node
 from graphsurgeon_cg.numeric import Bound
 from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
 
@@ -53,9 +54,9 @@ class PreprocFold(Pass):
             image = gs.Variable(name, np.uint8, [shape[0], shape[2], shape[3], channels] if nhwc else list(shape))
             x = image
             if nhwc:
-                x = self._node(ctx, "Transpose", [x], np.uint8, attrs={"perm": [0, 3, 1, 2]})
-            x = self._node(ctx, "Cast", [x], np.float32, attrs={"to": onnx.TensorProto.FLOAT})
-            x = self._node(ctx, "Div", [x, gs.Constant(ctx.fresh_name("scale"), scale.reshape(1, -1, 1, 1))], np.float32)
+                x = append_node(ctx, "Transpose", [x], np.uint8, attrs={"perm": [0, 3, 1, 2]})
+            x = append_node(ctx, "Cast", [x], np.float32, attrs={"to": onnx.TensorProto.FLOAT})
+            x = append_node(ctx, "Div", [x, gs.Constant(ctx.fresh_name("scale"), scale.reshape(1, -1, 1, 1))], np.float32)
             graph.nodes.append(gs.Node("Sub", name=ctx.fresh_name("preproc_sub"),
                                        inputs=[x, gs.Constant(ctx.fresh_name("offset"), (mean / scale).reshape(1, -1, 1, 1))],
                                        outputs=[inp]))
@@ -63,12 +64,6 @@ class PreprocFold(Pass):
             self.converted[name] = channels
         return PassResult(len(self.converted), reasons)
 
-    @staticmethod
-    def _node(ctx, op, inputs, dtype, attrs=None) -> gs.Variable:
-        out = gs.Variable(ctx.fresh_name(f"preproc_{op.lower()}"), dtype=dtype)
-        ctx.graph.nodes.append(gs.Node(op, name=ctx.fresh_name(f"preproc_{op.lower()}"), attrs=attrs or {},
-                                       inputs=inputs, outputs=[out]))
-        return out
 
     def feed_grid(self) -> tuple:
         return [float(v) for v in self.mean], [float(v) for v in self.scale]

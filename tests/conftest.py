@@ -86,6 +86,15 @@ def pad_model(shape, pads, mode: str = "reflect", opset: int = 13, axes=None, va
     return make_model([node], [float_input("x", list(shape))], [float_input("y", len(shape))], inits, opset)
 
 
+def invoke(*args):
+    """The cgsurg CLI in-process (click's runner), arguments stringified."""
+    from click.testing import CliRunner
+
+    from graphsurgeon_cg.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -4,10 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import BILINEAR, OPSET11
-from graphsurgeon_cg.cli import cli
+from conftest import BILINEAR, OPSET11, invoke
 
 PLUGIN = '''
 from graphsurgeon_cg import Pass, PassResult, register_pass
@@ -21,10 +19,6 @@ class DropNothing(Pass):
     def run(self, graph, ctx):
         return PassResult(0, ["nothing to do"])
 '''
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_apply_prints_the_pass_table_and_check(tmp_path):

@@ -3,15 +3,13 @@
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
 from graphsurgeon_cg import GeneratorSpec, InputError, build_generator, export_checkpoint  # noqa: E402
-from graphsurgeon_cg.cli import cli  # noqa: E402
 from graphsurgeon_cg.export import detect_spec, load_state_dict  # noqa: E402
 
-from conftest import ort_run  # noqa: E402
+from conftest import ort_run, invoke  # noqa: E402
 
 
 def seeded(spec: GeneratorSpec, seed: int = 0):
@@ -29,10 +27,6 @@ def seeded(spec: GeneratorSpec, seed: int = 0):
 def torch_out(model, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(x)).numpy()
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 CASES = [  # (spec, size, how the checkpoint is wrapped)

@@ -1,21 +1,14 @@
 """cgsurg run CONFIG and cgsurg demo, end to end on small models."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from conftest import OPSET11
-from graphsurgeon_cg.cli import cli
+from conftest import OPSET11, invoke
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_example_config_runs_end_to_end(tmp_path):

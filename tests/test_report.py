@@ -5,15 +5,9 @@ import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import BILINEAR, OPSET11
-from graphsurgeon_cg.cli import cli
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+from conftest import BILINEAR, OPSET11, invoke
 
 
 @pytest.fixture

@@ -5,19 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import OPSET11, run_pass
+from conftest import OPSET11, run_pass, invoke
 from graphsurgeon_cg import load_model, save_model
-from graphsurgeon_cg.cli import cli
 from graphsurgeon_cg.dataset import read_info
 from graphsurgeon_cg.evaluate import evaluate_dirs, evaluate_models, score
 from graphsurgeon_cg.prep import load_image
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture
