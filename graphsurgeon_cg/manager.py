@@ -136,20 +136,20 @@ class PassManager:
             raise
         except Exception as exc:
             raise PassFailed(p.name, f"{type(exc).__name__}: {exc}") from exc
+        record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=result.rewrites,
+                            reasons=list(dict.fromkeys(result.reasons)), seconds=0.0, verify_seconds=0.0,
+                            nodes_before=len(before_order), nodes_after=len(before_order), op_delta={})
         unchanged = (result.graph is None and not result.rewrites and not ctx.touched
                      and [id(n) for n in graph.nodes] == before_order)
         if unchanged:  # nothing to clean, sort or verify again: the previous model stands
-            seconds = time.perf_counter() - start
-            record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=0,
-                                reasons=list(dict.fromkeys(result.reasons)), seconds=seconds, verify_seconds=0.0,
-                                nodes_before=len(before_order), nodes_after=len(before_order), op_delta={})
+            record.seconds = time.perf_counter() - start
             return record, graph, previous
         if result.graph is not None:
             graph = result.graph
         graph.cleanup(remove_unused_graph_inputs=False)
         if not _is_sorted(graph):
             _toposort(graph, p.name)
-        seconds = time.perf_counter() - start
+        record.seconds = time.perf_counter() - start
 
         start = time.perf_counter()
         # A node is the pass's own if it is new and does not carry an old node's name (a pass
@@ -167,15 +167,11 @@ class PassManager:
                 _ensure_name(node, p.name, used)
             provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{p.name} (modified)")
         model = _export_verified(graph, template, p.name, provenance)
-        verify_seconds = time.perf_counter() - start
-
+        record.verify_seconds = time.perf_counter() - start
         ops_after = Counter(n.op_type for n in model.graph.node)
-        delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
-                 if ops_after[op] != ops_before[op]}
-        record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=result.rewrites,
-                            reasons=list(dict.fromkeys(result.reasons)), seconds=seconds,
-                            verify_seconds=verify_seconds, nodes_before=sum(ops_before.values()),
-                            nodes_after=len(model.graph.node), op_delta=delta)
+        record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
+                           if ops_after[op] != ops_before[op]}
+        record.nodes_after = len(model.graph.node)
         return record, graph, model
 
     def _culprit(self, checker: "_Checker", stages: list, total: Comparison) -> NumericCheckFailed:
