@@ -28,7 +28,7 @@ import numpy as np
 
 from .architectures import NORMS, GeneratorSpec, build_generator
 from .errors import CgsurgError, InputError
-from .modelio import check_writable, load_model, save_model
+from .modelio import check_writable, default_opset, load_model, save_model
 from .numeric import make_session
 
 MAX_ABS = 1e-4
@@ -191,7 +191,7 @@ def export_checkpoint(
         raw = Path(tmp) / "export.onnx"
         _torch_export(model, dummy, raw, opset, input_name, output_name, dynamic=batch is None)
         onnx_model = load_model(raw)
-    got = next(o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx"))
+    got = default_opset(onnx_model)
     if got != opset:
         raise ExportFailed(f"the exporter wrote opset {got}, not the requested {opset}")
     check_batch = batch or 2  # a dynamic model is checked at batch 2, proving the axis is dynamic

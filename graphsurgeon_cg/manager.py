@@ -21,7 +21,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from .errors import CgsurgError, NumericCheckFailed, PassFailed
-from .modelio import weightless
+from .modelio import default_opset, weightless
 from .numeric import (EXACT, Bound, Comparison, check_shape_names_of, compare_outputs, file_feeds, input_shape, make_session,
                       random_feeds, run_session)
 from .pipeline import build_pipeline
@@ -317,7 +317,7 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
         model = gs.export_onnx(graph, do_type_check=True, ir_version=template.ir_version)
     except Exception as exc:
         raise PassFailed(pass_name, f"cannot export the graph: {exc}") from exc
-    if graph.opset != _default_opset(template):
+    if graph.opset != default_opset(template):
         model.ir_version = max(template.ir_version, _min_ir_version(graph.opset))
     model.producer_name = template.producer_name
     model.producer_version = template.producer_version
@@ -340,10 +340,6 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
     return model
-
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _min_ir_version(opset: int) -> int:

@@ -75,6 +75,11 @@ def weightless(model: onnx.ModelProto, threshold: int = 1024) -> onnx.ModelProto
     return skeleton
 
 
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's opset of the default ONNX domain (0 when it imports none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, when ``path`` cannot be written."""
     path = Path(path)

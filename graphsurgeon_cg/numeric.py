@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from .errors import InputError
 from .modelio import fits_in_protobuf, save_model
+from .runtime import numpy_dtype
 
 Feeds = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
@@ -179,7 +180,7 @@ def random_feeds(source, shapes: Mapping[str, tuple[int, ...]] | None = None,
         feed = {}
         for inp in inputs:
             shape = input_shape(inp, shapes or {})
-            dtype = _numpy_dtype(inp.type)
+            dtype = numpy_dtype(inp.type)
             if np.issubdtype(dtype, np.floating):
                 if len(shape) == 4 and shape[1] in (1, 3):
                     mean, scale = (np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (shape[1],)).reshape(1, -1, 1, 1)
@@ -225,33 +226,22 @@ def file_feeds(session: ort.InferenceSession, folder: str | os.PathLike) -> list
             arr = feed[inp.name]
             if arr.ndim == len(inp.shape) - 1:
                 arr = arr[None]
-            feed[inp.name] = arr.astype(_numpy_dtype(inp.type), copy=False)
+            feed[inp.name] = arr.astype(numpy_dtype(inp.type), copy=False)
         feeds.append(feed)
     return feeds
 
 
 def _image_array(path: Path, inp) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An image file as the reference preprocessing makes it, at the input's size."""
+    from .prep import load_image
 
     shape = inp.shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
         raise InputError(f"input '{inp.name}' is not an NCHW image of static size; use .npy inputs")
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB").resize((shape[3], shape[2]), Image.BICUBIC)
-    except (UnidentifiedImageError, OSError) as exc:
+        return load_image(path, (shape[3], shape[2]))[0]
+    except Exception as exc:  # PIL raises many types for broken or unknown files
         raise InputError(f"cannot read image {path}: {exc}") from None
-    arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)
-    return arr / 127.5 - 1.0
-
-
-def _numpy_dtype(ort_type: str) -> np.dtype:
-    table = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
-             "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
-    if ort_type not in table:
-        raise InputError(f"cannot make inputs of type {ort_type}")
-    return np.dtype(table[ort_type])
 
 
 def run_session(session: ort.InferenceSession, feeds: Sequence[Feeds]) -> list[Outputs]:

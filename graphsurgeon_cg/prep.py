@@ -31,8 +31,10 @@ class PrepResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
 
 
-def load_image(path: Path, size: int, resample: str = "bicubic", dtype: str = "float32") -> tuple[np.ndarray, int, int]:
-    """One image as CHW array (float32 in [-1, 1] or uint8) and its original width and height."""
+def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic",
+               dtype: str = "float32") -> tuple[np.ndarray, int, int]:
+    """One image as CHW array (float32 in [-1, 1] or uint8) resized to ``size`` (square, or
+    (width, height)), and its original width and height."""
     from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
@@ -40,7 +42,8 @@ def load_image(path: Path, size: int, resample: str = "bicubic", dtype: str = "f
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
             width, height = img.size
-            img = img.convert("RGB").resize((size, size), getattr(Image.Resampling, resample.upper()))
+            target = (size, size) if isinstance(size, int) else tuple(size)
+            img = img.convert("RGB").resize(target, getattr(Image.Resampling, resample.upper()))
     arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
     if dtype == "uint8":
         return np.ascontiguousarray(arr), width, height
