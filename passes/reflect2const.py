@@ -5,8 +5,9 @@ the values near every padded border, so this pass is lossy: a trained CycleGAN s
 per-pixel cosine of about 0.984 on real photos (worst image 0.913), below the guide's own
 0.99 target, with visible edge blur. Declared bound: pixel cosine >= ``min_cos`` (default 0.9,
 from the trained model's worst image); it depends on the model and on the image size (a tiny
-64x64 random-weight generator scores about 0.8). ``reflect2slice`` gives the same compiler-friendliness exactly. Unlike the vendor
-script, only Pad nodes are touched (it rewrote every attribute named ``mode``).
+64x64 random-weight generator scores about 0.8). ``reflect2slice`` gives the same
+compiler-friendliness exactly. Unlike the vendor script, only Pad nodes are touched (it
+rewrote every attribute named ``mode``).
 """
 
 from __future__ import annotations
