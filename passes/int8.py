@@ -10,7 +10,7 @@ or entropy. Format QDQ by default (QuantizeLinear/DequantizeLinear pairs that OR
 integer kernels and that TensorRT and OpenVINO also read; QOperator measured no faster on
 ORT CPU). Per-channel QDQ needs opset 13: the model is upgraded first when older. The first
 and last convolutions stay float by default (``keep_first_last``): they are the most
-sensitive and the cheapest. Accuracy depends on the model and the calibration data; the
+sensitive and the cheapest; ``keep_float=[node,...]`` leaves more in float (mixed precision). Accuracy depends on the model and the calibration data; the
 declared bound is ``min_cos`` (default 0.95), to be tightened for a trained model.
 """
 
@@ -44,6 +44,7 @@ class Int8(Pass):
         "format": Option(str, "qdq", "quantised model format", ("qdq", "qoperator")),
         "per_channel": Option(bool, True, "per-output-channel weight scales"),
         "keep_first_last": Option(bool, True, "leave the first and last convolution in float"),
+        "keep_float": Option(list, (), "names of further nodes to leave in float (mixed precision)"),
         "ops": Option(list, ("Conv", "ConvTranspose"), "operator types to quantise"),
         "min_cos": Option(float, 0.95, "pixel cosine the numeric check requires (model-dependent)"),
     }
@@ -67,17 +68,28 @@ class Int8(Pass):
         if graph.opset < QDQ_PER_CHANNEL_OPSET:
             model = onnx.version_converter.convert_version(model, QDQ_PER_CHANNEL_OPSET)
         exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
+        names = {n.name for n in targets}
+        unknown = [n for n in self.keep_float if n not in names]
+        if unknown:
+            raise ValueError(f"keep_float names no {'/'.join(self.ops)} node: {', '.join(unknown)}")
+        exclude += [n for n in self.keep_float if n not in exclude]
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[self.method]
-        logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs advice at WARNING on the root logger
-        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # calibrator prints
-            out = Path(tmp) / "int8.onnx"
-            quantize_static(model, out, _Calibration(info, model, self.samples),
-                            quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
-                            op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                            nodes_to_exclude=exclude, calibration_providers=["CPUExecutionProvider"])
-            quantized = gs.import_onnx(onnx.load(str(out)))
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs advice at WARNING on the root logger
+        try:
+            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # calibrator prints
+                out = Path(tmp) / "int8.onnx"
+                quantize_static(model, out, _Calibration(info, model, self.samples),
+                                quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
+                                op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=method, nodes_to_exclude=exclude,
+                                calibration_providers=["CPUExecutionProvider"])
+                quantized = gs.import_onnx(onnx.load(str(out)))
+        finally:
+            root.setLevel(level)
         rewrites = sum(1 for n in quantized.nodes if n.op.startswith("QLinearConv") or
                        (n.op in self.ops and len(n.inputs) > 1 and n.inputs[1].inputs and
                         n.inputs[1].inputs[0].op == "DequantizeLinear"))

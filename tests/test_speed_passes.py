@@ -59,6 +59,15 @@ def test_int8_qoperator_and_minmax(calibration):
     assert ops(new)["QLinearConv"] == 8 and record.rewrites == 8  # ConvTranspose has no QOperator kernel
 
 
+def test_int8_keep_float_leaves_named_convs_in_float(calibration):
+    model = folded(OPSET11)
+    conv = next(n.name for n in model.graph.node if n.op_type == "Conv" and "model.4" in n.name)
+    new, record = run_pass(model, f"int8(data={calibration['calib']},keep_float=[{conv}])")
+    assert record.rewrites == 7 and conv in record.reasons[0]
+    with pytest.raises(PassFailed, match="keep_float names no Conv/ConvTranspose node: nope"):
+        run_pass(model, f"int8(data={calibration['calib']},keep_float=[nope])")
+
+
 def test_int8_needs_data_and_is_a_noop_without_convs(calibration):
     with pytest.raises(PassFailed, match="int8 needs calibration images"):
         run_pass(folded(OPSET11), "int8")
