@@ -106,10 +106,12 @@ class Comparison:
 
 # --- sessions and inputs ---------------------------------------------------------------
 
-def make_session(model: onnx.ModelProto | str | os.PathLike, threads: int | None = None) -> ort.InferenceSession:
-    """An ORT CPU session with graph optimisations disabled."""
+def make_session(model: onnx.ModelProto | str | os.PathLike, threads: int | None = None,
+                 optimize: bool = False) -> ort.InferenceSession:
+    """An ORT CPU session; graph optimisations are off (for comparisons) unless ``optimize``."""
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads

@@ -63,11 +63,7 @@ def _run(model: onnx.ModelProto, feeds: Sequence[Feeds], passes: Sequence) -> li
 
 def _throughput(model: onnx.ModelProto, feed: Feeds, rounds: int = 3) -> float:
     """Images per second at batch 1 with ORT's optimisations on, as deployment runs it."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = make_session(model, optimize=True)
     feed = {k: v[:1] for k, v in feed.items()}
     inp = session.get_inputs()[0]
     if isinstance(inp.shape[0], int) and inp.shape[0] > 1:
