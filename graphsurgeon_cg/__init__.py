@@ -1,27 +1,40 @@
-"""cgsurg: pluggable ONNX graph surgery for image generators, every rewrite checked numerically."""
+"""cgsurg: pluggable ONNX graph surgery for image generators, every rewrite checked numerically.
 
-from .api import apply, diff
-from .architectures import GeneratorSpec, ResnetGenerator, UnetGenerator, build_generator
-from .errors import CgsurgError, InputError, NumericCheckFailed, PassFailed
-from .manager import CheckSettings, PassManager, PassRecord, PipelineResult
-from .modelio import load_model, save_model
-from .numeric import EXACT, Bound, Comparison, compare_models, pixel_cosine
-from .pipeline import PassSpec, format_pipeline, parse_pipeline
-from .registry import Option, Pass, PassContext, PassResult, available_passes, load_plugin, register_pass
+Importing this package loads the pass infrastructure only (``core``): writing or registering
+a pass costs no onnxruntime, torch or matplotlib import. The file-level API (``apply``,
+``diff``, ``export_checkpoint``) and the checker load on first use.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from typing import Any
+
+from .core import (EXACT, Bound, CgsurgError, InputError, Instrument, IOAdapter, Match, NodeRewritePass, NoMatch,
+                   NumericCheckFailed, Option, Pass, PassContext, PassFailed, PassManager, PassRecord, PassResult,
+                   PassSpec, PipelineResult, PipelineRun, at_least, available_passes, between, build_pipeline,
+                   cosine, cosine_bound, format_pipeline, load_model, load_plugin, parse_pipeline, register_pass,
+                   save_model)
+
+__version__ = "0.2.0"
+
+_LAZY = {
+    "apply": "api", "diff": "api", "ReportSettings": "api",
+    "export_checkpoint": "export", "GeneratorSpec": "export.architectures", "build_generator": "export.architectures",
+    "CheckSettings": "check", "NumericChecker": "check", "Comparison": "check", "compare_models": "check",
+    "pixel_cosine": "check",
+}
 
 
-def export_checkpoint(*args, **kwargs):
-    """Export a CycleGAN/pix2pix checkpoint to ONNX (see ``graphsurgeon_cg.export``; needs torch)."""
-    from .export import export_checkpoint as _export
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-    return _export(*args, **kwargs)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'graphsurgeon_cg' has no attribute {name!r}")
 
 
-__all__ = [
-    "apply", "diff", "export_checkpoint", "GeneratorSpec", "ResnetGenerator", "UnetGenerator", "build_generator", "CgsurgError", "InputError", "NumericCheckFailed", "PassFailed", "CheckSettings",
-    "PassManager", "PassRecord", "PipelineResult", "load_model", "save_model", "EXACT", "Bound",
-    "Comparison", "compare_models", "pixel_cosine", "PassSpec", "format_pipeline", "parse_pipeline",
-    "Option", "Pass", "PassContext", "PassResult", "available_passes", "load_plugin", "register_pass",
-]
+__all__ = ["EXACT", "Bound", "CgsurgError", "InputError", "Instrument", "IOAdapter", "Match", "NodeRewritePass",
+           "NoMatch", "NumericCheckFailed", "Option", "Pass", "PassContext", "PassFailed", "PassManager", "PassRecord",
+           "PassResult", "PassSpec", "PipelineResult", "PipelineRun", "at_least", "available_passes", "between",
+           "build_pipeline", "cosine", "cosine_bound", "format_pipeline", "load_model", "load_plugin",
+           "parse_pipeline", "register_pass", "save_model", *_LAZY]

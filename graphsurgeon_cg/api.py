@@ -1,24 +1,37 @@
-"""File-level entry points: the functions the CLI calls, usable from Python as they are."""
+"""Layer 4: file-level entry points, the functions the CLI calls, usable from Python as they are.
+
+``apply`` = load, build the pass manager with its instruments (the numeric checker, the
+report), run, save. No special cases: everything a run measures or writes is an instrument.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import CgsurgError, InputError, NumericCheckFailed
-from .manager import CheckSettings, PassManager, PipelineResult
-from .modelio import check_writable, load_model, same_file, save_model
-from .numeric import Bound, Comparison, compare_models, file_feeds, make_session, parse_input_shapes, random_feeds
-from .registry import load_plugin
+from .check.checker import CheckSettings, NumericChecker, compare_models
+from .check.feeds import file_feeds, random_feeds
+from .check.metrics import Comparison
+from .check.session import make_session
+from .core.base import Pass
+from .core.bounds import Bound
+from .core.errors import InputError
+from .core.instruments import Instrument
+from .core.manager import PassManager, PipelineResult
+from .core.modelio import check_writable, load_model, same_file, save_model
+from .core.pipeline import PassSpec
+from .core.registry import load_plugin
+
+Shapes = Mapping[str, Sequence[int]]
 
 
 @dataclass
 class ReportSettings:
-    """``apply --report``: where to write, what to evaluate on, and the verdicts to apply."""
+    """A per-pass report: where to write, what to evaluate on, and the verdicts to apply."""
 
     out_dir: str | os.PathLike
     data: str | os.PathLike | None = None  # an info file of preprocessed samples
@@ -34,101 +47,78 @@ class ReportSettings:
 def apply(
     model_path: str | os.PathLike,
     output_path: str | os.PathLike,
-    pipeline: str | Sequence,
+    pipeline: str | Sequence[PassSpec | Pass],
     *,
     check: bool = True,
     check_each: bool = False,
-    input_shapes: Iterable[str] = (),
+    shapes: Shapes | None = None,
     inputs_dir: str | os.PathLike | None = None,
     seed: int = 0,
     in_place: bool = False,
     plugins: Iterable[str | os.PathLike] = (),
     report: ReportSettings | None = None,
     data: str | os.PathLike | None = None,
+    instruments: Sequence[Instrument] = (),
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
-    Nothing is written unless every pass succeeds and the numeric check (and, with ``report``,
-    its gates and baseline comparison) passes; the report itself is written in every case.
-    The input file is never modified unless ``in_place`` is set and ``output_path`` names it.
+    Nothing is written unless every pass succeeds and every instrument is satisfied (the
+    numeric check; with ``report``, its gates and baseline comparison); the report itself is
+    written in every case once the original could be measured. The input file is never
+    modified unless ``in_place`` is set and ``output_path`` names it.
     """
     for plugin in plugins:
         load_plugin(plugin)
     if same_file(model_path, output_path) and not in_place:
-        raise InputError(f"output {output_path} is the input file; pass --in-place to overwrite it")
+        raise InputError(f"output {output_path} is the input file; allow overwriting it explicitly (in place)")
     check_writable(output_path)
-    manager = PassManager(pipeline, check=_settings(check, input_shapes, inputs_dir, seed), check_each=check_each,
-                          data=str(data) if data else None)
+    if inputs_dir is not None and not Path(inputs_dir).is_dir():
+        raise InputError(f"the inputs folder {inputs_dir} is not a directory")
+    if report is not None and report.samples < 1:
+        raise InputError(f"the report needs at least 1 sample, got {report.samples}")
+    settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed)
+    manager = PassManager(pipeline, data=str(data) if data else None)  # names and options checked here
     model = load_model(model_path)
-    reporter = _reporter(model, report, input_shapes, inputs_dir, seed) if report else None
-    if reporter is not None:
-        manager.instruments.append(reporter)
-    try:
-        result = manager.run(model)
-    except CgsurgError as exc:
-        if reporter is not None:
-            reporter.write(report.out_dir, str(model_path), manager.pipeline, error=str(exc))
-        raise
-    if reporter is not None:
-        failure = reporter.gate_failure(_gates(report))
-        regressions = reporter.compare_baseline(report.baseline, report.baseline_cos_tol,
-                                                report.baseline_psnr_tol) if report.baseline else []
-        if regressions and not failure:
-            failure = f"accuracy regressed against the baseline after pass {regressions[0]}"
-        result.report_dir = reporter.write(report.out_dir, str(model_path), manager.pipeline, error=failure,
-                                           baseline=str(report.baseline) if report.baseline else None)
-        if failure:
-            raise NumericCheckFailed(failure)
+    chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
+    if report is not None:
+        chain.append(_report(model, str(model_path), report, settings))
+    manager.instruments.items.extend([*chain, *instruments])
+    result = manager.run(model)
     save_model(result.model, output_path)
     return result
 
 
-def _gates(report: ReportSettings):
-    from .report import Gates
-
-    return Gates(min_cos=report.min_cos, min_psnr=report.min_psnr)
-
-
-def _reporter(model, report: ReportSettings, input_shapes, inputs_dir, seed: int):
+def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
-    from .dataset import load_sample, read_info
-    from .report import AccuracyReport
+    from .report import AccuracyReport, Gates
+    from .stages.dataset import load_sample, read_info
 
-    if report.samples < 1:
-        raise InputError(f"--samples must be at least 1, got {report.samples}")
     session = make_session(model)
     if report.data:
-        dtype = np.float32 if "float" in session.get_inputs()[0].type else np.uint8
-        feeds = [{session.get_inputs()[0].name: load_sample(s)[None].astype(dtype)}
-                 for s in read_info(report.data)[: report.samples]]
+        inp = session.get_inputs()[0]
+        dtype = np.float32 if "float" in inp.type else np.uint8
+        feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in read_info(report.data)[: report.samples]]
         kind = "info"
-    elif inputs_dir:
-        feeds, kind = file_feeds(session, inputs_dir)[: report.samples], "folder"
+    elif settings.inputs_dir:
+        feeds, kind = file_feeds(session, settings.inputs_dir)[: report.samples], "folder"
     else:
-        feeds = random_feeds(session, parse_input_shapes(input_shapes), seed, samples=report.samples)
+        feeds = random_feeds(session, settings.shapes, settings.seed, samples=report.samples)
         kind = "random"
-    return AccuracyReport(model, feeds, kind, bench=report.bench)
+    return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
+                          gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,
+                          baseline_cos_tol=report.baseline_cos_tol, baseline_psnr_tol=report.baseline_psnr_tol,
+                          bench=report.bench)
 
 
 def diff(
     model_a: str | os.PathLike,
     model_b: str | os.PathLike,
     *,
-    input_shapes: Iterable[str] = (),
+    shapes: Shapes | None = None,
     inputs_dir: str | os.PathLike | None = None,
     seed: int = 0,
     bound: Bound | None = None,
 ) -> Comparison:
     """Compare two models' outputs on the same inputs (A is the reference)."""
     a, b = load_model(model_a), load_model(model_b)
-    return compare_models(a, b, shapes=parse_input_shapes(input_shapes), seed=seed, bound=bound,
-                          inputs_dir=str(inputs_dir) if inputs_dir else None)
-
-
-def _settings(check: bool, input_shapes: Iterable[str], inputs_dir, seed: int) -> CheckSettings | None:
-    if not check:
-        return None
-    if inputs_dir is not None and not Path(inputs_dir).is_dir():
-        raise InputError(f"--inputs {inputs_dir} is not a directory")
-    return CheckSettings(shapes=parse_input_shapes(input_shapes),
-                         inputs_dir=str(inputs_dir) if inputs_dir else None, seed=seed)
+    return compare_models(a, b, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir)

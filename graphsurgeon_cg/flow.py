@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .errors import CgsurgError, InputError, NumericCheckFailed
+from .check.metrics import json_safe
+from .core.errors import CgsurgError, InputError, NumericCheckFailed
 
 DEMO_PIPELINE = "fold-constants,reflect2const(min_cos=0.5),pad-conv-fusion,fp16out"
 DEMO_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -41,7 +42,7 @@ class FlowConfig:
     check: bool = True
 
     @staticmethod
-    def load(path: str | os.PathLike) -> "FlowConfig":
+    def load(path: str | os.PathLike) -> FlowConfig:
         import yaml
 
         path = Path(path)
@@ -62,7 +63,7 @@ class FlowConfig:
         return config
 
     @staticmethod
-    def from_dict(data: dict, where: str = "config") -> "FlowConfig":
+    def from_dict(data: dict, where: str = "config") -> FlowConfig:
         names = {f.name for f in fields(FlowConfig)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -82,11 +83,12 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
              echo: Callable[[str], None] = print) -> dict:
     """Run the flow; returns the summary (also written to ``summary.json``/``summary.md``)."""
     from . import api
-    from .bench import bench
-    from .evaluate import evaluate_dirs
-    from .infer import infer
-    from .prep import prep
-    from .runtime import ImageInput, open_session
+    from .check.feeds import ImageInput
+    from .check.session import make_session
+    from .stages.bench import bench
+    from .stages.evaluate import evaluate_dirs
+    from .stages.infer import infer
+    from .stages.prep import prep
 
     out = Path(output or config.output)
     if out.exists() and not out.is_dir():
@@ -101,7 +103,7 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
             echo(f"[export] {config.checkpoint}")
             model = export_checkpoint(config.checkpoint, out / "model.onnx", notice=echo, **config.export)
         summary["model"] = str(model)
-        image = ImageInput.of(open_session(model))
+        image = ImageInput.of(make_session(model))
         dtype = "uint8" if image.dtype.name == "uint8" else "float32"
         echo(f"[prep] {config.dataset}")
         prepped = prep(config.dataset, out / "data", size=image.sample_shape[-1], dtype=dtype,
@@ -124,7 +126,7 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
             infer(path, prepped.info, out / f"infer_{name}", batch=config.infer_batch, progress=False)
         echo("[eval] rewritten vs original")
         evaluation = evaluate_dirs(out / "infer_original", out / "infer_rewritten")
-        (out / "eval.json").write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n")
+        (out / "eval.json").write_text(json.dumps(json_safe(evaluation.as_dict()), indent=2, allow_nan=False) + "\n")
         summary["eval"] = evaluation.summary
         summary["bench"] = {}
         for name, path in (("original", model), ("rewritten", rewritten)):
@@ -133,10 +135,12 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
             summary["bench"][name] = timing.as_dict()
         (out / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
         if config.min_cos is not None:
-            mean = evaluation.summary["pixel_cos"]["mean"]
-            summary["gates"]["eval"] = "passed" if mean >= config.min_cos else "failed"
-            if mean < config.min_cos:
-                raise NumericCheckFailed(f"eval gate: mean pixel cosine {mean:.6f} < {config.min_cos}")
+            try:
+                evaluation.gate(config.min_cos)
+            except NumericCheckFailed as exc:
+                summary["gates"]["eval"] = "failed"
+                raise NumericCheckFailed(f"eval gate: {exc}") from None
+            summary["gates"]["eval"] = "passed"
     except CgsurgError as exc:
         summary["failed"] = str(exc)
         raise
@@ -146,13 +150,15 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
 
 
 def _write_summary(out: Path, summary: dict) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str) + "\n")
     lines = [f"# cgsurg run: {summary.get('pipeline') or summary['config']['pipeline']}", ""]
     if summary.get("failed"):
         lines += [f"**Failed:** {summary['failed']}", ""]
     if "eval" in summary:
-        pc = summary["eval"]["pixel_cos"]
-        lines.append(f"- accuracy (vendor per-pixel cosine, rewritten vs original): mean {pc['mean']:.6f}, "
+        judged = summary["eval"]["judged_by"]
+        pc = summary["eval"][judged]
+        name = "vendor per-pixel cosine" if judged == "pixel_cos" else "flat cosine (one-channel output)"
+        lines.append(f"- accuracy ({name}, rewritten vs original): mean {pc['mean']:.6f}, "
                      f"min {pc['min']:.6f} over {summary['eval']['images']} images")
     for name, result in summary.get("bench", {}).items():
         rates = ", ".join(f"batch {r['batch']}: {r['throughput']:.2f} img/s" for r in result["results"])
@@ -170,7 +176,7 @@ def demo(out_dir: str | os.PathLike = "cgsurg-demo", ngf: int = 64, blocks: int 
     from PIL import Image
     from skimage import data
 
-    from .architectures import GeneratorSpec, build_generator
+    from .export.architectures import GeneratorSpec, build_generator
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

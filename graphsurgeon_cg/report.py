@@ -3,11 +3,13 @@
 ``AccuracyReport`` is a pass-manager instrument. It runs the original model once on the
 evaluation inputs (real images from an info file, a folder, or seeded random inputs), then
 after every pass runs the rewritten model on the same inputs and scores it against the
-original with the metrics of ``cgsurg eval`` (vendor per-pixel cosine mean and min, flat
-cosine, max abs, PSNR, SSIM). It writes ``report.json`` (schema ``cgsurg-report`` version 1),
+original with the metrics of ``check.metrics`` (vendor per-pixel cosine mean and min, flat
+cosine, max abs, PSNR, SSIM). When the pipeline ends, whether it succeeded or failed, it writes
+``report.json`` (schema ``cgsurg-report`` version 2; NaN is ``null``),
 ``report.md`` and a self-contained ``report.html`` with sample images, difference heat maps
 and a chart of accuracy along the pipeline; it gates on minimum cosine/PSNR and compares with
-a baseline report.
+a baseline report. Gates judge the per-pixel cosine for image outputs and the flat cosine for
+one-channel outputs (``metrics.judged_by``).
 """
 
 from __future__ import annotations
@@ -17,134 +19,161 @@ import html
 import io
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import onnx
 
-from .errors import InputError
-from .evaluate import score
-from .infer import to_image
-from .manager import PassRecord
-from .numeric import Feeds, make_session
+from .check.feeds import Feeds, fit_batch, static_batch
+from .check.images import to_image
+from .check.metrics import json_safe, meets, score, summarise
+from .check.session import make_session
+from .core.base import Pass
+from .core.errors import InputError, NumericCheckFailed
+from .core.instruments import Instrument, PipelineRun
+from .core.manager import PassRecord, PipelineResult
 
 SCHEMA = "cgsurg-report"
-VERSION = 1
+VERSION = 2
 SHOWN_SAMPLES = 3
 
 
 @dataclass
 class Gates:
-    min_cos: float | None = None
+    min_cos: float | None = None  # on the judged cosine (per-pixel for images, flat otherwise)
     min_psnr: float | None = None
 
 
-def _run(model: onnx.ModelProto, feeds: Sequence[Feeds], passes: Sequence) -> list[dict]:
-    """Outputs per sample of the model after ``passes``, in the original model's units; inputs
-    are translated through the passes, and a static batch larger than 1 is filled with copies."""
+def _outputs(run: PipelineRun, stage: int, feeds: Sequence[Feeds]) -> list[np.ndarray]:
+    """The first output per sample of ``run.stages[stage]``, in the original model's units."""
+    model = run.stages[stage]
     session = make_session(model)
-    inp = session.get_inputs()[0]
-    static = inp.shape[0] if isinstance(inp.shape[0], int) else None
-    names = [o.name for o in session.get_outputs()]
+    name = session.get_outputs()[0].name
+    batch = static_batch(model)
     outs = []
     for feed in feeds:
-        for p in passes:
-            feed = p.adapt_feeds(feed)
-        if static and static != next(iter(feed.values())).shape[0]:
-            feed = {k: np.repeat(v[:1], static, axis=0) for k, v in feed.items()}
-        out = dict(zip(names, session.run(names, feed)))
-        for p in reversed(passes):
-            out = p.adapt_outputs(out)
-        outs.append({k: v[0] for k, v in out.items()})
+        adapted = fit_batch(run.feeds_for(feed, stage), batch)
+        out = dict(zip([o.name for o in session.get_outputs()], session.run(None, adapted)))
+        outs.append(run.outputs_back(out, stage)[name][0])
     return outs
 
 
 def _throughput(model: onnx.ModelProto, feed: Feeds, rounds: int = 3) -> float:
     """Images per second at batch 1 with ORT's optimisations on, as deployment runs it."""
     session = make_session(model, optimize=True)
-    feed = {k: v[:1] for k, v in feed.items()}
-    inp = session.get_inputs()[0]
-    if isinstance(inp.shape[0], int) and inp.shape[0] > 1:
-        feed = {k: np.repeat(v, inp.shape[0], axis=0) for k, v in feed.items()}
+    feed = fit_batch({k: v[:1] for k, v in feed.items()}, static_batch(model))
     session.run(None, feed)
     runs, start = 0, time.perf_counter()
     while runs < rounds or time.perf_counter() - start < 0.25:  # tiny models need more runs to be steady
         session.run(None, feed)
         runs += 1
-    return feed[inp.name].shape[0] * runs / (time.perf_counter() - start)
+    return next(iter(feed.values())).shape[0] * runs / (time.perf_counter() - start)
 
 
-@dataclass
-class AccuracyReport:
-    original: onnx.ModelProto
-    feeds: list[Feeds]
-    input_kind: str  # "info", "folder" or "random"
-    bench: bool = False
-    entries: list[dict] = field(default_factory=list)
-    gallery: list[tuple[str, list[np.ndarray]]] = field(default_factory=list)  # (pass, shown outputs)
+class AccuracyReport(Instrument):
+    """Measures every pass against the original on the evaluation inputs and writes the
+    report when the pipeline ends, failed or not; fails the run on gates or a baseline."""
 
-    def __post_init__(self):
-        if not self.feeds:
+    def __init__(self, feeds: list[Feeds], input_kind: str, out_dir: str | Path, model_path: str = "",
+                 gates: Gates | None = None, baseline: str | Path | None = None, baseline_cos_tol: float = 1e-4,
+                 baseline_psnr_tol: float = 0.5, bench: bool = False):
+        if not feeds:
             raise InputError("no evaluation inputs for the report")
-        self.passes: list = []
-        self.output_name = self.original.graph.output[0].name
-        self.reference = [o[self.output_name] for o in _run(self.original, self.feeds, [])]
-        self._previous = self.reference
-        self.baseline_throughput = _throughput(self.original, self.feeds[0]) if self.bench else None
+        self.feeds = feeds
+        self.input_kind = input_kind  # "info", "folder" or "random"
+        self.out_dir = Path(out_dir)
+        self.model_path = model_path
+        self.gates = gates or Gates()
+        self.baseline = baseline
+        self.baseline_cos_tol = baseline_cos_tol
+        self.baseline_psnr_tol = baseline_psnr_tol
+        self.bench = bench
+        self.entries: list[dict] = []
+        self.gallery: list[tuple[str, list[np.ndarray]]] = []  # (pass, shown outputs)
+        self.reference: list[np.ndarray] | None = None
+        self.baseline_throughput: float | None = None
+        self.pipeline = ""
 
-    # --- instrument -------------------------------------------------------------------
-    def after_pass(self, p, record: PassRecord, model: onnx.ModelProto) -> None:
-        self.passes.append(p)
-        outputs = [o[self.output_name] for o in _run(model, self.feeds, self.passes)]
+    # --- hooks ------------------------------------------------------------------------
+    def before_pipeline(self, run: PipelineRun) -> None:
+        self.pipeline = ",".join(str(p) for p in run.passes)
+        self.reference = _outputs(run, 0, self.feeds)
+        self._previous = self.reference
+        self.baseline_throughput = _throughput(run.original, self.feeds[0]) if self.bench else None
+
+    def after_pass(self, run: PipelineRun, index: int, p: Pass, record: PassRecord) -> None:
+        assert self.reference is not None
+        outputs = _outputs(run, index + 1, self.feeds)
         scores = [score(f"sample{i}", ref, out) for i, (ref, out) in enumerate(zip(self.reference, outputs))]
         changed = any(not np.array_equal(a, b) for a, b in zip(self._previous, outputs))
         self._previous = outputs
         if changed:
             self.gallery.append((record.spec, outputs[:SHOWN_SAMPLES]))
-        psnr = [s.psnr_db for s in scores if s.psnr_db is not None]
-        ssim = [s.ssim for s in scores if s.ssim is not None]
+        summary = summarise(scores)
+
+        def stat(key: str, which: str) -> float | None:
+            return summary[key][which] if summary[key] else None
+
+        psnr_known = len([s for s in scores if s.psnr_db is not None]) == len(scores)
         metrics = {
-            "pixel_cos_mean": float(np.mean([s.pixel_cos for s in scores])),
-            "pixel_cos_min": float(np.min([s.pixel_cos for s in scores])),
-            "cos_mean": float(np.mean([s.cos for s in scores])),
-            "max_abs": float(np.max([s.max_abs for s in scores])),
-            "psnr_db_mean": float(np.mean(psnr)) if len(psnr) == len(scores) else None,  # None: identical
-            "ssim_mean": float(np.mean(ssim)) if ssim else None,
+            "judged_by": summary["judged_by"],
+            "pixel_cos_mean": stat("pixel_cos", "mean"), "pixel_cos_min": stat("pixel_cos", "min"),
+            "cos_mean": stat("cos", "mean"), "cos_min": stat("cos", "min"),
+            "max_abs": summary["max_abs"]["max"],
+            "psnr_db_mean": stat("psnr_db", "mean") if psnr_known else None,  # None: identical
+            "ssim_mean": stat("ssim", "mean"),
         }
         entry = {"name": p.name, "spec": record.spec, "options": p.changed_options(), "exact": p.exact,
                  "rewrites": record.rewrites, "seconds": record.seconds, "nodes_before": record.nodes_before,
                  "nodes_after": record.nodes_after, "op_delta": record.op_delta, "changed_outputs": changed,
                  "metrics": metrics, "regressions": []}
         if self.bench:
-            feed = self.feeds[0]
-            for q in self.passes:
-                feed = q.adapt_feeds(feed)
-            entry["throughput_batch1"] = _throughput(model, feed)
+            entry["throughput_batch1"] = _throughput(run.stages[index + 1], run.feeds_for(self.feeds[0], index + 1))
         self.entries.append(entry)
+
+    def after_pipeline(self, run: PipelineRun, result: PipelineResult) -> None:
+        failure = self.gate_failure(self.gates)
+        regressions = self.compare_baseline(self.baseline, self.baseline_cos_tol,
+                                            self.baseline_psnr_tol) if self.baseline else []
+        if regressions and not failure:
+            failure = f"accuracy regressed against the baseline after pass {regressions[0]}"
+        if failure:
+            raise NumericCheckFailed(failure)  # after_pipeline_failed writes the report with it
+        result.report_dir = self.write()
+
+    def after_pipeline_failed(self, run: PipelineRun, error: Exception) -> None:
+        if self.reference is not None:  # the report got as far as measuring the original
+            try:
+                self.write(error=str(error))
+            except InputError:
+                pass  # the run's own error is the one to show
 
     # --- verdicts ---------------------------------------------------------------------
     def gate_failure(self, gates: Gates) -> str | None:
-        """The first pass after which a metric falls below its bar, as an error message."""
+        """The first pass after which a metric falls below its bar, as an error message
+        (NaN never passes)."""
         for entry in self.entries:
             m = entry["metrics"]
-            if gates.min_cos is not None and m["pixel_cos_mean"] < gates.min_cos:
-                return (f"accuracy gate: after pass '{entry['spec']}' the mean pixel cosine is "
-                        f"{m['pixel_cos_mean']:.6f} < {gates.min_cos}")
-            if gates.min_psnr is not None and m["psnr_db_mean"] is not None and m["psnr_db_mean"] < gates.min_psnr:
+            judged = m[f"{m['judged_by']}_mean"]
+            if gates.min_cos is not None and not meets(judged, gates.min_cos):
+                return (f"accuracy gate: after pass '{entry['spec']}' the mean {m['judged_by']} is "
+                        f"{_num(judged)} < {gates.min_cos}")
+            if gates.min_psnr is not None and m["psnr_db_mean"] is not None and not meets(m["psnr_db_mean"],
+                                                                                         gates.min_psnr):
                 return (f"accuracy gate: after pass '{entry['spec']}' the mean PSNR is "
-                        f"{m['psnr_db_mean']:.2f} dB < {gates.min_psnr}")
+                        f"{_num(m['psnr_db_mean'], 2)} dB < {gates.min_psnr}")
         return None
 
-    def compare_baseline(self, path: str | Path, cos_tol: float = 1e-4, psnr_tol: float = 0.5) -> list[str]:
+    def compare_baseline(self, path: str | Path | None, cos_tol: float = 1e-4, psnr_tol: float = 0.5) -> list[str]:
         """Flag each pass whose metrics got worse than in an earlier report of the same pipeline."""
         try:
             old = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read baseline report {path}: {exc}") from None
-        if old.get("schema") != SCHEMA or not isinstance(old.get("passes"), list):
-            raise InputError(f"{path} is not a cgsurg report")
+        if old.get("schema") != SCHEMA or old.get("version") != VERSION or not isinstance(old.get("passes"), list):
+            raise InputError(f"{path} is not a cgsurg report of version {VERSION}")
         # The same passes in the same order; their options may differ (that is what one tunes).
         old_names = [e.get("name") for e in old["passes"]]
         if old_names != [e["name"] for e in self.entries]:
@@ -155,8 +184,8 @@ class AccuracyReport:
             new_m, old_m = entry["metrics"], before["metrics"]
             problems = []
             for key in ("pixel_cos_mean", "pixel_cos_min", "cos_mean"):
-                if new_m[key] < old_m[key] - cos_tol:
-                    problems.append(f"{key} {old_m[key]:.6f} -> {new_m[key]:.6f}")
+                if old_m.get(key) is not None and not meets(new_m[key], old_m[key] - cos_tol):
+                    problems.append(f"{key} {old_m[key]:.6f} -> {_num(new_m[key])}")
             old_psnr, new_psnr = old_m.get("psnr_db_mean"), new_m["psnr_db_mean"]
             if new_psnr is not None and (old_psnr is None or new_psnr < old_psnr - psnr_tol):
                 problems.append(f"psnr_db_mean {'inf' if old_psnr is None else f'{old_psnr:.2f}'} -> {new_psnr:.2f}")
@@ -166,35 +195,38 @@ class AccuracyReport:
         return flagged
 
     # --- writers ----------------------------------------------------------------------
-    def as_dict(self, model_path: str, pipeline: str, error: str | None = None, baseline: str | None = None) -> dict:
-        return {"schema": SCHEMA, "version": VERSION, "model": model_path, "pipeline": pipeline,
+    def as_dict(self, error: str | None = None) -> dict:
+        baseline = str(self.baseline) if self.baseline else None
+        return {"schema": SCHEMA, "version": VERSION, "model": self.model_path, "pipeline": self.pipeline,
                 "inputs": {"kind": self.input_kind, "samples": len(self.feeds)},
                 "baseline": baseline, "error": error,
                 "original_throughput_batch1": self.baseline_throughput,
                 "passes": self.entries}
 
-    def write(self, out_dir: str | Path, model_path: str, pipeline: str, error: str | None = None,
-              baseline: str | None = None) -> Path:
-        out = Path(out_dir)
+    def write(self, error: str | None = None) -> Path:
+        out = self.out_dir
         if out.exists() and not out.is_dir():
             raise InputError(f"--report {out} is not a folder")
         out.mkdir(parents=True, exist_ok=True)
-        data = self.as_dict(model_path, pipeline, error, baseline)
-        (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
-        (out / "report.md").write_text(self._markdown(data))
-        (out / "report.html").write_text(self._html(data))
+        data = json_safe(self.as_dict(error))
+        try:
+            (out / "report.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+            (out / "report.md").write_text(self._markdown(data))
+            (out / "report.html").write_text(self._html(data))
+        except OSError as exc:
+            raise InputError(f"cannot write the report in {out}: {exc.strerror or exc}") from None
         return out
 
     def _rows(self, data: dict) -> list[list[str]]:
         rows = []
         for e in data["passes"]:
             m = e["metrics"]
-            psnr = "inf" if m["psnr_db_mean"] is None else f"{m['psnr_db_mean']:.2f}"
+            psnr = "inf" if m["psnr_db_mean"] is None else _num(m["psnr_db_mean"], 2)
             delta = ", ".join(f"{op} {d:+d}" for op, d in e["op_delta"].items()) or "-"
             flag = ("REGRESSED: " + "; ".join(e["regressions"])) if e["regressions"] else ""
             row = [e["spec"], "exact" if e["exact"] else "lossy", str(e["rewrites"]),
-                   f"{e['nodes_before']} → {e['nodes_after']}", f"{m['pixel_cos_mean']:.6f}",
-                   f"{m['pixel_cos_min']:.6f}", f"{m['cos_mean']:.6f}", f"{m['max_abs']:.3g}", psnr,
+                   f"{e['nodes_before']} → {e['nodes_after']}", _num(m["pixel_cos_mean"]),
+                   _num(m["pixel_cos_min"]), _num(m["cos_mean"]), _num(m["max_abs"], 3, "g"), psnr,
                    f"{e['seconds']:.3f}", delta]
             if "throughput_batch1" in e:
                 row.append(f"{e['throughput_batch1']:.2f}")
@@ -260,11 +292,12 @@ class AccuracyReport:
         import matplotlib.pyplot as plt
 
         names = ["original"] + [e["spec"] for e in self.entries]
-        mean = [1.0] + [e["metrics"]["pixel_cos_mean"] for e in self.entries]
-        low = [1.0] + [e["metrics"]["pixel_cos_min"] for e in self.entries]
+        judged = self.entries[0]["metrics"]["judged_by"]
+        mean = [1.0] + [_nan(e["metrics"][f"{judged}_mean"]) for e in self.entries]
+        low = [1.0] + [_nan(e["metrics"][f"{judged}_min"]) for e in self.entries]
         fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(names)), 3), dpi=90)
-        ax.plot(range(len(names)), mean, marker="o", label="pixel cosine, mean")
-        ax.plot(range(len(names)), low, marker="v", linestyle="--", label="pixel cosine, min")
+        ax.plot(range(len(names)), mean, marker="o", label=f"{judged}, mean")
+        ax.plot(range(len(names)), low, marker="v", linestyle="--", label=f"{judged}, min")
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("vs original")
         ax.legend(fontsize=8)
@@ -273,6 +306,17 @@ class AccuracyReport:
         fig.savefig(buf, format="png")
         plt.close(fig)
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _num(value: Any, digits: int = 6, kind: str = "f") -> str:
+    """A metric for a table: n/a when undefined (None here is never 'identical')."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}{kind}}"
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _png_uri(image) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.registry import Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Pass, PassContext, PassResult, register_pass
 
 
 @register_pass
@@ -27,7 +27,10 @@ class FoldConstants(Pass):
         elif _has_dead_node(graph):
             graph.cleanup(remove_unused_graph_inputs=False)
         removed = before - len(graph.nodes)
-        return PassResult(rewrites=removed, reasons=[] if removed else ["no constant or dead subgraph found"])
+        # Folding may also replace a node's computed input by an initializer without removing
+        # a node (a shared subgraph): say nothing, and let the manager's fingerprint decide.
+        return PassResult(removed, [] if removed else ["no constant or dead subgraph found"],
+                          modified=True if removed else None)
 
 
 def _has_foldable_node(graph: gs.Graph) -> bool:

@@ -14,8 +14,7 @@ import warnings
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.numeric import Bound
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, cosine, cosine_bound, register_pass
 
 
 @register_pass
@@ -23,14 +22,11 @@ class Fp16(Pass):
     name = "fp16"
     summary = "Whole model in float16 with float32 inputs/outputs (GPU targets; slower on ORT CPU)"
     exact = False
-    options = {
-        "block": Option(list, ("Resize", "Upsample", "InstanceNormalization"), "operator types kept in float32"),
-        "min_cos": Option(float, 0.99, "pixel cosine the numeric check requires"),
-    }
+    block = Option(tuple, ("Resize", "Upsample", "InstanceNormalization"), "operator types kept in float32")
+    min_cos = Option(float, 0.99, "cosine the numeric check requires", check=cosine())
 
-    @property
     def bound(self) -> Bound:
-        return Bound(min_pixel_cos=self.min_cos)
+        return cosine_bound(self.min_cos)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         import numpy as np
@@ -38,9 +34,9 @@ class Fp16(Pass):
 
         constants = [t for t in graph.tensors().values() if isinstance(t, gs.Constant)]
         if any(t.dtype == np.float16 for t in constants):
-            return PassResult(0, ["the model already has float16 weights"])
+            return PassResult(0, ["the model already has float16 weights"], modified=False)
         if not any(t.dtype == np.float32 for t in constants):
-            return PassResult(0, ["no float32 weights to convert"])
+            return PassResult(0, ["no float32 weights to convert"], modified=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = convert_float_to_float16(gs.export_onnx(graph), keep_io_types=True,

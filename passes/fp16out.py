@@ -12,8 +12,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.numeric import Bound
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, register_pass
 
 
 @register_pass
@@ -21,14 +20,16 @@ class Fp16Out(Pass):
     name = "fp16out"
     summary = "Cast float32 graph outputs to float16, keeping their names (lossy, tiny)"
     exact = False
-    bound = Bound(max_abs=2.0**-24, rel=2.0**-11)
-    options = {"outputs": Option(list, (), "names of the outputs to convert (default: all float32 outputs)")}
+    outputs = Option(tuple, (), "names of the outputs to convert (default: all float32 outputs)")
+
+    def bound(self) -> Bound:
+        return Bound(max_abs=2.0**-24, rel=2.0**-11)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         names = [o.name for o in graph.outputs]
         missing = [n for n in self.outputs if n not in names]
         if missing:
-            raise ValueError(f"no graph output named {', '.join(missing)} (outputs: {', '.join(names)})")
+            raise self.refuse(f"no graph output named {', '.join(missing)} (outputs: {', '.join(names)})")
         rewrites, reasons = 0, []
         for index, output in enumerate(list(graph.outputs)):
             if self.outputs and output.name not in self.outputs:
@@ -43,4 +44,4 @@ class Fp16Out(Pass):
                                        attrs={"to": onnx.TensorProto.FLOAT16}, inputs=[output], outputs=[half]))
             graph.outputs[index] = half
             rewrites += 1
-        return PassResult(rewrites, reasons)
+        return PassResult(rewrites, reasons, modified=rewrites > 0)

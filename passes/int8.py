@@ -26,8 +26,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.numeric import Bound
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, at_least, cosine, cosine_bound, register_pass
 
 QDQ_PER_CHANNEL_OPSET = 13
 
@@ -37,33 +36,31 @@ class Int8(Pass):
     name = "int8"
     summary = "Static int8 quantisation of Conv/ConvTranspose (onnxruntime.quantization), calibrated on images"
     exact = False
-    options = {
-        "data": Option(str, "", "info file of calibration samples (default: apply --data)"),
-        "samples": Option(int, 16, "calibration samples taken from the info file"),
-        "method": Option(str, "percentile", "calibration method", ("minmax", "percentile", "entropy")),
-        "format": Option(str, "qdq", "quantised model format", ("qdq", "qoperator")),
-        "per_channel": Option(bool, True, "per-output-channel weight scales"),
-        "keep_first_last": Option(bool, True, "leave the first and last convolution in float"),
-        "keep_float": Option(list, (), "names of further nodes to leave in float (mixed precision)"),
-        "ops": Option(list, ("Conv", "ConvTranspose"), "operator types to quantise"),
-        "min_cos": Option(float, 0.95, "pixel cosine the numeric check requires (model-dependent)"),
-    }
+    data = Option(str, "", "info file of calibration samples (default: the run's data)")
+    samples = Option(int, 16, "calibration samples taken from the info file", check=at_least(1))
+    method = Option(str, "percentile", "calibration method", ("minmax", "percentile", "entropy"))
+    format = Option(str, "qdq", "quantised model format", ("qdq", "qoperator"))
+    per_channel = Option(bool, True, "per-output-channel weight scales")
+    keep_first_last = Option(bool, True, "leave the first and last convolution in float")
+    keep_float = Option(tuple, (), "names of further nodes to leave in float (mixed precision)")
+    ops = Option(tuple, ("Conv", "ConvTranspose"), "operator types to quantise")
+    min_cos = Option(float, 0.95, "cosine the numeric check requires (model-dependent)", check=cosine())
 
-    @property
     def bound(self) -> Bound:
-        return Bound(min_pixel_cos=self.min_cos)
+        return cosine_bound(self.min_cos)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         targets = [n for n in graph.nodes if n.op in self.ops]
         if not targets:
-            return PassResult(0, [f"no {', '.join(self.ops)} node to quantise"])
+            return PassResult(0, [f"no {', '.join(self.ops)} node to quantise"], modified=False)
         if any(n.op in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for n in graph.nodes):
-            return PassResult(0, ["the model is already quantised"])
+            return PassResult(0, ["the model is already quantised"], modified=False)
         info = self.data or ctx.data
         if not info:
-            raise ValueError("int8 needs calibration images: give apply --data INFO or int8(data=INFO)")
+            raise self.refuse("needs calibration images: int8(data=INFO), or data for the whole run "
+                              "(PassManager(data=INFO); on the command line apply --data INFO)")
         model = gs.export_onnx(graph)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:
             model = onnx.version_converter.convert_version(model, QDQ_PER_CHANNEL_OPSET)
@@ -71,7 +68,7 @@ class Int8(Pass):
         names = {n.name for n in targets}
         unknown = [n for n in self.keep_float if n not in names]
         if unknown:
-            raise ValueError(f"keep_float names no {'/'.join(self.ops)} node: {', '.join(unknown)}")
+            raise self.refuse(f"keep_float names no {'/'.join(self.ops)} node: {', '.join(unknown)}")
         exclude += [n for n in self.keep_float if n not in exclude]
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[self.method]
@@ -100,7 +97,7 @@ class _Calibration:
     """onnxruntime.quantization's CalibrationDataReader over an info file's samples."""
 
     def __init__(self, info: str, model: onnx.ModelProto, limit: int):
-        from graphsurgeon_cg.dataset import load_sample, read_info
+        from graphsurgeon_cg.stages.dataset import load_sample, read_info
 
         initializers = {t.name for t in model.graph.initializer}
         name = next(i.name for i in model.graph.input if i.name not in initializers)

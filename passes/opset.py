@@ -11,7 +11,7 @@ from __future__ import annotations
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Option, Pass, PassContext, PassResult, between, register_pass
 
 
 @register_pass
@@ -19,11 +19,10 @@ class Opset(Pass):
     name = "opset"
     summary = "Convert to opset N with onnx.version_converter (exact)"
     exact = True
-    options = {"version": Option(int, 17, "the target opset of the default domain")}
+    version = Option(int, 17, "the target opset of the default domain", check=between(7, onnx.defs.onnx_opset_version()))
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         if graph.opset == self.version:
-            return PassResult(0, [f"the model is already at opset {self.version}"])
-        model = gs.export_onnx(graph)
-        converted = onnx.version_converter.convert_version(model, self.version)
+            return PassResult(0, [f"the model is already at opset {self.version}"], modified=False)
+        converted = onnx.version_converter.convert_version(gs.export_onnx(graph), self.version)
         return PassResult(1, graph=gs.import_onnx(converted))

@@ -12,65 +12,57 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.graphutil import read_pad
-from graphsurgeon_cg.registry import Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, register_pass
+from graphsurgeon_cg.core.graphutil import PadInfo, read_pad
 
 
 @register_pass
-class PadConvFusion(Pass):
+class PadConvFusion(NodeRewritePass):
     name = "pad-conv-fusion"
     summary = "Fold a zero constant Pad on spatial axes into the following Conv's pads (exact)"
     exact = True
+    op_types = ("Pad",)
+    nothing_found = "no Pad"
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        rewrites, reasons = 0, []
-        outputs = {id(t) for t in graph.outputs}
-        for node in [n for n in graph.nodes if n.op == "Pad"]:
-            pad = read_pad(node)
-            reason = self._refusal(node, pad, outputs)
-            if reason:
-                reasons.append(f"{node.name}: {reason}")
-                continue
-            conv = node.outputs[0].outputs[0]
-            rank = pad.rank
-            spatial = rank - 2
-            conv_pads = list(conv.attrs.get("pads", [0] * (2 * spatial)))
-            for i in range(spatial):
-                conv_pads[i] += int(pad.pads[2 + i])
-                conv_pads[spatial + i] += int(pad.pads[rank + 2 + i])
-            conv.attrs["pads"] = conv_pads
-            conv.inputs[0] = node.inputs[0]
-            node.outputs.clear()
-            ctx.mark(conv)
-            rewrites += 1
-        if not rewrites and not reasons:
-            reasons.append("no Pad")
-        return PassResult(rewrites, reasons)
-
-    @staticmethod
-    def _refusal(node: gs.Node, pad, graph_outputs: set[int]) -> str | None:
+    def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch:
+        pad = read_pad(node)
         if pad.mode != "constant":
-            return f"mode is {pad.mode}, not constant"
-        if pad.reason:
-            return pad.reason
+            return NoMatch(f"mode is {pad.mode}, not constant")
+        if pad.reason or pad.pads is None:
+            return NoMatch(pad.reason or "the pads cannot be read")
         if pad.value != 0.0:
-            return f"pad value is {pad.value:g}, not 0"
+            return NoMatch(f"pad value is {pad.value:g}, not 0")
         rank = pad.rank
         if rank is None or rank < 3 or len(pad.pads) != 2 * rank:
-            return "the input rank is unknown or has no spatial axes"
+            return NoMatch("the input rank is unknown or has no spatial axes")
         if pad.pads[[0, 1, rank, rank + 1]].any():
-            return "batch or channel axes are padded"
+            return NoMatch("batch or channel axes are padded")
         if (pad.pads < 0).any():
-            return "negative pads (cropping)"
+            return NoMatch("negative pads (cropping)")
         out = node.outputs[0]
-        if id(out) in graph_outputs:
-            return "the padded tensor is a graph output"
+        if any(out is t for t in ctx.graph.outputs):
+            return NoMatch("the padded tensor is a graph output")
         if len(out.outputs) != 1 or out.outputs[0].op != "Conv":
-            return "the Pad does not feed exactly one Conv"
+            return NoMatch("the Pad does not feed exactly one Conv")
         conv = out.outputs[0]
         if conv.inputs[0] is not out:
-            return "the Pad feeds the Conv's weights, not its data"
+            return NoMatch("the Pad feeds the Conv's weights, not its data")
         auto_pad = conv.attrs.get("auto_pad", "NOTSET")
         if auto_pad not in ("NOTSET", b"NOTSET"):
-            return f"the Conv has auto_pad {auto_pad}"
-        return None
+            return NoMatch(f"the Conv has auto_pad {auto_pad}")
+        return Match(node, pad)
+
+    def rewrite(self, match: Match, ctx: PassContext) -> None:
+        node, pad = match.node, match.info
+        assert isinstance(pad, PadInfo) and pad.rank is not None and pad.pads is not None
+        conv = node.outputs[0].outputs[0]
+        rank = pad.rank
+        spatial = rank - 2
+        conv_pads = list(conv.attrs.get("pads", [0] * (2 * spatial)))
+        for i in range(spatial):
+            conv_pads[i] += int(pad.pads[2 + i])
+            conv_pads[spatial + i] += int(pad.pads[rank + 2 + i])
+        conv.attrs["pads"] = conv_pads
+        conv.inputs[0] = node.inputs[0]
+        node.outputs.clear()
+        ctx.mark(conv)

@@ -9,13 +9,31 @@ Rounding to the 8-bit grid moves values by at most 0.5 / 127.5 (bound: 0.004).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.graphutil import append_node
-from graphsurgeon_cg.numeric import Bound
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Bound, IOAdapter, Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg.core.graphutil import append_node
+
+
+@dataclass(frozen=True)
+class PixelOutputs(IOAdapter):
+    """The uint8 pixels the rewritten model returns -> floats in [-1, 1] like the original's."""
+
+    converted: tuple  # output names
+    nhwc: bool
+
+    def outputs(self, outputs: dict) -> dict:
+        outputs = dict(outputs)
+        for name in self.converted:
+            pixels = outputs[name]
+            if self.nhwc:
+                pixels = pixels.transpose(0, 3, 1, 2)
+            outputs[name] = pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        return outputs
 
 
 @register_pass
@@ -23,13 +41,15 @@ class PostprocFold(Pass):
     name = "postproc-fold"
     summary = "Return uint8 images (NCHW or NHWC) instead of floats in [-1, 1] (lossy: 8-bit rounding)"
     exact = False
-    bound = Bound(max_abs=0.5 / 127.5 + 1e-6)
-    options = {"layout": Option(str, "nchw", "layout of the uint8 output", ("nchw", "nhwc"))}
+    layout = Option(str, "nchw", "layout of the uint8 output", ("nchw", "nhwc"))
+
+    def bound(self) -> Bound:
+        return Bound(max_abs=0.5 / 127.5 + 1e-6)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        self.converted: list[str] = []
+        converted: list[str] = []
         if ctx.opset < 11:
-            return PassResult(0, [f"opset {ctx.opset} < 11 has no Round and no Clip bounds as inputs"])
+            return PassResult(0, [f"opset {ctx.opset} < 11 has no Round and no Clip bounds as inputs"], modified=False)
         reasons = []
         for index, out in enumerate(list(graph.outputs)):
             shape = out.shape or []
@@ -56,15 +76,7 @@ class PostprocFold(Pass):
                 graph.nodes.append(gs.Node("Cast", name=ctx.fresh_name("postproc_cast"),
                                            attrs={"to": onnx.TensorProto.UINT8}, inputs=[x], outputs=[image]))
             graph.outputs[index] = image
-            self.converted.append(name)
-        return PassResult(len(self.converted), reasons)
+            converted.append(name)
+        adapter = PixelOutputs(tuple(converted), self.layout == "nhwc") if converted else None
+        return PassResult(len(converted), reasons, modified=bool(converted), adapter=adapter)
 
-
-    def adapt_outputs(self, outputs: dict) -> dict:
-        outputs = dict(outputs)
-        for name in getattr(self, "converted", []):
-            pixels = outputs[name]
-            if self.layout == "nhwc":
-                pixels = pixels.transpose(0, 3, 1, 2)
-            outputs[name] = pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-        return outputs

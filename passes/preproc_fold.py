@@ -1,28 +1,55 @@
-"""preproc-fold: the model takes a uint8 image and normalises it itself. Exact up to float rounding.
+"""preproc-fold: the model takes a uint8 image and normalises it itself. Lossy only by float rounding.
 
 The analogue of the vendor compiler's AIPP: the host sends raw 8-bit pixels (4x fewer bytes
 than float32) and does no float conversion; the graph does Cast + x / scale - mean / scale,
 i.e. ``(x - mean) / scale`` per channel (default 127.5 and 127.5: ``x / 127.5 - 1``, the same
 float operations in the same order as the reference host preprocessing, so bit-identical for
-the defaults). Applies to float32 inputs of shape N x C x H x W with C 1 or 3; ``layout=nhwc``
-makes the new input N x H x W x C (a Transpose in the graph). Declared bound: 1e-4.
+the defaults; other values may differ in the last bit). Applies to float32 inputs of shape
+N x C x H x W with C 1 or 3; ``layout=nhwc`` makes the new input N x H x W x C (a Transpose
+in the graph). Declared bound: 1e-4.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.graphutil import append_node
-from graphsurgeon_cg.numeric import Bound
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Bound, IOAdapter, Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg.core.graphutil import append_node
 
 
-def per_channel(values: tuple, channels: int, name: str) -> np.ndarray:
-    if len(values) not in (1, channels):
-        raise ValueError(f"{name} needs 1 or {channels} values, got {len(values)}")
+def per_channel(values: tuple, channels: int) -> np.ndarray:
     return np.asarray([float(v) for v in values] * (channels if len(values) == 1 else 1), np.float32)
+
+
+def _numbers(values: tuple) -> str | None:
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return "must hold numbers"
+    return None if values else "must not be empty"
+
+
+@dataclass(frozen=True)
+class PixelFeeds(IOAdapter):
+    """Float inputs in the original's units -> the uint8 pixels the rewritten model takes."""
+
+    converted: dict  # input name -> channels
+    mean: tuple
+    scale: tuple
+    nhwc: bool
+
+    def feeds(self, feed: dict) -> dict:
+        feed = dict(feed)
+        for name, channels in self.converted.items():
+            scale = per_channel(self.scale, channels).reshape(1, -1, 1, 1)
+            mean = per_channel(self.mean, channels).reshape(1, -1, 1, 1)
+            pixels = np.clip(np.round(feed[name].astype(np.float64) * scale + mean), 0, 255).astype(np.uint8)
+            feed[name] = pixels.transpose(0, 2, 3, 1) if self.nhwc else pixels
+        return feed
 
 
 @register_pass
@@ -30,15 +57,15 @@ class PreprocFold(Pass):
     name = "preproc-fold"
     summary = "Take uint8 images (NCHW or NHWC) and normalise in the graph, like AIPP"
     exact = False
-    bound = Bound(max_abs=1e-4)
-    options = {
-        "layout": Option(str, "nchw", "layout of the new uint8 input", ("nchw", "nhwc")),
-        "mean": Option(list, ("127.5",), "per-channel mean (one value or one per channel)"),
-        "scale": Option(list, ("127.5",), "per-channel scale: x -> (x - mean) / scale"),
-    }
+    layout = Option(str, "nchw", "layout of the new uint8 input", ("nchw", "nhwc"))
+    mean = Option(tuple, ("127.5",), "per-channel mean (one value or one per channel)", check=_numbers)
+    scale = Option(tuple, ("127.5",), "per-channel scale: x -> (x - mean) / scale", check=_numbers)
+
+    def bound(self) -> Bound:
+        return Bound(max_abs=1e-4)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        self.converted: dict[str, int] = {}
+        converted: dict[str, int] = {}
         reasons = []
         for index, inp in enumerate(list(graph.inputs)):
             shape = inp.shape or []
@@ -46,8 +73,11 @@ class PreprocFold(Pass):
                 reasons.append(f"input '{inp.name}' is not a float32 N x C x H x W image with C 1 or 3")
                 continue
             channels = shape[1]
-            scale = per_channel(self.scale, channels, "scale")
-            mean = per_channel(self.mean, channels, "mean")
+            for key, values in (("mean", self.mean), ("scale", self.scale)):
+                if len(values) not in (1, channels):
+                    raise self.refuse(f"{key} needs 1 or {channels} values for input '{inp.name}', got {len(values)}")
+            scale = per_channel(self.scale, channels)
+            mean = per_channel(self.mean, channels)
             name = inp.name
             inp.name = ctx.fresh_name(f"{name}_normalized")  # the old input is now computed
             nhwc = self.layout == "nhwc"
@@ -61,18 +91,9 @@ class PreprocFold(Pass):
                                        inputs=[x, gs.Constant(ctx.fresh_name("offset"), (mean / scale).reshape(1, -1, 1, 1))],
                                        outputs=[inp]))
             graph.inputs[index] = image
-            self.converted[name] = channels
-        return PassResult(len(self.converted), reasons)
-
+            converted[name] = channels
+        adapter = PixelFeeds(converted, self.mean, self.scale, self.layout == "nhwc") if converted else None
+        return PassResult(len(converted), reasons, modified=bool(converted), adapter=adapter)
 
     def feed_grid(self) -> tuple:
         return [float(v) for v in self.mean], [float(v) for v in self.scale]
-
-    def adapt_feeds(self, feed: dict) -> dict:
-        feed = dict(feed)
-        for name, channels in getattr(self, "converted", {}).items():
-            scale = per_channel(self.scale, channels, "scale").reshape(1, -1, 1, 1)
-            mean = per_channel(self.mean, channels, "mean").reshape(1, -1, 1, 1)
-            pixels = np.clip(np.round(feed[name].astype(np.float64) * scale + mean), 0, 255).astype(np.uint8)
-            feed[name] = pixels.transpose(0, 2, 3, 1) if self.layout == "nhwc" else pixels
-        return feed

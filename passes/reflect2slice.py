@@ -12,50 +12,41 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.graphutil import int64, read_pad
-from graphsurgeon_cg.registry import Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, register_pass
+from graphsurgeon_cg.core.graphutil import PadInfo, int64, read_pad
 
 
 @register_pass
-class Reflect2Slice(Pass):
+class Reflect2Slice(NodeRewritePass):
     name = "reflect2slice"
     summary = "Reflect Pad -> Slice(step -1) + Concat per axis (exact)"
     exact = True
+    op_types = ("Pad",)
+    nothing_found = "no Pad with mode 'reflect'"
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        rewrites, reasons = 0, []
-        for node in [n for n in graph.nodes if n.op == "Pad"]:
-            pad = read_pad(node)
-            if pad.mode != "reflect":
-                continue
-            reason = pad.reason or self._refusal(node, pad, ctx.opset)
-            if reason:
-                reasons.append(f"{node.name}: {reason}")
-                continue
-            self._rewrite(node, pad, ctx)
-            rewrites += 1
-        if not rewrites and not reasons:
-            reasons.append("no Pad with mode 'reflect'")
-        return PassResult(rewrites, reasons)
-
-    @staticmethod
-    def _refusal(node: gs.Node, pad, opset: int) -> str | None:
-        if opset < 10:
-            return f"opset {opset} has no Slice steps (convert with opset(version=11) first)"
-        if pad.rank is None or len(pad.pads) != 2 * pad.rank:
-            return "the input rank is unknown or does not match the pads"
+    def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
+        pad = read_pad(node)
+        if pad.mode != "reflect":
+            return None
+        if pad.reason:
+            return NoMatch(pad.reason)
+        if ctx.opset < 10:
+            return NoMatch(f"opset {ctx.opset} has no Slice steps (convert with opset(version=11) first)")
+        if pad.rank is None or pad.pads is None or len(pad.pads) != 2 * pad.rank:
+            return NoMatch("the input rank is unknown or does not match the pads")
         if (pad.pads < 0).any():
-            return "negative pads (cropping) are not supported"
+            return NoMatch("negative pads (cropping) are not supported")
         shape = node.inputs[0].shape
         for axis in range(pad.rank):
             size = shape[axis] if shape is not None else None
             widest = max(pad.pads[axis], pad.pads[axis + pad.rank])
             if isinstance(size, int) and widest and widest >= size:
-                return f"pad {widest} on axis {axis} is not smaller than its size {size}"
-        return None
+                return NoMatch(f"pad {widest} on axis {axis} is not smaller than its size {size}")
+        return Match(node, pad)
 
-    @staticmethod
-    def _rewrite(node: gs.Node, pad, ctx: PassContext) -> None:
+    def rewrite(self, match: Match, ctx: PassContext) -> None:
+        node, pad = match.node, match.info
+        assert isinstance(pad, PadInfo) and pad.rank is not None and pad.pads is not None
         rank = pad.rank
         padded_axes = [a for a in range(rank) if pad.pads[a] or pad.pads[a + rank]]
         current = node.inputs[0]
@@ -69,9 +60,8 @@ class Reflect2Slice(Pass):
                 parts.append(_reverse_slice(ctx, current, -2, -2 - after, axis))
             last = i == len(padded_axes) - 1
             out = node.outputs[0] if last else gs.Variable(ctx.fresh_name("reflect_concat"), dtype=current.dtype)
-            graph_node = gs.Node("Concat", name=ctx.fresh_name("reflect_concat"), attrs={"axis": axis},
-                                 inputs=parts, outputs=[out])
-            ctx.graph.nodes.append(graph_node)
+            ctx.graph.nodes.append(gs.Node("Concat", name=ctx.fresh_name("reflect_concat"), attrs={"axis": axis},
+                                           inputs=parts, outputs=[out]))
             current = out
         node.outputs.clear()  # the Pad is now dead; cleanup removes it
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg.registry import Option, Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Option, Pass, PassContext, PassResult, at_least, register_pass
 
 
 @register_pass
@@ -19,11 +19,9 @@ class StaticBatch(Pass):
     name = "static-batch"
     summary = "Set the dynamic batch dimension of the inputs to N (exact)"
     exact = True
-    options = {"batch": Option(int, 1, "the batch size")}
+    batch = Option(int, 1, "the batch size", check=at_least(1))
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        if self.batch < 1:
-            raise ValueError(f"batch must be at least 1, got {self.batch}")
         rewrites, reasons = 0, []
         for inp in graph.inputs:
             if not inp.shape:
@@ -43,4 +41,4 @@ class StaticBatch(Pass):
                     tensor.shape = None
         elif not reasons:
             reasons.append("no input with a dynamic batch dimension")
-        return PassResult(rewrites, reasons)
+        return PassResult(rewrites, reasons, modified=rewrites > 0)

@@ -1,31 +1,35 @@
-"""The pass manager: parse a pipeline, run each pass, clean up, verify, record, compare.
+"""The pass manager: run a pipeline of passes, clean up, verify, record; instruments observe.
 
-For every pass: run it on an onnx-graphsurgeon graph, remove dead nodes and sort
-topologically, export, infer shapes strictly and run the ONNX checker, tag the nodes it
-created or touched with provenance, and record rewrites, time, node counts and the op-type
-histogram delta. A pass that raises or leaves an invalid model stops the pipeline with an
-error naming it. With checking on (the default), the original and rewritten models are run in
-ONNX Runtime on the same inputs and must agree within the pipeline's bound; on a breach the
-pass that caused it is named.
+For every pass: run it on an onnx-graphsurgeon graph; decide whether it changed anything
+(what the pass says, else a structural fingerprint); if it did, remove dead nodes, sort
+topologically, export, infer shapes strictly, run the ONNX checker, and tag the nodes it
+created or touched with provenance; then record rewrites, time, node counts and the op-type
+delta. A pass that raises or leaves an invalid model stops the pipeline with an error naming
+it. Numeric checks, reports and timing are instruments (``core.instruments``): this module
+knows nothing of ONNX Runtime.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from .errors import CgsurgError, NumericCheckFailed, PassFailed
+from .base import IDENTITY, IOAdapter, Pass, PassContext, PassResult
+from .bounds import EXACT, Bound
+from .errors import CgsurgError, PassFailed
+from .instruments import Instrument, Instruments, PipelineRun
 from .modelio import default_opset, weightless
-from .numeric import (EXACT, Bound, Comparison, check_shape_names_of, compare_outputs, file_feeds, input_shape, make_session,
-                      random_feeds, run_session)
-from .pipeline import build_pipeline
-from .registry import Pass, PassContext
+from .pipeline import PassSpec
+from .registry import build_pipeline
 
 PROVENANCE_PREFIX = "cgsurg:"
 
@@ -37,16 +41,17 @@ class PassRecord:
     exact: bool
     rewrites: int
     reasons: list[str]
+    modified: bool
     seconds: float
     verify_seconds: float
     nodes_before: int
     nodes_after: int
     op_delta: dict[str, int]
-    check: Comparison | None = None
+    check: Any = None  # set by the numeric checker (a check.metrics.Comparison) with check_each
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
-        d["check"] = self.check.as_dict() if self.check else None
+        d["check"] = self.check.as_dict() if self.check is not None else None
         return d
 
 
@@ -56,8 +61,9 @@ class PipelineResult:
     pipeline: str
     records: list[PassRecord]
     bound: Bound
-    check: Comparison | None = None
+    check: Any = None  # set by the numeric checker: the comparison of the result with the original
     report_dir: Path | None = None
+    extras: dict = field(default_factory=dict)  # what other instruments want to hand back
 
     @property
     def rewrites(self) -> int:
@@ -66,69 +72,60 @@ class PipelineResult:
     def as_dict(self) -> dict:
         return {"pipeline": self.pipeline, "bound": self.bound.describe(),
                 "passes": [r.as_dict() for r in self.records],
-                "check": self.check.as_dict() if self.check else None}
-
-
-@dataclass
-class CheckSettings:
-    """Inputs for the numeric check: real ones from ``inputs_dir``, or seeded random ones."""
-
-    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    inputs_dir: str | None = None
-    seed: int = 0
+                "check": self.check.as_dict() if self.check is not None else None}
 
 
 class PassManager:
-    def __init__(self, pipeline: str | Sequence, check: CheckSettings | None = CheckSettings(),
-                 check_each: bool = False, instruments: Sequence = (), data: str | None = None):
-        """``instruments``: objects with ``after_pass(pass, record, model)``, called after every
-        pass with the verified model (reporting and measuring live there, not in passes)."""
+    def __init__(self, pipeline: str | Sequence[PassSpec | Pass], instruments: Sequence[Instrument] = (),
+                 data: str | None = None):
+        """``pipeline``: a pipeline string or specs/passes (all checked here, before any work).
+        ``instruments``: observers such as ``check.NumericChecker`` and ``report.AccuracyReport``.
+        ``data``: an info file of samples that passes may use (int8 calibration)."""
         self.passes: list[Pass] = build_pipeline(pipeline)
-        self.instruments = list(instruments)
+        self.instruments = Instruments(instruments)
         self.data = data
-        self.check = check
-        self.check_each = check_each and check is not None
         # Exact passes add nothing to the bound; lossy ones add their own.
-        self.bound = Bound.chain([EXACT] + [p.bound for p in self.passes if not p.exact])
+        self.bound = Bound.chain([EXACT] + [p.bound() for p in self.passes if not p.exact])
 
     @property
     def pipeline(self) -> str:
         return ",".join(str(p) for p in self.passes)
 
     def run(self, model: onnx.ModelProto) -> PipelineResult:
-        checker = _Checker(model, self.check, self.passes) if self.check is not None else None
-        stages = [model]
+        run = PipelineRun(self.passes, self.bound, [model])
         provenance: dict[str, str] = {}
-        records = []
-        graph = gs.import_onnx(model)
-        for index, p in enumerate(self.passes):
-            record, graph, current = self._run_one(p, graph, model, stages[-1], provenance)
-            stages.append(current)
-            if self.check_each:
-                record.check = checker.compare(stages, index, index + 1, p.bound)
-            for instrument in self.instruments:
-                instrument.after_pass(p, record, current)
-            if record.check is not None:
-                if not record.check.ok:
-                    raise NumericCheckFailed(f"numeric check failed after pass '{p.name}': "
-                                             f"{record.check.violations[0]}", p.name)
-            records.append(record)
-            if index + 1 < len(self.passes):
-                _apply_inferred_shapes(graph, current)  # the next pass sees inferred shapes
-        result = PipelineResult(model=stages[-1], pipeline=self.pipeline, records=records, bound=self.bound)
-        if checker is not None:
-            result.check = checker.compare(stages, 0, len(stages) - 1, self.bound)
-            if not result.check.ok:
-                raise self._culprit(checker, stages, result.check)
+        try:
+            self.instruments.call("before_pipeline", run)
+            graph = gs.import_onnx(model)
+            for index, p in enumerate(self.passes):
+                self.instruments.call("before_pass", run, index, p)
+                try:
+                    record, graph, current, adapter = self._run_one(p, graph, model, run.stages[-1], provenance)
+                    run.stages.append(current)
+                    run.adapters.append(adapter)
+                    run.records.append(record)
+                    self.instruments.call("after_pass", run, index, p, record)
+                except CgsurgError as exc:
+                    self.instruments.call("after_pass_failed", run, index, p, exc)
+                    raise
+                if index + 1 < len(self.passes) and record.modified:
+                    _apply_inferred_shapes(graph, current)  # the next pass sees inferred shapes
+            result = PipelineResult(model=run.stages[-1], pipeline=self.pipeline, records=run.records,
+                                    bound=self.bound)
+            self.instruments.call("after_pipeline", run, result)
+        except CgsurgError as exc:
+            self.instruments.call("after_pipeline_failed", run, exc)
+            raise
         return result
 
     def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto, previous: onnx.ModelProto,
-                 provenance: dict[str, str]) -> tuple[PassRecord, gs.Graph, onnx.ModelProto]:
+                 provenance: dict[str, str]) -> tuple[PassRecord, gs.Graph, onnx.ModelProto, IOAdapter]:
         ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data)
         before_order = [id(n) for n in graph.nodes]
         before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}
         ops_before = Counter(n.op for n in graph.nodes)
+        fingerprint = _fingerprint(graph)
         start = time.perf_counter()
         try:
             result = p.run(graph, ctx)
@@ -136,14 +133,21 @@ class PassManager:
             raise
         except Exception as exc:
             raise PassFailed(p.name, f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, PassResult):
+            raise PassFailed(p.name, f"run() returned {type(result).__name__}, not a PassResult")
+        modified = result.modified
+        if result.graph is not None or result.rewrites or ctx.touched:
+            modified = True
+        elif modified is None:  # the pass did not say: look, rather than trust "0 rewrites"
+            modified = _fingerprint(graph) != fingerprint
         record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=result.rewrites,
-                            reasons=list(dict.fromkeys(result.reasons)), seconds=0.0, verify_seconds=0.0,
-                            nodes_before=len(before_order), nodes_after=len(before_order), op_delta={})
-        unchanged = (result.graph is None and not result.rewrites and not ctx.touched
-                     and [id(n) for n in graph.nodes] == before_order)
-        if unchanged:  # nothing to clean, sort or verify again: the previous model stands
+                            reasons=list(dict.fromkeys(result.reasons)), modified=bool(modified), seconds=0.0,
+                            verify_seconds=0.0, nodes_before=len(before_order), nodes_after=len(before_order),
+                            op_delta={})
+        adapter = result.adapter or IDENTITY
+        if not modified:  # nothing to clean, sort or verify again: the previous model stands
             record.seconds = time.perf_counter() - start
-            return record, graph, previous
+            return record, graph, previous, adapter
         if result.graph is not None:
             graph = result.graph
         graph.cleanup(remove_unused_graph_inputs=False)
@@ -172,79 +176,39 @@ class PassManager:
         record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
                            if ops_after[op] != ops_before[op]}
         record.nodes_after = len(model.graph.node)
-        return record, graph, model
-
-    def _culprit(self, checker: "_Checker", stages: list, total: Comparison) -> NumericCheckFailed:
-        """The pipeline breached its bound: find the first pass that breaches its own."""
-        for index, p in enumerate(self.passes):
-            step = checker.compare(stages, index, index + 1, p.bound)
-            if not step.ok:
-                return NumericCheckFailed(f"numeric check failed after pass '{p.name}': {step.violations[0]}", p.name)
-        lossy = [p.name for p in self.passes if not p.exact] or [p.name for p in self.passes]
-        return NumericCheckFailed(f"numeric check failed for the pipeline (passes {', '.join(lossy)} together): "
-                                  f"{total.violations[0]}", lossy[-1])
+        return record, graph, model, adapter
 
 
-class _Checker:
-    """Runs the pipeline's stages on one set of inputs, caching each stage's outputs.
+def _fingerprint(graph: gs.Graph) -> int:
+    """A hash of the graph's structure: nodes (op, domain, name, attributes, wiring), tensors
+    (name, dtype, shape; for constants a strided sample of the values), inputs, outputs and
+    opset. Cheap (no full copy of the weights), so it runs before every pass; an edit inside a
+    weight array that the sample misses goes unseen: such a pass must say ``modified=True``."""
+    def value_key(value: Any) -> Any:
+        if isinstance(value, gs.Constant):
+            return ("const", id(value), tuple(value.shape), str(value.dtype), _sample(value))
+        if isinstance(value, (gs.Graph, gs.Tensor)):
+            return ("obj", id(value))
+        if isinstance(value, np.ndarray):
+            return ("array", value.shape, zlib.crc32(value.ravel()[:: max(1, value.size // 64)].tobytes()))
+        return repr(value)
 
-    Inputs are made for the original model: seeded random ones (their batch follows a static
-    batch of the stage being checked, so ``static-batch(batch=4)`` is checked at batch 4) or
-    real ones from ``inputs_dir``. Each pass translates inputs forward and outputs back
-    (``adapt_feeds``/``adapt_outputs``), so a pass that makes the model take uint8 images is
-    compared in the original model's units.
-    """
-
-    def __init__(self, original: onnx.ModelProto, settings: CheckSettings, passes: Sequence[Pass]):
-        self.settings = settings
-        self.passes = list(passes)
-        self.feeds: list = []
-        self._feed_shapes: dict | None = None
-        self._outputs: dict[int, list] = {}
-        self.original_inputs = make_session(original).get_inputs()
-        check_shape_names_of(self.original_inputs, settings.shapes)  # fail before any pass runs
-        self._prepare(None, original)
-
-    def _prepare(self, static_batch: int | None, original: onnx.ModelProto | None = None) -> None:
-        if self.settings.inputs_dir:
-            if not self.feeds:
-                self.feeds = file_feeds(make_session(original), self.settings.inputs_dir)
-            return
-        shapes = {i.name: input_shape(i, self.settings.shapes) for i in self.original_inputs}
-        if static_batch:
-            shapes = {name: (static_batch, *shape[1:]) for name, shape in shapes.items()}
-        if shapes != self._feed_shapes:
-            grid = next((g for g in (p.feed_grid() for p in self.passes) if g is not None), None)
-            self.feeds = random_feeds(self.original_inputs, shapes, self.settings.seed, grid=grid)
-            self._feed_shapes = shapes
-            self._outputs.clear()
-
-    def outputs(self, stages: list, k: int) -> list:
-        """Outputs of stage ``k`` (the model after ``k`` passes), in that stage's own units."""
-        if k not in self._outputs:
-            feeds = self.feeds
-            for p in self.passes[:k]:
-                feeds = [p.adapt_feeds(f) for f in feeds]
-            self._outputs[k] = run_session(make_session(stages[k]), feeds)
-        return self._outputs[k]
-
-    def compare(self, stages: list, i: int, j: int, bound: Bound) -> Comparison:
-        """Stage ``j`` against stage ``i`` (i < j), in stage ``i``'s units."""
-        self._prepare(_static_batch(stages[j]))
-        new = self.outputs(stages, j)
-        for p in reversed(self.passes[i:j]):
-            new = [p.adapt_outputs(o) for o in new]
-        return compare_outputs(self.outputs(stages, i), new, bound)
+    parts: list[Any] = [graph.opset, tuple(id(t) for t in graph.inputs), tuple(id(t) for t in graph.outputs)]
+    for node in graph.nodes:
+        parts.append((id(node), node.op, node.domain, node.name,
+                      tuple((k, value_key(v)) for k, v in sorted(node.attrs.items())),
+                      tuple(id(t) for t in node.inputs), tuple(id(t) for t in node.outputs)))
+    for tensor in graph.tensors().values():
+        parts.append(value_key(tensor) if isinstance(tensor, gs.Constant)
+                     else (id(tensor), tensor.name, str(tensor.dtype), tuple(tensor.shape or ())))
+    return hash(tuple(parts))
 
 
-def _static_batch(model: onnx.ModelProto) -> int | None:
-    """The first input's static batch size, or None when it is dynamic."""
-    initializers = {t.name for t in model.graph.initializer}
-    for inp in model.graph.input:
-        if inp.name not in initializers:
-            dims = inp.type.tensor_type.shape.dim
-            return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
-    return None
+def _sample(constant: gs.Constant) -> int | None:
+    values = constant._values  # not .values: that would load lazily held weights
+    if not isinstance(values, np.ndarray):
+        return None
+    return zlib.crc32(np.ascontiguousarray(values.ravel()[:: max(1, values.size // 64)]).tobytes())
 
 
 def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:

@@ -27,9 +27,9 @@ from typing import Callable
 import numpy as np
 
 from .architectures import NORMS, GeneratorSpec, build_generator
-from .errors import CgsurgError, InputError
-from .modelio import check_writable, default_opset, load_model, save_model
-from .numeric import make_session
+from ..check.session import make_session
+from ..core.errors import CgsurgError, InputError
+from ..core.modelio import check_writable, default_opset, load_model, save_model
 
 MAX_ABS = 1e-4
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "netG", "netG_A", "netG_B", "generator", "G", "params", "ema")

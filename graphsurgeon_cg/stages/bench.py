@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
+from ..check.feeds import ImageInput
+from ..check.session import environment, make_session
+from ..core.errors import InputError
 from .dataset import load_sample, read_info
-from .errors import InputError
-from .runtime import ImageInput, environment, open_session
 
 
 @dataclass
@@ -40,25 +42,15 @@ class BenchResult:
                 "results": [r.__dict__ for r in self.results]}
 
 
-def parse_batches(text: str) -> list[int]:
-    try:
-        sizes = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError(f"--batch {text!r}: expected sizes like 1,16") from None
-    if not sizes or min(sizes) < 1:
-        raise InputError(f"--batch {text!r}: batch sizes must be at least 1")
-    return sizes
-
-
-def bench(model: str | os.PathLike, batch_sizes: list[int] = (1, 16), rounds: int = 20, warmup: int = 3,
+def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds: int = 20, warmup: int = 3,
           data: str | os.PathLike | None = None, threads: int | None = None, provider: str = "cpu",
           seed: int = 0) -> BenchResult:
     if rounds < 1 or warmup < 0:
-        raise InputError("--rounds must be at least 1 and --warmup at least 0")
+        raise InputError("rounds must be at least 1 and warm-up runs at least 0")
     if not batch_sizes or min(batch_sizes) < 1:
         raise InputError("batch sizes must be at least 1")
     samples = read_info(data) if data else None
-    session = open_session(model, provider, threads)
+    session = make_session(model, optimize=True, provider=provider, threads=threads)
     image = ImageInput.of(session)
     skipped = []
     if image.static_batch:

@@ -17,9 +17,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..check.feeds import ImageInput
+from ..check.images import save_png
+from ..check.session import make_session
+from ..core.errors import InputError
 from .dataset import Sample, load_sample, read_info
-from .errors import InputError
-from .runtime import ImageInput, open_session
 
 
 @dataclass
@@ -76,9 +78,9 @@ def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.P
     from tqdm import tqdm
 
     if batch < 1:
-        raise InputError(f"--batch must be at least 1, got {batch}")
+        raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
-    session = open_session(model, provider, threads)
+    session = make_session(model, optimize=True, provider=provider, threads=threads)
     image = ImageInput.of(session)
     if image.static_batch and image.static_batch != batch:
         notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
@@ -109,25 +111,3 @@ def _write(out: Path, chunk: list[Sample], outputs: list[np.ndarray], names: lis
             np.save(out / f"{stem}.npy", values[i])
             if png and k == 0:
                 save_png(values[i], out / f"{stem}.png")
-
-
-def to_image(chw: np.ndarray):
-    """A CHW array (uint8, or float in [-1, 1] like generator outputs; HWC uint8 too) as a PIL
-    image, or None when it is not image-shaped."""
-    from PIL import Image
-
-    arr = np.asarray(chw)
-    if arr.ndim == 3 and arr.dtype == np.uint8 and arr.shape[0] not in (1, 3) and arr.shape[2] in (1, 3):
-        arr = arr.transpose(2, 0, 1)  # HWC bytes from a postproc-fold(layout=nhwc) model
-    if arr.ndim != 3 or arr.shape[0] not in (1, 3):
-        return None
-    if arr.dtype != np.uint8:
-        arr = np.clip((arr.astype(np.float32) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-    hwc = arr.transpose(1, 2, 0)
-    return Image.fromarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc)
-
-
-def save_png(chw: np.ndarray, path: Path) -> None:
-    image = to_image(chw)
-    if image is not None:  # not an image: the .npy is the output
-        image.save(path)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .runtime import ImageInput, environment, open_session
+from ..check.feeds import ImageInput
+from ..check.session import environment, make_session
+from ..core.errors import InputError
 
 TOP_NODES = 10
 
@@ -37,9 +38,10 @@ class ProfileResult:
 def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: int | None = None,
             provider: str = "cpu", seed: int = 0) -> ProfileResult:
     if batch < 1 or rounds < 1:
-        raise InputError("--batch and --rounds must be at least 1")
+        raise InputError("the batch size and rounds must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
-        session = open_session(model, provider, threads, profile_prefix=os.path.join(tmp, "cgsurg"))
+        session = make_session(model, optimize=True, provider=provider, threads=threads,
+                               profile_prefix=os.path.join(tmp, "cgsurg"))
         image = ImageInput.of(session)
         if image.static_batch:
             batch = image.static_batch

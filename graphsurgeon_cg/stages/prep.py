@@ -10,18 +10,15 @@ A file that cannot be read is skipped with a warning; one bad file never aborts 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..check.images import RESAMPLE, load_image
+from ..core.errors import InputError
 from .dataset import Sample, write_info
-from .errors import InputError
-
-RESAMPLE = ("bicubic", "bilinear", "lanczos", "nearest", "box", "hamming")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -29,25 +26,6 @@ class PrepResult:
     info: Path
     written: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
-
-
-def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic",
-               dtype: str = "float32") -> tuple[np.ndarray, int, int]:
-    """One image as CHW array (float32 in [-1, 1] or uint8) resized to ``size`` (square, or
-    (width, height)), and its original width and height."""
-    from PIL import Image, ImageOps
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. PIL's DecompressionBombWarning, EXIF oddities
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            width, height = img.size
-            target = (size, size) if isinstance(size, int) else tuple(size)
-            img = img.convert("RGB").resize(target, getattr(Image.Resampling, resample.upper()))
-    arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-    if dtype == "uint8":
-        return np.ascontiguousarray(arr), width, height
-    return (arr.astype(np.float32) / np.float32(127.5) - np.float32(1.0)), width, height
 
 
 def prep(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, size: int = 256, resample: str = "bicubic",
@@ -58,11 +36,11 @@ def prep(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, size: int = 256
     if not src.is_dir():
         raise InputError(f"no such folder: {src}" if not src.exists() else f"{src} is not a folder")
     if size < 1:
-        raise InputError(f"--size must be positive, got {size}")
+        raise InputError(f"the image size must be positive, got {size}")
     if resample not in RESAMPLE:
-        raise InputError(f"--resample must be one of {', '.join(RESAMPLE)}")
+        raise InputError(f"resample must be one of {', '.join(RESAMPLE)}")
     if dtype not in ("float32", "uint8"):
-        raise InputError("--dtype must be float32 or uint8")
+        raise InputError("dtype must be float32 or uint8")
     files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(f"{src} holds no files")

@@ -1,6 +1,7 @@
 """Pipeline strings: ``fold-constants,resize-nearest(nearest_mode=round_prefer_ceil)``.
 
-Grammar: ``pipeline := spec ("," spec)*``, ``spec := NAME ["(" KEY "=" VALUE ("," KEY "=" VALUE)* ")"]``,
+This module is only the grammar: it knows no passes (``registry.build_pipeline`` resolves
+names). Grammar: ``pipeline := spec ("," spec)*``, ``spec := NAME ["(" KEY "=" VALUE ("," KEY "=" VALUE)* ")"]``,
 ``VALUE := TOKEN | "[" TOKEN ("," TOKEN)* "]"``. Values stay text here; each pass converts
 them to its options' types. ``format_pipeline(parse_pipeline(s))`` gives ``s`` back up to
 whitespace, and parsing the printed form gives equal specs.
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
-from .registry import Pass, get_pass
 
 _TOKEN = re.compile(r"[^,()\[\]=\s]+")
 
@@ -24,7 +24,7 @@ class PassSpec:
     options: tuple[tuple[str, Any], ...] = ()
 
     @staticmethod
-    def from_values(name: str, values: dict[str, Any]) -> "PassSpec":
+    def from_values(name: str, values: dict[str, Any]) -> PassSpec:
         return PassSpec(name, tuple((k, _to_text(v)) for k, v in values.items()))
 
     def __str__(self) -> str:
@@ -32,14 +32,6 @@ class PassSpec:
             return self.name
         body = ",".join(f"{k}={_format_value(v)}" for k, v in self.options)
         return f"{self.name}({body})"
-
-    def create(self) -> Pass:
-        """Resolve the name and build the pass with typed, validated options."""
-        cls = get_pass(self.name)
-        keys = [k for k, _ in self.options]
-        if len(set(keys)) != len(keys):
-            raise InputError(f"{self.name}: an option is given twice")
-        return cls(**dict(self.options))
 
 
 def _to_text(value: Any) -> Any:
@@ -132,9 +124,3 @@ def parse_pipeline(text: str) -> list[PassSpec]:
 
 def format_pipeline(specs: list[PassSpec]) -> str:
     return ",".join(str(s) for s in specs)
-
-
-def build_pipeline(pipeline: str | list) -> list[Pass]:
-    """A pipeline string, or a list of specs / pass instances, as ready-to-run passes."""
-    items = parse_pipeline(pipeline) if isinstance(pipeline, str) else list(pipeline)
-    return [item if isinstance(item, Pass) else item.create() for item in items]

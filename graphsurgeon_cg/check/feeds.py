@@ -1,0 +1,162 @@
+"""Inputs to run a model on: seeded random ones, real ones from a folder, and the single
+image input of a generator (name, dtype, static batch) that the stages work with."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from ..core.errors import InputError
+from .images import IMAGE_SUFFIXES, load_image
+from .session import numpy_dtype
+
+Feeds = dict[str, np.ndarray]
+Shapes = Mapping[str, Sequence[int]]
+DEFAULT_GRID = (127.5, 127.5)
+
+
+def check_shape_names(inputs: Sequence[Any], shapes: Shapes) -> None:
+    """Every given shape must name one of ``inputs`` (ORT NodeArgs)."""
+    unknown = set(shapes) - {i.name for i in inputs}
+    if unknown:
+        names = ", ".join(i.name for i in inputs)
+        raise InputError(f"an input shape names no model input: {', '.join(sorted(unknown))} (inputs: {names})")
+
+
+def input_shape(inp: Any, shapes: Shapes) -> tuple[int, ...]:
+    """The shape to feed ``inp`` (an ORT NodeArg): given, else static, else batch 1 on axis 0."""
+    if inp.name in shapes:
+        return tuple(int(d) for d in shapes[inp.name])
+    dims = []
+    for axis, d in enumerate(inp.shape):
+        if isinstance(d, int) and d > 0:
+            dims.append(d)
+        elif axis == 0:
+            dims.append(1)  # a dynamic batch axis defaults to batch 1
+        else:
+            example = ",".join(str(x) if isinstance(x, int) else "N" for x in inp.shape)
+            raise InputError(f"input '{inp.name}' has dynamic axis {axis} ({d}); give its shape "
+                             f"({inp.name}:{example})")
+    return tuple(dims)
+
+
+def random_array(shape: Sequence[int], dtype: np.dtype, rng: np.random.Generator,
+                 grid: tuple | None = None) -> np.ndarray:
+    """Seeded random data for one input: for image-shaped float inputs (N x 1|3 x H x W) random
+    8-bit pictures normalised as ``(u - mean) / scale`` (``grid``, default 127.5 and 127.5, so
+    that a model made to take uint8 images sees exactly the same pictures); other floats uniform
+    in [-1, 1]; uint8 over 0..255; bools; other ints small."""
+    shape = tuple(shape)
+    if np.issubdtype(dtype, np.floating):
+        if len(shape) == 4 and shape[1] in (1, 3):
+            mean, scale = (np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (shape[1],)).reshape(1, -1, 1, 1)
+                           for v in (grid or DEFAULT_GRID))
+            pixels = rng.integers(0, 256, size=shape).astype(np.float32)
+            return (pixels / scale - mean / scale).astype(dtype)
+        return rng.uniform(-1, 1, size=shape).astype(dtype)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    return rng.integers(0, 4, size=shape).astype(dtype)
+
+
+def random_feeds(source: Any, shapes: Shapes | None = None, seed: int = 0, samples: int = 1,
+                 grid: tuple | None = None) -> list[Feeds]:
+    """``samples`` seeded random feeds for a session (or its list of inputs)."""
+    inputs = source.get_inputs() if hasattr(source, "get_inputs") else list(source)
+    shapes = shapes or {}
+    check_shape_names(inputs, shapes)
+    rng = np.random.default_rng(seed)
+    return [{inp.name: random_array(input_shape(inp, shapes), numpy_dtype(inp.type), rng, grid) for inp in inputs}
+            for _ in range(samples)]
+
+
+def file_feeds(session: Any, folder: str | os.PathLike) -> list[Feeds]:
+    """Real inputs from a folder: ``.npy`` arrays, ``.npz`` archives keyed by input name, or
+    images (resized to the input's size, scaled to [-1, 1], NCHW) for a single image input."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"the inputs folder {folder} is not a directory")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".npy", ".npz"} | IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"the inputs folder {folder} holds no .npy, .npz or image files")
+    inputs = session.get_inputs()
+    feeds = []
+    for path in files:
+        if path.suffix.lower() == ".npz":
+            with np.load(path) as archive:
+                feed = {i.name: archive[i.name] for i in inputs if i.name in archive}
+            if len(feed) != len(inputs):
+                raise InputError(f"{path} lacks arrays for inputs {[i.name for i in inputs if i.name not in feed]}")
+        elif len(inputs) != 1:
+            raise InputError(f"the model has {len(inputs)} inputs: give .npz files keyed by input name")
+        elif path.suffix.lower() == ".npy":
+            feed = {inputs[0].name: np.load(path)}
+        else:
+            feed = {inputs[0].name: _image_array(path, inputs[0])}
+        for inp in inputs:
+            arr = feed[inp.name]
+            if arr.ndim == len(inp.shape) - 1:
+                arr = arr[None]
+            feed[inp.name] = arr.astype(numpy_dtype(inp.type), copy=False)
+        feeds.append(feed)
+    return feeds
+
+
+def _image_array(path: Path, inp: Any) -> np.ndarray:
+    shape = inp.shape
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
+        raise InputError(f"input '{inp.name}' is not an NCHW image of static size; use .npy inputs")
+    try:
+        return load_image(path, (shape[3], shape[2]))[0]
+    except Exception as exc:  # PIL raises many types for broken or unknown files
+        raise InputError(f"cannot read image {path}: {exc}") from None
+
+
+def static_batch(model: onnx.ModelProto) -> int | None:
+    """The first graph input's static batch size, or None when it is dynamic."""
+    initializers = {t.name for t in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name not in initializers:
+            dims = inp.type.tensor_type.shape.dim
+            return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+    return None
+
+
+def fit_batch(feed: Feeds, batch: int | None) -> Feeds:
+    """``feed`` at a model's static ``batch``: the first sample repeated (None: unchanged)."""
+    if not batch or all(v.shape[0] == batch for v in feed.values()):
+        return feed
+    return {k: np.repeat(v[:1], batch, axis=0) for k, v in feed.items()}
+
+
+@dataclass
+class ImageInput:
+    """The single image input of a generator: name, dtype, static batch (or None), sample shape."""
+
+    name: str
+    dtype: np.dtype
+    static_batch: int | None
+    sample_shape: tuple
+
+    @staticmethod
+    def of(session: Any) -> ImageInput:
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            raise InputError(f"the model has {len(inputs)} inputs; the stages need a single image input")
+        inp = inputs[0]
+        shape = list(inp.shape)
+        if len(shape) < 1 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
+            raise InputError(f"input '{inp.name}' has shape {shape}: only the batch axis may be dynamic "
+                             "(fix the other axes with 'cgsurg apply' or re-export with a fixed size)")
+        batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        return ImageInput(inp.name, numpy_dtype(inp.type), batch, tuple(shape[1:]))
+
+    def random_batch(self, batch: int, rng: np.random.Generator) -> np.ndarray:
+        return random_array((batch, *self.sample_shape), self.dtype, rng)

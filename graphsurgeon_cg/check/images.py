@@ -1,0 +1,57 @@
+"""Images in and out, as the reference preprocessing and the vendor scripts treat them.
+
+In: open, EXIF orientation applied, RGB (gray and RGBA converted, as CycleGAN's own loader
+does with ``convert('RGB')``), resize (bicubic by default), ``x / 127.5 - 1`` in [-1, 1], CHW
+(or the CHW bytes with ``dtype="uint8"``). Out: a CHW array in [-1, 1] (or uint8) as a picture.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+RESAMPLE = ("bicubic", "bilinear", "lanczos", "nearest", "box", "hamming")
+
+
+def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic",
+               dtype: str = "float32") -> tuple[np.ndarray, int, int]:
+    """One image as a CHW array (float32 in [-1, 1] or uint8) resized to ``size`` (square, or
+    (width, height)), and its original width and height."""
+    from PIL import Image, ImageOps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. PIL's DecompressionBombWarning, EXIF oddities
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            width, height = img.size
+            target = (size, size) if isinstance(size, int) else tuple(size)
+            img = img.convert("RGB").resize(target, getattr(Image.Resampling, resample.upper()))
+    arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    if dtype == "uint8":
+        return np.ascontiguousarray(arr), width, height
+    return (arr.astype(np.float32) / np.float32(127.5) - np.float32(1.0)), width, height
+
+
+def to_image(chw: np.ndarray):
+    """A CHW array (uint8, or float in [-1, 1] like generator outputs; HWC uint8 too) as a PIL
+    image, or None when it is not image-shaped."""
+    from PIL import Image
+
+    arr = np.asarray(chw)
+    if arr.ndim == 3 and arr.dtype == np.uint8 and arr.shape[0] not in (1, 3) and arr.shape[2] in (1, 3):
+        arr = arr.transpose(2, 0, 1)  # HWC bytes from a postproc-fold(layout=nhwc) model
+    if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+        return None
+    if arr.dtype != np.uint8:
+        arr = np.clip((np.nan_to_num(arr.astype(np.float32)) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    hwc = arr.transpose(1, 2, 0)
+    return Image.fromarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc)
+
+
+def save_png(chw: np.ndarray, path: Path) -> None:
+    image = to_image(chw)
+    if image is not None:  # not an image: the .npy is the output
+        image.save(path)

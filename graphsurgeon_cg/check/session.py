@@ -1,0 +1,115 @@
+"""The one way cgsurg opens ONNX Runtime sessions, and the machine they run on.
+
+Comparisons run with ORT's graph optimisations off (``optimize=False``, the default), so ORT's
+own fusions neither hide nor cause differences; the stages (infer, eval, bench, profile) run
+with them on, as deployment would. Execution providers by short name; one that this
+onnxruntime build lacks is a clear error, not a silent fall-back to the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ..core.errors import InputError
+from ..core.modelio import fits_in_protobuf, save_model
+from .providers import PROVIDERS
+
+ort.set_default_logger_severity(3)  # ORT's own coloured log lines would precede our one-line errors
+
+
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
+             "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
+
+
+def numpy_dtype(ort_type: str) -> np.dtype:
+    if ort_type not in ORT_TYPES:
+        raise InputError(f"inputs of type {ort_type} are not supported")
+    return np.dtype(ORT_TYPES[ort_type])
+
+
+def provider_list(provider: str) -> list[str]:
+    name = PROVIDERS.get(provider.lower())
+    if name is None:
+        raise InputError(f"unknown provider '{provider}': expected one of {', '.join(PROVIDERS)}")
+    available = ort.get_available_providers()
+    if name not in available:
+        have = ", ".join(k for k, v in PROVIDERS.items() if v in available)
+        raise InputError(f"provider '{provider}' is not available in this onnxruntime build (available: {have}); "
+                         f"install onnxruntime-gpu or onnxruntime-openvino for it")
+    return [name] if name == PROVIDERS["cpu"] else [name, PROVIDERS["cpu"]]
+
+
+def make_session(model: onnx.ModelProto | str | os.PathLike, *, optimize: bool = False, provider: str = "cpu",
+                 threads: int | None = None, profile_prefix: str | None = None) -> ort.InferenceSession:
+    """An ORT session for a model in memory or a file (external data included)."""
+    if threads is not None and threads < 1:
+        raise InputError(f"the thread count must be at least 1, got {threads}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    providers = provider_list(provider)
+    where = "the model"
+    try:
+        if not isinstance(model, onnx.ModelProto):
+            path = os.fspath(model)
+            where = path
+            if not os.path.isfile(path):
+                raise InputError(f"no such model file: {path}" if not os.path.exists(path) else f"{path} is not a file")
+            return ort.InferenceSession(path, opts, providers=providers)
+        if fits_in_protobuf(model):
+            return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+        with tempfile.TemporaryDirectory() as tmp:  # too big for one protobuf: go through a file
+            file = Path(tmp) / "model.onnx"
+            save_model(model, file, external_data=True)
+            return ort.InferenceSession(str(file), opts, providers=providers)
+    except InputError:
+        raise
+    except Exception as exc:  # ORT raises its own exception types
+        raise InputError(f"ONNX Runtime cannot load {where}: {first_line(exc)}") from None
+
+
+def run_session(session: ort.InferenceSession, feeds: list[dict]) -> list[dict]:
+    """Outputs by name for each feed; an ORT failure is one clear line."""
+    names = [o.name for o in session.get_outputs()]
+    results = []
+    for feed in feeds:
+        try:
+            values = session.run(names, feed)
+        except Exception as exc:
+            raise InputError(f"ONNX Runtime failed to run the model: {first_line(exc, 400)}") from None
+        results.append(dict(zip(names, values)))
+    return results
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """ORT's messages start with a bracketed status; keep the part that says what is wrong."""
+    text = str(exc).strip() or type(exc).__name__
+    line = text.splitlines()[0]
+    if len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line
+
+
+def environment(provider: str, threads: int | None) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"onnxruntime": ort.__version__, "provider": PROVIDERS[provider.lower()], "threads": threads or "default",
+            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}

@@ -1,0 +1,82 @@
+"""Option groups shared by several commands, declared once (Polygraphy's argument groups are
+the model), and the parameter types that turn command-line text into typed values."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from ..check.providers import PROVIDERS
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def group(*decorators: Decorator) -> Decorator:
+    """Several click options as one decorator (applied in the order listed)."""
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+    return apply
+
+
+class InputShape(click.ParamType):
+    """``NAME:D1,D2,...`` -> ``(NAME, (D1, D2, ...))``."""
+
+    name = "NAME:D1,D2,.."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[str, tuple[int, ...]]:
+        if isinstance(value, tuple):
+            return value
+        name, sep, dims = str(value).rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            self.fail(f"{value!r}: expected NAME:D1,D2,... with positive integers", param, ctx)
+        return name, shape
+
+
+class BatchSizes(click.ParamType):
+    """``1,16`` -> ``[1, 16]``: positive integers, no empty items."""
+
+    name = "N[,N...]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[int]:
+        if isinstance(value, list):
+            return value
+        items = str(value).split(",")
+        try:
+            sizes = [int(x) for x in items]
+        except ValueError:
+            self.fail(f"{value!r}: expected batch sizes like 1,16", param, ctx)
+        if min(sizes) < 1:
+            self.fail(f"{value!r}: batch sizes must be at least 1", param, ctx)
+        return sizes
+
+
+def shapes_of(items: tuple) -> dict[str, tuple[int, ...]]:
+    return dict(items)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="FILE.py",
+                             help="Python file that registers extra passes (repeatable).")
+check_inputs = group(
+    click.option("--input-shape", "input_shapes", multiple=True, type=InputShape(),
+                 help="Shape for an input with dynamic axes other than the batch (repeatable; default batch 1)."),
+    click.option("--inputs", "inputs_dir", metavar="DIR",
+                 help="Folder of .npy/.npz files or images to compare on, instead of seeded random inputs."),
+    click.option("--seed", default=0, show_default=True, help="Seed of the random inputs."),
+)
+runtime_options = group(
+    click.option("--threads", type=click.IntRange(min=1), help="ORT intra-op threads (default: ORT's choice)."),
+    click.option("--provider", default="cpu", show_default=True, type=click.Choice(list(PROVIDERS)),
+                 help="ONNX Runtime execution provider."),
+)
+
+
+def data_option(required: bool = False, help: str = "Info file of preprocessed samples (from 'cgsurg prep').") -> Decorator:
+    return click.option("--data", "info", metavar="INFO", required=required, help=help)

@@ -1,0 +1,122 @@
+"""prep, infer, eval, bench, profile: the vendor flow's stages."""
+
+from __future__ import annotations
+
+import click
+
+from ..check.images import RESAMPLE
+from ..core.errors import InputError
+from . import cli, tables
+from .options import BatchSizes, data_option, json_option, runtime_options
+
+
+@cli.command()
+@click.argument("src_dir")
+@click.option("-o", "--output", "dst_dir", required=True, help="Folder for the .npy files and the info file.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=1), help="Resize to SIZE x SIZE.")
+@click.option("--resample", default="bicubic", show_default=True, type=click.Choice(RESAMPLE),
+              help="Resampling filter of the resize.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "uint8"]),
+              help="float32 in [-1, 1] like the reference, or uint8 for models that normalise in the graph.")
+def prep(src_dir, dst_dir, size, resample, dtype):
+    """Preprocess the images of SRC_DIR into .npy files and an info file."""
+    from ..stages.prep import prep as run_prep
+
+    result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype,
+                      warn=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {result.written} samples and {result.info}" +
+               (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
+
+
+@cli.command()
+@click.argument("model")
+@data_option(required=True)
+@click.option("-o", "--output", "out_dir", required=True, help="Folder for one output .npy per input.")
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Batch size (a static-batch model uses its own).")
+@runtime_options
+@click.option("--png", is_flag=True, help="Also write each output as an 8-bit PNG.")
+def infer(model, info, out_dir, batch, threads, provider, png):
+    """Batched offline inference over an info file."""
+    from ..stages.infer import infer as run_infer
+
+    result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
+                       notice=lambda m: click.echo(m, err=True))
+    click.echo(f"{result.count} images in {result.seconds:.2f}s at batch {result.batch}: "
+               f"{result.throughput:.2f} images/s overall, "
+               f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
+
+
+@cli.command("eval")
+@click.argument("dirs", nargs=-1)
+@click.option("--ref", "ref_model", metavar="REF.onnx", help="Reference model (with --model and --data).")
+@click.option("--model", metavar="NEW.onnx", help="Model to evaluate against --ref.")
+@data_option(help="Info file to run both models on.")
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Batch size when running the models.")
+@runtime_options
+@click.option("--min-cos", type=click.FloatRange(-1, 1),
+              help="Fail (exit 3) when the mean cosine (per-pixel for images, flat otherwise) is below this.")
+@json_option
+@click.option("--csv", "csv_path", metavar="FILE.csv", help="Write the per-image scores to this CSV file.")
+def evaluate(dirs, ref_model, model, info, batch, threads, provider, min_cos, as_json, csv_path):
+    """Accuracy: REF_DIR OUT_DIR, or --ref REF.onnx --model NEW.onnx --data INFO."""
+    from ..stages.evaluate import evaluate_dirs, evaluate_models
+
+    if dirs and (ref_model or model or info):
+        raise InputError("give two output folders, or --ref, --model and --data, not both")
+    if dirs:
+        if len(dirs) != 2:
+            raise InputError("give exactly two folders: REF_DIR OUT_DIR")
+        result = evaluate_dirs(*dirs)
+    elif ref_model and model and info:
+        result = evaluate_models(ref_model, model, info, batch=batch, threads=threads, provider=provider)
+    else:
+        raise InputError("give REF_DIR OUT_DIR, or all of --ref, --model and --data")
+    if csv_path:
+        result.write_csv(csv_path)
+    if as_json:
+        tables.echo_json(result.as_dict())
+    else:
+        tables.evaluation(result.summary, result.worst)
+    if min_cos is not None:
+        result.gate(min_cos)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--batch", "batch_sizes", default="1,16", show_default=True, type=BatchSizes(),
+              help="Batch sizes, comma-separated.")
+@click.option("--rounds", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs per batch size.")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0),
+              help="Untimed runs before timing.")
+@data_option(help="Info file: time real batches instead of random inputs.")
+@runtime_options
+@json_option
+def bench(model, batch_sizes, rounds, warmup, info, threads, provider, as_json):
+    """Throughput and latency per batch size."""
+    from ..stages.bench import bench as run_bench
+
+    result = run_bench(model, batch_sizes, rounds=rounds, warmup=warmup, data=info, threads=threads,
+                       provider=provider)
+    if as_json:
+        tables.echo_json(result.as_dict())
+    else:
+        tables.bench(model, result)
+
+
+@cli.command("profile")
+@click.argument("model")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Profiled runs.")
+@runtime_options
+@json_option
+def profile_command(model, batch, rounds, threads, provider, as_json):
+    """Per-operator time from ONNX Runtime's profiler."""
+    from ..stages.profiling import profile
+
+    result = profile(model, batch=batch, rounds=rounds, threads=threads, provider=provider)
+    if as_json:
+        tables.echo_json(result.as_dict())
+    else:
+        tables.profile(model, result)

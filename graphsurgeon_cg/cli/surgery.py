@@ -1,0 +1,110 @@
+"""apply, diff, passes: the graph-surgery commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import api
+from ..core.bounds import Bound
+from ..core.errors import CgsurgError, InputError, NumericCheckFailed
+from ..core.registry import available_passes, load_plugin
+from . import cli, tables
+from .options import check_inputs, data_option, group, json_option, plugin_option, shapes_of
+
+report_options = group(
+    click.option("--report", "report_dir", metavar="DIR", help="Write a per-pass accuracy report (json, md, html) here."),
+    click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+                 help="Number of report inputs."),
+    click.option("--min-cos", type=click.FloatRange(-1, 1),
+                 help="Report gate: fail (exit 3) when the mean cosine drops below this after a pass."),
+    click.option("--min-psnr", type=float, help="Report gate: fail (exit 3) when the mean PSNR drops below this."),
+    click.option("--baseline", metavar="REPORT.json", help="Flag passes that got worse than in this earlier report."),
+    click.option("--bench", is_flag=True, help="Add batch-1 throughput after each pass to the report."),
+)
+
+
+def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, bench) -> api.ReportSettings | None:
+    report_only = {"--min-cos": min_cos, "--min-psnr": min_psnr, "--baseline": baseline, "--bench": bench or None}
+    if not report_dir:
+        used = next((k for k, v in report_only.items() if v is not None), None)
+        if used:
+            raise InputError(f"{used} needs --report DIR")
+        return None
+    return api.ReportSettings(report_dir, data=info, samples=samples, min_cos=min_cos, min_psnr=min_psnr,
+                              baseline=baseline, bench=bench)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--output", required=True, help="Where to write the rewritten model.")
+@click.option("--passes", "pipeline", required=True, metavar="PIPELINE",
+              help="Comma-separated passes with options, e.g. 'fold-constants,static-batch(batch=1)'.")
+@click.option("--no-check", is_flag=True, help="Skip the numeric check in ONNX Runtime.")
+@click.option("--check-each", is_flag=True, help="Check after every pass, not only at the end.")
+@check_inputs
+@click.option("--in-place", is_flag=True, help="Allow -o to name the input file.")
+@plugin_option
+@json_option
+@data_option(help="Info file of preprocessed samples: report inputs and int8 calibration.")
+@report_options
+def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json,
+          info, report_dir, samples, min_cos, min_psnr, baseline, bench):
+    """Rewrite MODEL with a pipeline of passes and write the result to -o."""
+    report = _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, bench)
+    try:
+        result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
+                           shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
+                           plugins=plugins, report=report, data=info)
+    except CgsurgError:
+        if report_dir and (Path(report_dir) / "report.html").exists():
+            click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)
+        raise
+    if as_json:
+        tables.echo_json({"input": model, "output": output, **result.as_dict()})
+        return
+    tables.pass_records(result)
+    if result.check is not None:
+        tables.comparison(result.check, f"check vs original ({result.bound.describe()})")
+    else:
+        click.echo("check: skipped (--no-check)")
+    if result.report_dir:
+        click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@check_inputs
+@click.option("--atol", type=float, help="Fail (exit 3) when any |A - B| exceeds this.")
+@click.option("--min-cos", type=click.FloatRange(-1, 1),
+              help="Fail (exit 3) when an output's cosine (per-pixel for images, flat otherwise) is below this.")
+@json_option
+def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json):
+    """Compare the outputs of MODEL_B against MODEL_A on the same inputs."""
+    bound = Bound(max_abs=atol, min_cos=min_cos) if atol is not None or min_cos is not None else None
+    result = api.diff(model_a, model_b, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, bound=bound)
+    if as_json:
+        tables.echo_json(result.as_dict())
+    else:
+        tables.comparison(result, f"{model_b} vs {model_a}" + (f" ({bound.describe()})" if bound else ""))
+    if not result.ok:
+        raise NumericCheckFailed(result.violations[0])
+
+
+@cli.command("passes")
+@plugin_option
+@json_option
+def list_passes(plugins, as_json):
+    """List the registered passes with their options."""
+    for plugin in plugins:
+        load_plugin(plugin)
+    rows = [{"name": name, "exact": cls.exact, "bound": cls().bound().describe(), "summary": cls.summary,
+             "module": cls.__module__, "options": {k: o.describe() for k, o in cls.options.items()}}
+            for name, cls in available_passes().items()]
+    if as_json:
+        tables.echo_json(rows)
+    else:
+        tables.passes(rows)

@@ -1,0 +1,88 @@
+"""Everything the commands print as text tables, in one place."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..check.metrics import Comparison, json_safe
+
+
+def echo_json(data: Any) -> None:
+    """Valid JSON always: NaN and infinities become null."""
+    click.echo(json.dumps(json_safe(data), indent=2, allow_nan=False, default=str))
+
+
+def _num(value: float | None, digits: int = 6, kind: str = "f") -> str:
+    return "n/a" if value is None else f"{value:.{digits}{kind}}"
+
+
+def comparison(result: Comparison, title: str) -> None:
+    click.echo(f"{title}: {'OK' if result.ok else 'FAILED'} on {result.samples} sample(s)")
+    for m in result.outputs:
+        psnr = "inf" if m.psnr_db is None else f"{m.psnr_db:.2f}"
+        click.echo(f"  {m.name}: max_abs {m.max_abs:.3g}  mean_abs {m.mean_abs:.3g}  cos {m.cos:.6f}  "
+                   f"pixel_cos {_num(m.pixel_cos)}  psnr_db {psnr}  (judged by {m.judged_by})")
+    for v in result.violations:
+        click.echo(f"  ! {v}")
+
+
+def pass_records(result: Any) -> None:
+    click.echo(f"pipeline: {result.pipeline}")
+    width = max(len(r.spec) for r in result.records)
+    click.echo(f"  {'pass':<{width}}  {'rewrites':>8}  {'nodes':>13}  {'time':>7}  {'cosine':>9}  op delta")
+    for r in result.records:
+        delta = ", ".join(f"{op} {d:+d}" for op, d in r.op_delta.items()) or "-"
+        nodes = f"{r.nodes_before} -> {r.nodes_after}"
+        cos = f"{min(m.judged_cos for m in r.check.outputs):.6f}" if r.check and r.check.outputs else "-"
+        click.echo(f"  {r.spec:<{width}}  {r.rewrites:>8}  {nodes:>13}  {r.seconds:>6.2f}s  {cos:>9}  {delta}")
+        if not r.rewrites:
+            for reason in r.reasons[:5]:
+                click.echo(f"  {'':<{width}}  why not: {reason}")
+
+
+def passes(rows: list[dict]) -> None:
+    for row in rows:
+        kind = "exact" if row["exact"] else f"lossy, {row['bound']}"
+        click.echo(f"{row['name']:<16} [{kind}] {row['summary']}")
+        for key, opt in row["options"].items():
+            click.echo(f"{'':<18}{key}: {opt['type']} = {opt['default']!r}  {opt['help']}")
+
+
+def evaluation(summary: dict, worst: list) -> None:
+    def fmt(key: str, digits: int = 6) -> str:
+        v = summary[key]
+        return "n/a" if v is None else f"mean {_num(v['mean'], digits)}  min {_num(v['min'], digits)}"
+
+    click.echo(f"images: {summary['images']}")
+    click.echo(f"pixel cosine (vendor metric): {fmt('pixel_cos')}")
+    click.echo(f"flat cosine: {fmt('cos')}")
+    click.echo(f"judged by: {summary['judged_by']}")
+    click.echo(f"max abs: mean {summary['max_abs']['mean']:.4g}  max {summary['max_abs']['max']:.4g}")
+    click.echo(f"psnr dB: {fmt('psnr_db', 2)}   ssim: {fmt('ssim', 4)}")
+    click.echo("worst: " + ", ".join(f"{s.name} {s.judged_cos:.6f}" for s in worst))
+
+
+def bench(model: str, result: Any) -> None:
+    env = result.environment
+    click.echo(f"{model} ({result.mode} inputs) on {env['provider']}, onnxruntime {env['onnxruntime']}, "
+               f"threads {env['threads']}, {env['cpu']} ({env['cores']} cores)")
+    click.echo(f"  {'batch':>5}  {'images/s':>9}  {'mean ms':>8}  {'p50 ms':>8}  {'p90 ms':>8}  {'p99 ms':>8}")
+    for r in result.results:
+        lat = r.latency_ms
+        click.echo(f"  {r.batch:>5}  {r.throughput:>9.2f}  {lat['mean']:>8.2f}  {lat['p50']:>8.2f}  "
+                   f"{lat['p90']:>8.2f}  {lat['p99']:>8.2f}")
+    for note in result.skipped:
+        click.echo(f"  note: {note}")
+
+
+def profile(model: str, result: Any) -> None:
+    click.echo(f"{model}: batch {result.batch}, {result.rounds} runs after 1 warm-up")
+    click.echo(f"  {'op type':<24} {'nodes':>5}  {'ms/run':>9}  {'share':>6}")
+    for op in result.ops:
+        click.echo(f"  {op['op_type']:<24} {op['nodes']:>5}  {op['per_run_ms']:>9.3f}  {op['share']:>6.1%}")
+    click.echo("top nodes:")
+    for n in result.top_nodes:
+        click.echo(f"  {n['node'][:48]:<48} {n['op_type']:<16} {n['per_run_ms']:>9.3f} ms  {n['share']:>6.1%}")

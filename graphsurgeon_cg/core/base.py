@@ -1,0 +1,187 @@
+"""What a pass is: the ``Pass`` base class, its context and result, I/O adapters, and a
+small rule base for node-local rewrites.
+
+The contract a pass author can rely on (and that ``graphsurgeon_cg.testing.check_pass_contract``
+checks): a pass has a registered ``name``, a one-line ``summary``, declares whether it is
+``exact`` and, if not, its ``bound()``; its options are typed ``Option`` attributes validated
+when the pipeline is built; ``run`` edits the onnx-graphsurgeon graph in place (or returns a
+replacement graph) and returns a ``PassResult`` saying how many rewrites it made, whether it
+modified the graph, and why candidates were left alone. A pass holds no state between calls:
+whatever the checker needs to know about a run (e.g. how inputs were converted) travels in
+the result's ``adapter``. Passes never print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import onnx_graphsurgeon as gs
+
+from .bounds import EXACT, Bound
+from .errors import InputError
+from .options import Option
+from .pipeline import PassSpec
+
+
+class IOAdapter:
+    """How a pass changed what the model takes or gives (dtype, layout, units), so that the
+    numeric check and the report compare like with like. The identity by default."""
+
+    def feeds(self, feed: dict) -> dict:
+        """Inputs of the model before the pass -> the equivalent inputs after it."""
+        return feed
+
+    def outputs(self, outputs: dict) -> dict:
+        """Outputs of the model after the pass -> the units of the model before it."""
+        return outputs
+
+
+IDENTITY = IOAdapter()
+
+
+@dataclass
+class PassResult:
+    """``rewrites``: how many matches were rewritten. ``reasons``: why candidates were left
+    alone (the answer to "why didn't my pass fire?"). ``modified``: whether the graph changed;
+    when left ``None`` the manager compares a structural fingerprint of the graph before and
+    after, so an in-place edit reported as 0 rewrites is still seen. ``graph``: a replacement
+    graph, for passes that cannot work in place. ``adapter``: how inputs/outputs changed."""
+
+    rewrites: int = 0
+    reasons: list[str] = field(default_factory=list)
+    modified: bool | None = None
+    graph: gs.Graph | None = None
+    adapter: IOAdapter | None = None
+
+
+@dataclass
+class PassContext:
+    """What a pass may know about the run besides the graph, and two helpers."""
+
+    pass_name: str
+    opset: int
+    graph: gs.Graph
+    data: str | None = None  # an info file of preprocessed samples, e.g. for calibration
+    touched: list[gs.Node] = field(default_factory=list)
+    _names: set[str] | None = None
+
+    def mark(self, node: gs.Node) -> None:
+        """Record a node the pass modified in place, for provenance."""
+        self.touched.append(node)
+
+    def fresh_name(self, base: str) -> str:
+        """A tensor or node name not used anywhere in the graph yet."""
+        if self._names is None:  # one O(N) scan per pass, not per call
+            self._names = set(self.graph.tensors()) | {n.name for n in self.graph.nodes}
+        k = len(self._names)
+        name = f"{base}__{k}"
+        while name in self._names:
+            k += 1
+            name = f"{base}__{k}"
+        self._names.add(name)
+        return name
+
+
+class Pass:
+    """Base class of a graph rewrite. Subclasses set ``name``, ``summary``, ``exact``, declare
+    options as ``Option`` attributes, and implement ``run`` (lossy ones also ``bound``)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    exact: ClassVar[bool]
+    options: ClassVar[dict[str, Option]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, Option] = {}
+        for klass in reversed(cls.__mro__):
+            found.update({k: v for k, v in vars(klass).items() if isinstance(v, Option)})
+        cls.options = found
+
+    def __init__(self, **values: Any):
+        unknown = sorted(set(values) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise InputError(f"{self.name}: unknown option '{unknown[0]}' (valid options: {valid})")
+        converted = {key: opt.default for key, opt in self.options.items()}
+        for key, raw in values.items():
+            converted[key] = self.options[key].convert(self.name, raw)
+        self.__dict__["_option_values"] = converted
+
+    def bound(self) -> Bound:
+        """How far this pass may move the outputs. Exact passes keep ``EXACT``."""
+        return EXACT
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        raise NotImplementedError
+
+    def feed_grid(self) -> tuple | None:
+        """``(mean, scale)`` when the pass makes the model take 8-bit images normalised as
+        ``(u - mean) / scale``: random check inputs are then drawn from that grid."""
+        return None
+
+    def refuse(self, message: str) -> InputError:
+        """An error for options that do not fit this graph (exit code 2, names the pass)."""
+        return InputError(f"{self.name}: {message}")
+
+    def option_values(self) -> dict[str, Any]:
+        return dict(self.__dict__["_option_values"])
+
+    def changed_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.option_values().items() if v != self.options[k].default}
+
+    def __str__(self) -> str:
+        return str(PassSpec.from_values(self.name, self.changed_options()))
+
+    def __repr__(self) -> str:
+        return f"<pass {self}>"
+
+
+# --- node-local rewrite rules ---------------------------------------------------------------
+
+@dataclass
+class Match:
+    """A node a rule will rewrite, with whatever the rewrite needs (``info``)."""
+
+    node: gs.Node
+    info: Any = None
+
+
+@dataclass(frozen=True)
+class NoMatch:
+    """A candidate node the rule refuses, and why (reported as "why not")."""
+
+    reason: str
+
+
+class NodeRewritePass(Pass):
+    """A pass made of one node-local rule: for every node whose op is in ``op_types``,
+    ``match`` returns None (not a candidate), ``NoMatch(reason)`` or a ``Match``, and
+    ``rewrite`` edits the graph for that match (returning an optional note for the user)."""
+
+    op_types: ClassVar[tuple[str, ...]]
+    nothing_found: ClassVar[str] = "no candidate node"
+
+    def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
+        raise NotImplementedError
+
+    def rewrite(self, match: Match, ctx: PassContext) -> str | None:
+        raise NotImplementedError
+
+    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
+        rewrites, reasons = 0, []
+        for node in [n for n in graph.nodes if n.op in self.op_types]:
+            found = self.match(node, ctx)
+            if found is None:
+                continue
+            if isinstance(found, NoMatch):
+                reasons.append(f"{node.name or node.op}: {found.reason}")
+                continue
+            note = self.rewrite(found, ctx)
+            if note:
+                reasons.append(f"{node.name or node.op}: {note}")
+            rewrites += 1
+        if not rewrites and not reasons:
+            reasons.append(self.nothing_found)
+        return PassResult(rewrites, reasons, modified=rewrites > 0)

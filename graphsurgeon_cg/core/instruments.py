@@ -1,0 +1,82 @@
+"""Instrumentation, in the style of MLIR's PassInstrumentation: observers of a pipeline run.
+
+The pass manager calls every instrument before and after the pipeline and each pass, and
+after a pass or the pipeline failed. Checking numbers, writing reports and timing are
+instruments; passes never know about them. An instrument may stop the run by raising a
+``CgsurgError`` from ``after_pass`` or ``after_pipeline``; the ``*_failed`` hooks must not
+raise. ``PipelineRun`` is the instruments' view of the run: the model after each pass
+(``stages[k]`` is the model after ``k`` passes), each pass's record and I/O adapter, and the
+one place where inputs and outputs are translated across passes that change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from .base import IOAdapter, Pass
+from .bounds import Bound
+
+if TYPE_CHECKING:
+    from .manager import PassRecord, PipelineResult
+
+
+@dataclass
+class PipelineRun:
+    passes: Sequence[Pass]
+    bound: Bound
+    stages: list[onnx.ModelProto]
+    adapters: list[IOAdapter] = field(default_factory=list)
+    records: list[PassRecord] = field(default_factory=list)
+
+    @property
+    def original(self) -> onnx.ModelProto:
+        return self.stages[0]
+
+    def feeds_for(self, feed: dict, stage: int) -> dict:
+        """Inputs of the original model -> the equivalent inputs of ``stages[stage]``."""
+        for adapter in self.adapters[:stage]:
+            feed = adapter.feeds(feed)
+        return feed
+
+    def outputs_back(self, outputs: dict, stage: int, to: int = 0) -> dict:
+        """Outputs of ``stages[stage]`` -> the units of ``stages[to]`` (``to <= stage``)."""
+        for adapter in reversed(self.adapters[to:stage]):
+            outputs = adapter.outputs(outputs)
+        return outputs
+
+
+class Instrument:
+    """Base class with no-op hooks; override the ones you need."""
+
+    def before_pipeline(self, run: PipelineRun) -> None:
+        pass
+
+    def before_pass(self, run: PipelineRun, index: int, p: Pass) -> None:
+        pass
+
+    def after_pass(self, run: PipelineRun, index: int, p: Pass, record: PassRecord) -> None:
+        pass
+
+    def after_pass_failed(self, run: PipelineRun, index: int, p: Pass, error: Exception) -> None:
+        pass
+
+    def after_pipeline(self, run: PipelineRun, result: PipelineResult) -> None:
+        pass
+
+    def after_pipeline_failed(self, run: PipelineRun, error: Exception) -> None:
+        pass
+
+
+class Instruments:
+    """An ordered list of instruments called as one."""
+
+    def __init__(self, instruments: Sequence[Instrument] = ()):
+        self.items = list(instruments)
+
+    def call(self, hook: str, *args: Any) -> None:
+        for instrument in self.items:
+            getattr(instrument, hook)(*args)
