@@ -79,7 +79,8 @@ def photo_sets() -> dict[str, Path]:
         for name in names:
             img = Image.fromarray(np.asarray(getattr(data, name)())).convert("RGB")
             w, h = img.size
-            for k, box in enumerate([(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]):
+            quarters = [(0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h), (w // 2, h // 2, w, h)]
+            for k, box in enumerate(quarters):
                 img.crop(box).save(src / f"{name}_{k}.png")
         infos[split] = prep(src, WORK / "prepped" / split, size=256, progress=False).info
     return infos
@@ -121,9 +122,10 @@ def model_table(models: dict[str, Path], eval_info: Path, reps: int, rounds: dic
                                  "pixel_cos_min": result.summary["pixel_cos"]["min"],
                                  "max_abs": result.summary["max_abs"]["max"], "images": result.summary["images"]}
         table[name] = entry
-    for name, entry in table.items():
+    for entry in table.values():
         for b in rounds:
-            entry[f"batch{b}"]["speedup"] = entry[f"batch{b}"]["throughput"] / table["original"][f"batch{b}"]["throughput"]
+            base = table["original"][f"batch{b}"]["throughput"]
+            entry[f"batch{b}"]["speedup"] = entry[f"batch{b}"]["throughput"] / base
     return table
 
 
@@ -180,7 +182,8 @@ def markdown(r: dict) -> str:
     lines = [f"Run {r['date']} on {r['environment']['cpu']} ({r['environment']['cores']} cores), onnxruntime "
              f"{r['environment']['onnxruntime']}, reference-size CycleGAN (ngf 64, 9 blocks, 256x256, random seeded "
              "weights: accuracy is not that of a trained generator).", "",
-             "| model | pipeline | img/s b1 | x b1 | img/s b16 | x b16 | p50/p99 ms b1 | p50/p99 ms b16 | pixel cos mean (min) | size MB |",
+             "| model | pipeline | img/s b1 | x b1 | img/s b16 | x b16 | p50/p99 ms b1 | p50/p99 ms b16 "
+             "| pixel cos mean (min) | size MB |",
              "|---|---|---:|---:|---:|---:|---|---|---|---:|"]
     for name, e in r["models"].items():
         acc = e.get("accuracy")

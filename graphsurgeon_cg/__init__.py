@@ -9,11 +9,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import (EXACT, Bound, CgsurgError, InputError, Instrument, IOAdapter, Match, NodeRewritePass, NoMatch,
-                   NumericCheckFailed, Option, Pass, PassContext, PassFailed, PassManager, PassRecord, PassResult,
-                   PassSpec, PipelineResult, PipelineRun, at_least, available_passes, between, build_pipeline,
-                   cosine, cosine_bound, format_pipeline, load_model, load_plugin, parse_pipeline, register_pass,
-                   save_model)
+from .core import (
+    EXACT,
+    Bound,
+    CgsurgError,
+    InputError,
+    Instrument,
+    IOAdapter,
+    Match,
+    NodeRewritePass,
+    NoMatch,
+    NumericCheckFailed,
+    Option,
+    Pass,
+    PassContext,
+    PassFailed,
+    PassManager,
+    PassRecord,
+    PassResult,
+    PassSpec,
+    PipelineResult,
+    PipelineRun,
+    at_least,
+    available_passes,
+    between,
+    build_pipeline,
+    cosine,
+    cosine_bound,
+    format_pipeline,
+    load_model,
+    load_plugin,
+    parse_pipeline,
+    register_pass,
+    save_model,
+)
 
 __version__ = "0.2.0"
 

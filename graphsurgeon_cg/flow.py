@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
 
 from .check.metrics import json_safe
 from .core.errors import CgsurgError, InputError, NumericCheckFailed
@@ -74,7 +74,8 @@ class FlowConfig:
         if bool(data.get("model")) == bool(data.get("checkpoint")):
             raise InputError(f"{where}: give exactly one of 'model' (ONNX) and 'checkpoint' (.pth)")
         config = FlowConfig(**data)
-        if not isinstance(config.batch_sizes, list) or not all(isinstance(b, int) and b > 0 for b in config.batch_sizes):
+        if not isinstance(config.batch_sizes, list) or not all(isinstance(b, int) and b > 0
+                                                               for b in config.batch_sizes):
             raise InputError(f"{where}: 'batch_sizes' must be a list of positive integers")
         return config
 
@@ -102,6 +103,8 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
 
             echo(f"[export] {config.checkpoint}")
             model = export_checkpoint(config.checkpoint, out / "model.onnx", notice=echo, **config.export)
+        if model is None:  # a FlowConfig built directly, not through from_dict's check
+            raise InputError("the flow config gives neither 'model' (ONNX) nor 'checkpoint' (.pth)")
         summary["model"] = str(model)
         image = ImageInput.of(make_session(model))
         dtype = "uint8" if image.dtype.name == "uint8" else "float32"

@@ -18,10 +18,12 @@ import base64
 import html
 import io
 import json
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -76,8 +78,8 @@ class AccuracyReport(Instrument):
     """Measures every pass against the original on the evaluation inputs and writes the
     report when the pipeline ends, failed or not; fails the run on gates or a baseline."""
 
-    def __init__(self, feeds: list[Feeds], input_kind: str, out_dir: str | Path, model_path: str = "",
-                 gates: Gates | None = None, baseline: str | Path | None = None, baseline_cos_tol: float = 1e-4,
+    def __init__(self, feeds: list[Feeds], input_kind: str, out_dir: str | os.PathLike, model_path: str = "",
+                 gates: Gates | None = None, baseline: str | os.PathLike | None = None, baseline_cos_tol: float = 1e-4,
                  baseline_psnr_tol: float = 0.5, bench: bool = False):
         if not feeds:
             raise InputError("no evaluation inputs for the report")
@@ -166,7 +168,7 @@ class AccuracyReport(Instrument):
                         f"{_num(m['psnr_db_mean'], 2)} dB < {gates.min_psnr}")
         return None
 
-    def compare_baseline(self, path: str | Path | None, cos_tol: float = 1e-4, psnr_tol: float = 0.5) -> list[str]:
+    def compare_baseline(self, path: str | os.PathLike, cos_tol: float = 1e-4, psnr_tol: float = 0.5) -> list[str]:
         """Flag each pass whose metrics got worse than in an earlier report of the same pipeline."""
         try:
             old = json.loads(Path(path).read_text())
@@ -273,15 +275,17 @@ class AccuracyReport(Instrument):
     def _gallery_html(self) -> str:
         if not self.gallery:
             return "<h2>Samples</h2><p>No pass changed the outputs.</p>"
+        reference = self.reference
+        assert reference is not None  # a gallery entry is only added after the reference was measured
         rows = ["<h2>Samples</h2><p>Input, original output, then for each pass that changed numbers its "
                 "output and the absolute difference to the original (mean over channels, shared colour scale).</p>"]
         for i in range(min(SHOWN_SAMPLES, len(self.feeds))):
-            scale = max(float(np.abs(outs[i] - self.reference[i]).mean(axis=0).max()) for _, outs in self.gallery) or 1.0
+            scale = max(float(np.abs(outs[i] - reference[i]).mean(axis=0).max()) for _, outs in self.gallery) or 1.0
             figures = [_figure(next(iter(self.feeds[i].values()))[0], "input"),
-                       _figure(self.reference[i], "original output")]
+                       _figure(reference[i], "original output")]
             for spec, outs in self.gallery:
                 figures.append(_figure(outs[i], f"after {spec}"))
-                figures.append(_heat(np.abs(outs[i] - self.reference[i]), scale, f"|diff| after {spec} (max {scale:.3g})"))
+                figures.append(_heat(np.abs(outs[i] - reference[i]), scale, f"|diff| after {spec} (max {scale:.3g})"))
             rows.append("<div>" + "".join(f for f in figures if f) + "</div>")
         return "".join(rows)
 

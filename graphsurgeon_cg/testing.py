@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -121,7 +121,8 @@ def canonical_graph(model: onnx.ModelProto, values: bool = True) -> str:
             value = [v.decode() if isinstance(v, bytes) else v for v in value]
         return f"{a.name}={value}"
 
-    opsets = ",".join(f"{o.domain or 'ai.onnx'}:{o.version}" for o in sorted(model.opset_import, key=lambda o: o.domain))
+    opsets = ",".join(f"{o.domain or 'ai.onnx'}:{o.version}"
+                      for o in sorted(model.opset_import, key=lambda o: o.domain))
     lines = [f"opset {opsets}", "inputs " + ", ".join(value_info(v) for v in g.input if v.name not in inits)]
     for node in g.node:
         attrs = ", ".join(attr_text(a) for a in sorted(node.attribute, key=lambda a: a.name))

@@ -35,7 +35,8 @@ class Fp16Out(Pass):
             if self.outputs and output.name not in self.outputs:
                 continue
             if output.dtype != np.float32:
-                reasons.append(f"output '{output.name}' is {np.dtype(output.dtype).name if output.dtype else 'untyped'}, not float32")
+                kind = np.dtype(output.dtype).name if output.dtype else "untyped"
+                reasons.append(f"output '{output.name}' is {kind}, not float32")
                 continue
             name = output.name
             output.name = ctx.fresh_name(f"{name}_fp32")  # internal consumers keep the fp32 tensor

@@ -10,8 +10,9 @@ or entropy. Format QDQ by default (QuantizeLinear/DequantizeLinear pairs that OR
 integer kernels and that TensorRT and OpenVINO also read; QOperator measured no faster on
 ORT CPU). Per-channel QDQ needs opset 13: the model is upgraded first when older. The first
 and last convolutions stay float by default (``keep_first_last``): they are the most
-sensitive and the cheapest; ``keep_float=[node,...]`` leaves more in float (mixed precision). Accuracy depends on the model and the calibration data; the
-declared bound is ``min_cos`` (default 0.95), to be tightened for a trained model.
+sensitive and the cheapest; ``keep_float=[node,...]`` leaves more in float (mixed precision).
+Accuracy depends on the model and the calibration data; the declared bound is ``min_cos``
+(default 0.95), to be tightened for a trained model.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ class Opset(Pass):
     name = "opset"
     summary = "Convert to opset N with onnx.version_converter (exact)"
     exact = True
-    version = Option(int, 17, "the target opset of the default domain", check=between(7, onnx.defs.onnx_opset_version()))
+    version = Option(int, 17, "the target opset of the default domain",
+                     check=between(7, onnx.defs.onnx_opset_version()))
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         if graph.opset == self.version:

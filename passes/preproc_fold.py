@@ -86,10 +86,11 @@ class PreprocFold(Pass):
             if nhwc:
                 x = append_node(ctx, "Transpose", [x], np.uint8, attrs={"perm": [0, 3, 1, 2]})
             x = append_node(ctx, "Cast", [x], np.float32, attrs={"to": onnx.TensorProto.FLOAT})
-            x = append_node(ctx, "Div", [x, gs.Constant(ctx.fresh_name("scale"), scale.reshape(1, -1, 1, 1))], np.float32)
-            graph.nodes.append(gs.Node("Sub", name=ctx.fresh_name("preproc_sub"),
-                                       inputs=[x, gs.Constant(ctx.fresh_name("offset"), (mean / scale).reshape(1, -1, 1, 1))],
-                                       outputs=[inp]))
+            scale_const = gs.Constant(ctx.fresh_name("scale"), scale.reshape(1, -1, 1, 1))
+            x = append_node(ctx, "Div", [x, scale_const], np.float32)
+            sub_name = ctx.fresh_name("preproc_sub")  # named before the offset, as fresh names count up
+            offset_const = gs.Constant(ctx.fresh_name("offset"), (mean / scale).reshape(1, -1, 1, 1))
+            graph.nodes.append(gs.Node("Sub", name=sub_name, inputs=[x, offset_const], outputs=[inp]))
             graph.inputs[index] = image
             converted[name] = channels
         adapter = PixelFeeds(converted, self.mean, self.scale, self.layout == "nhwc") if converted else None

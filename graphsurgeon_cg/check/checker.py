@@ -11,8 +11,8 @@ breach of the pipeline's bound, the first pass that breaches its own bound is na
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import onnx
 
@@ -106,7 +106,8 @@ class NumericChecker(Instrument):
 
 def compare_models(ref_model: onnx.ModelProto | str | os.PathLike, new_model: onnx.ModelProto | str | os.PathLike,
                    feeds: Sequence[Feeds] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
-                   seed: int = 0, bound: Bound | None = None, inputs_dir: str | os.PathLike | None = None) -> Comparison:
+                   seed: int = 0, bound: Bound | None = None,
+                   inputs_dir: str | os.PathLike | None = None) -> Comparison:
     """Run both models on the same inputs and compare (the engine of ``cgsurg diff``)."""
     ref_sess = make_session(ref_model)
     new_sess = make_session(new_model)

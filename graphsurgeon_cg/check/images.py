@@ -24,10 +24,10 @@ def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. PIL's DecompressionBombWarning, EXIF oddities
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
+        with Image.open(path) as opened:
+            img: Image.Image = ImageOps.exif_transpose(opened)
             width, height = img.size
-            target = (size, size) if isinstance(size, int) else tuple(size)
+            target = (size, size) if isinstance(size, int) else (size[0], size[1])
             img = img.convert("RGB").resize(target, getattr(Image.Resampling, resample.upper()))
     arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
     if dtype == "uint8":

@@ -26,8 +26,9 @@ non-zero one 0. A NaN or infinity anywhere makes the metrics NaN, and NaN never 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -243,7 +244,8 @@ def _violations(m: Metrics, refs: Sequence[np.ndarray], news: Sequence[np.ndarra
                          f"(max_abs {would_pass:.3g} would pass)")
     if bound.min_cos is not None and not meets(m.judged_cos, bound.min_cos):
         found.append(f"output '{m.name}': {m.judged_by} {m.judged_cos:.6f} is below {bound.min_cos:g}"
-                     + ("" if m.pixel_cos is not None else " (one-channel or non-image output: judged by the flat cosine)"))
+                     + ("" if m.pixel_cos is not None
+                        else " (one-channel or non-image output: judged by the flat cosine)"))
     return found
 
 

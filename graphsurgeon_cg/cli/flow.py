@@ -14,17 +14,22 @@ from . import cli
 @click.argument("checkpoint", required=False)
 @click.option("-o", "--output", required=True,
               help="Output .onnx file; with --g-a/--g-b, the folder for model_Ga.onnx and model_Gb.onnx.")
-@click.option("--g-a", "g_a", metavar="PTH", help="G_A checkpoint (satellite -> map): model_Ga.onnx, img_sat_maps -> maps.")
-@click.option("--g-b", "g_b", metavar="PTH", help="G_B checkpoint (map -> satellite): model_Gb.onnx, img_maps_sat -> sat.")
-@click.option("--opset", default=11, show_default=True, type=click.IntRange(7, 23), help="ONNX opset (the vendor compiler expects 11).")
+@click.option("--g-a", "g_a", metavar="PTH",
+              help="G_A checkpoint (satellite -> map): model_Ga.onnx, img_sat_maps -> maps.")
+@click.option("--g-b", "g_b", metavar="PTH",
+              help="G_B checkpoint (map -> satellite): model_Gb.onnx, img_maps_sat -> sat.")
+@click.option("--opset", default=11, show_default=True, type=click.IntRange(7, 23),
+              help="ONNX opset (the vendor compiler expects 11).")
 @click.option("--input-name", help="Input name (default: input, or the vendor guide's for --g-a/--g-b).")
 @click.option("--output-name", help="Output name (default: output, or the vendor guide's for --g-a/--g-b).")
 @click.option("--batch", type=click.IntRange(min=1), help="Fix the batch size (default: dynamic batch axis only).")
 @click.option("--dynamic-batch", is_flag=True, help="Keep axis 0 dynamic (the default).")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(min=1), help="Image height and width of the export.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Image height and width of the export.")
 @click.option("--arch", help="Force the architecture: resnet_9blocks, resnet_6blocks, unet_256, unet_128 ...")
 @click.option("--ngf", type=click.IntRange(min=1), help="Force the number of filters of the first conv.")
-@click.option("--norm", type=click.Choice(["instance", "instance_affine", "batch", "none"]), help="Force the norm layer.")
+@click.option("--norm", type=click.Choice(["instance", "instance_affine", "batch", "none"]),
+              help="Force the norm layer.")
 @click.option("--dropout/--no-dropout", default=None, help="Force dropout in the ResNet blocks.")
 def export(checkpoint, output, g_a, g_b, opset, input_name, output_name, batch, dynamic_batch, size, arch, ngf,
            norm, dropout):
@@ -59,10 +64,13 @@ def run_command(config, output):
 
 @cli.command()
 @click.option("-o", "--output", default="cgsurg-demo", show_default=True, help="Output folder.")
-@click.option("--ngf", default=64, show_default=True, type=click.IntRange(min=1), help="Generator width (64: the reference size).")
-@click.option("--blocks", default=9, show_default=True, type=click.IntRange(min=1), help="Residual blocks (9: resnet_9blocks).")
+@click.option("--ngf", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Generator width (64: the reference size).")
+@click.option("--blocks", default=9, show_default=True, type=click.IntRange(min=1),
+              help="Residual blocks (9: resnet_9blocks).")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=8), help="Image size.")
-@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1), help="Benchmark rounds per batch size.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Benchmark rounds per batch size.")
 def demo(output, ngf, blocks, size, rounds):
     """The whole flow on a seeded reference-size CycleGAN generator and bundled photos."""
     from ..flow import demo as run_demo

@@ -3,7 +3,8 @@ the model), and the parameter types that turn command-line text into typed value
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -78,5 +79,6 @@ runtime_options = group(
 )
 
 
-def data_option(required: bool = False, help: str = "Info file of preprocessed samples (from 'cgsurg prep').") -> Decorator:
+def data_option(required: bool = False,
+                help: str = "Info file of preprocessed samples (from 'cgsurg prep').") -> Decorator:
     return click.option("--data", "info", metavar="INFO", required=required, help=help)

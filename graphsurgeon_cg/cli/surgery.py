@@ -14,7 +14,8 @@ from . import cli, tables
 from .options import check_inputs, data_option, group, json_option, plugin_option, shapes_of
 
 report_options = group(
-    click.option("--report", "report_dir", metavar="DIR", help="Write a per-pass accuracy report (json, md, html) here."),
+    click.option("--report", "report_dir", metavar="DIR",
+                 help="Write a per-pass accuracy report (json, md, html) here."),
     click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
                  help="Number of report inputs."),
     click.option("--min-cos", type=click.FloatRange(-1, 1),

@@ -7,8 +7,8 @@ it. Exact passes declare ``EXACT``: float32 noise only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 EXACT_MAX_ABS = 1e-5
 

@@ -63,10 +63,10 @@ def read_pad(node: gs.Node) -> PadInfo:
     if pads is None:
         return PadInfo(mode, rank, reason="pads are not constant (run fold-constants first)")
     value_tensor = present(node, 2)
-    value = const_value(value_tensor)
-    if value_tensor is not None and value is None:
+    value_array = const_value(value_tensor)
+    if value_tensor is not None and value_array is None:
         return PadInfo(mode, rank, reason="the constant value is not a constant")
-    value = float(value.reshape(-1)[0]) if value is not None and value.size else 0.0
+    value = float(value_array.reshape(-1)[0]) if value_array is not None and value_array.size else 0.0
     pads = pads.astype(np.int64).reshape(-1)
     axes_tensor = present(node, 3)
     if axes_tensor is None:

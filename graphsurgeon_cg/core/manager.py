@@ -241,7 +241,7 @@ def _apply_inferred_shapes(graph: gs.Graph, model: onnx.ModelProto) -> None:
 
 def _is_sorted(graph: gs.Graph) -> bool:
     """Whether every node comes after the producers of its inputs (one pass, no sorting)."""
-    produced = set()
+    produced: set[int] = set()
     for node in graph.nodes:
         if any(attr_is_graph for attr_is_graph in (isinstance(v, gs.Graph) for v in node.attrs.values())):
             return False  # subgraphs: leave the ordering to onnx-graphsurgeon
@@ -298,7 +298,8 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
         onnx.checker.check_model(inferred)
     except Exception as exc:
         message = str(exc).strip().splitlines()
-        raise PassFailed(pass_name, f"the rewritten model is invalid: {message[0] if message else type(exc).__name__}") from None
+        reason = message[0] if message else type(exc).__name__
+        raise PassFailed(pass_name, f"the rewritten model is invalid: {reason}") from None
     del model.graph.value_info[:]
     model.graph.value_info.extend(inferred.graph.value_info)
     for output, typed in zip(model.graph.output, inferred.graph.output):

@@ -11,7 +11,8 @@ List options hold a tuple of strings: ``Option(tuple, ("Resize",), ...)``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
 
 from .errors import InputError
 
@@ -39,7 +40,7 @@ class Option(Generic[T]):
     def __get__(self, obj: object | None, owner: type) -> Option[T] | T:
         if obj is None:
             return self
-        return obj.__dict__["_option_values"][self.key]  # type: ignore[no-any-return]
+        return obj.__dict__["_option_values"][self.key]
 
     def __set__(self, obj: object, value: Any) -> None:
         raise AttributeError(f"option '{self.key}' is read-only: build a new pass to change it")
@@ -73,7 +74,7 @@ class Option(Generic[T]):
         reason = self.check(value) if self.check else None
         if reason:
             raise InputError(f"{pass_name}: option '{self.key}' {reason}; got {raw!r}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def describe(self) -> dict:
         default = list(self.default) if isinstance(self.default, tuple) else self.default

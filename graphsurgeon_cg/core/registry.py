@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Sequence
 
 from .base import Pass
 from .errors import InputError
@@ -61,7 +62,7 @@ def load_entry_points() -> None:
 _loaded_plugins: dict[Path, list[str]] = {}
 
 
-def load_plugin(path: str | Path) -> list[str]:
+def load_plugin(path: str | os.PathLike) -> list[str]:
     """Import a Python file whose ``@register_pass`` classes become available; returns their names.
     Loading the same file again is a no-op."""
     path = Path(path)

@@ -21,18 +21,20 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
-from .architectures import NORMS, GeneratorSpec, build_generator
 from ..check.session import make_session
 from ..core.errors import CgsurgError, InputError
 from ..core.modelio import check_writable, default_opset, load_model, save_model
+from .architectures import NORMS, GeneratorSpec, build_generator
 
 MAX_ABS = 1e-4
-WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "netG", "netG_A", "netG_B", "generator", "G", "params", "ema")
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "netG", "netG_A", "netG_B", "generator", "G", "params",
+                "ema")
 LEGACY_NORM_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 # The vendor guide's names: G_A maps satellite -> map, G_B map -> satellite.
 VENDOR_NAMES = {"a": ("img_sat_maps", "maps", "model_Ga.onnx"), "b": ("img_maps_sat", "sat", "model_Gb.onnx")}
@@ -58,12 +60,15 @@ def load_state_dict(path: str | os.PathLike, notice: Callable[[str], None] = lam
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Weights only load failed" in text or "weights_only" in text:
-            found = re.search(r"(Unsupported global: GLOBAL [^\s]+|Unsupported operand \d+|[A-Z]\w+ is not an allowed global)", text)
+            found = re.search(r"(Unsupported global: GLOBAL [^\s]+|Unsupported operand \d+"
+                              r"|[A-Z]\w+ is not an allowed global)", text)
+            what = found.group(1) if found else "not a plain weights file"
             raise InputError(f"refusing {path}: unpickling it would run code or build objects other than tensors "
-                             f"({found.group(1) if found else 'not a plain weights file'}); nothing was executed") from None
+                             f"({what}); nothing was executed") from None
         raise InputError(f"{path} is not a PyTorch checkpoint ({text.splitlines()[0][:200]})") from None
     except Exception as exc:
-        raise InputError(f"{path} is not a PyTorch checkpoint ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InputError(f"{path} is not a PyTorch checkpoint ({reason})") from None
     state = _unwrap(obj, path)
     if any(k.startswith("module.") for k in state):
         notice("stripped DataParallel 'module.' prefixes")
@@ -75,7 +80,7 @@ def _unwrap(obj, path: Path) -> dict:
     import torch
 
     def is_state(d) -> bool:
-        return isinstance(d, dict) and d and all(isinstance(v, torch.Tensor) for v in d.values())
+        return isinstance(d, dict) and bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
 
     if is_state(obj):
         return dict(obj)
@@ -95,7 +100,8 @@ def detect_spec(state: dict, arch: str | None = None, ngf: int | None = None, no
     """Architecture, ngf, norm and dropout from the keys and shapes; each can be forced."""
     keys = set(state)
     if arch is not None and not re.fullmatch(r"resnet_\d+blocks|unet_(32|64|128|256|512)", arch):
-        raise InputError(f"unknown --arch {arch!r}: expected resnet_<n>blocks (e.g. resnet_9blocks) or unet_128/unet_256")
+        raise InputError(f"unknown --arch {arch!r}: expected resnet_<n>blocks (e.g. resnet_9blocks) "
+                         "or unet_128/unet_256")
     family = arch.split("_")[0] if arch else ("resnet" if "model.1.weight" in keys else
                                               "unet" if "model.model.0.weight" in keys else None)
     if family is None:
@@ -195,7 +201,8 @@ def export_checkpoint(
     if got != opset:
         raise ExportFailed(f"the exporter wrote opset {got}, not the requested {opset}")
     check_batch = batch or 2  # a dynamic model is checked at batch 2, proving the axis is dynamic
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (check_batch, spec.input_nc, size, size)).astype(np.float32))
+    x = torch.from_numpy(
+        np.random.default_rng(0).uniform(-1, 1, (check_batch, spec.input_nc, size, size)).astype(np.float32))
     with torch.no_grad():
         expected = model(x).numpy()
     actual = make_session(onnx_model).run(None, {input_name: x.numpy()})[0]
@@ -218,7 +225,7 @@ def export_pair(g_a: str | os.PathLike | None, g_b: str | os.PathLike | None, ou
         if checkpoint is None:
             continue
         input_name, output_name, filename = VENDOR_NAMES[which]
-        names = {"input_name": input_name, "output_name": output_name}
+        names: dict[str, Any] = {"input_name": input_name, "output_name": output_name}
         names.update({k: v for k, v in options.items() if k in names and v})
         rest = {k: v for k, v in options.items() if k not in names}
         notice(f"G_{which.upper()}: {checkpoint} -> {out_dir / filename}")
@@ -239,7 +246,8 @@ def _torch_export(model, dummy, path: Path, opset: int, input_name: str, output_
                               input_names=[input_name], output_names=[output_name], dynamic_axes=axes,
                               external_data=False)
     except Exception as exc:
-        raise ExportFailed(f"torch.onnx.export failed at opset {opset}: {str(exc).strip().splitlines()[0][:300]}") from None
+        reason = str(exc).strip().splitlines()[0][:300]
+        raise ExportFailed(f"torch.onnx.export failed at opset {opset}: {reason}") from None
 
 
 def _key_list(keys, limit: int = 8) -> str:

@@ -92,7 +92,8 @@ def ResnetGenerator(input_nc=3, output_nc=3, ngf=64, norm="instance", use_dropou
             for i in range(2):
                 c = ngf * 2 ** (2 - i)
                 if upsample == "deconv":
-                    layers.append(nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias))
+                    layers.append(nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1,
+                                                     bias=use_bias))
                 elif upsample == "bilinear":
                     layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                                nn.Conv2d(c, c // 2, 3, padding=1, bias=use_bias)]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -79,6 +79,7 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
         ms = np.array(times) * 1000
         results.append(BatchTiming(batch=batch, rounds=rounds, throughput=batch * rounds / sum(times),
                                    latency_ms={"mean": float(ms.mean()), "p50": float(np.percentile(ms, 50)),
-                                               "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99))}))
+                                               "p90": float(np.percentile(ms, 90)),
+                                               "p99": float(np.percentile(ms, 99))}))
     return BenchResult(model=str(model), mode="data" if samples else "random", results=results, skipped=skipped,
                        environment=environment(provider, threads))

@@ -38,7 +38,7 @@ def read_info(path: str | os.PathLike) -> list[Sample]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such info file: {path}" if not path.exists() else f"{path} is not a file")
-    samples = []
+    samples: list[Sample] = []
     try:
         lines = path.read_text().splitlines()
     except UnicodeDecodeError:
@@ -47,9 +47,9 @@ def read_info(path: str | os.PathLike) -> list[Sample]:
         if not line.strip():
             continue
         try:  # the path may hold spaces: index first, width and height last
-            index, rest = line.strip().split(maxsplit=1)
-            file, width, height = rest.rsplit(maxsplit=2)
-            index, width, height = int(index), int(width), int(height)
+            index_text, rest = line.strip().split(maxsplit=1)
+            file, width_text, height_text = rest.rsplit(maxsplit=2)
+            index, width, height = int(index_text), int(width_text), int(height_text)
         except ValueError:
             raise InputError(f"{path}:{number}: expected 'index path width height', got {line.strip()!r}") from None
         file_path = Path(file) if os.path.isabs(file) else path.parent / file

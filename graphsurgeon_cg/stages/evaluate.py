@@ -95,7 +95,8 @@ def evaluate_models(ref_model: str | os.PathLike, model: str | os.PathLike, info
     samples = read_info(info)
     ref_session = make_session(ref_model, optimize=True, provider=provider, threads=threads)
     session = make_session(model, optimize=True, provider=provider, threads=threads)
-    scores, reference = [], {}
+    scores: list[Metrics] = []
+    reference: dict[str, np.ndarray] = {}
     ref_stream = batches(ref_session, samples, batch)
     for chunk, out, _ in batches(session, samples, batch):
         for i, sample in enumerate(chunk):

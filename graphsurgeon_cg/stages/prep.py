@@ -10,9 +10,9 @@ A file that cannot be read is skipped with a warning; one bad file never aborts 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -47,7 +47,9 @@ def prep(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, size: int = 256
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{dst} is not a folder")
     dst.mkdir(parents=True, exist_ok=True)
-    samples, skipped, used = [], [], set()
+    samples: list[Sample] = []
+    skipped: list[tuple[str, str]] = []
+    used: set[str] = set()
     for path in tqdm(files, desc="prep", unit="img", disable=None if progress else True):
         try:
             arr, width, height = load_image(path, size, resample, dtype)

@@ -52,7 +52,9 @@ def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: 
             events = json.load(f)
     runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
     after_warmup = runs[1]["ts"] if len(runs) > 1 else 0
-    per_op, per_node, node_op = defaultdict(float), defaultdict(float), {}
+    per_op: defaultdict[str, float] = defaultdict(float)
+    per_node: defaultdict[str, float] = defaultdict(float)
+    node_op: dict[str, str] = {}
     for e in events:
         if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time") or e["ts"] < after_warmup:
             continue
@@ -62,7 +64,7 @@ def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: 
         per_node[node] += e["dur"] / 1000.0
         node_op[node] = op
     total = sum(per_op.values()) or 1.0
-    nodes_per_op = defaultdict(int)
+    nodes_per_op: defaultdict[str, int] = defaultdict(int)
     for op in node_op.values():
         nodes_per_op[op] += 1
     ops = [{"op_type": op, "nodes": nodes_per_op[op], "total_ms": ms, "per_run_ms": ms / rounds, "share": ms / total}
