@@ -62,6 +62,9 @@ class Int8(Pass):
         if not info:
             raise self.refuse("needs calibration images: int8(data=INFO), or data for the whole run "
                               "(PassManager(data=INFO); on the command line apply --data INFO)")
+        for node in targets:  # the quantiser excludes nodes by name: an empty name would match them all
+            if not node.name:
+                node.name = ctx.fresh_name(node.op.lower())
         model = gs.export_onnx(graph)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:
             model = onnx.version_converter.convert_version(model, QDQ_PER_CHANNEL_OPSET)
