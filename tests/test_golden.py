@@ -21,8 +21,13 @@ from onnx.reference import ReferenceEvaluator
 from graphsurgeon_cg import build_pipeline
 from graphsurgeon_cg.check.metrics import compare_outputs
 from graphsurgeon_cg.check.session import make_session, run_session
-from graphsurgeon_cg.testing import (assert_graph_equal, assert_numerically_equal, model_from_text, random_inputs,
-                                     run_pass)
+from graphsurgeon_cg.testing import (
+    assert_graph_equal,
+    assert_numerically_equal,
+    model_from_text,
+    random_inputs,
+    run_pass,
+)
 
 OPSET9 = '<ir_version: 8, opset_import: ["" : 9]>'
 OPSET10 = '<ir_version: 8, opset_import: ["" : 10]>'
@@ -540,7 +545,8 @@ def test_golden_postproc_fold(pipeline, nhwc, before_text, after_text):
     assert_graph_equal(result, after_text)
     [p] = build_pipeline(pipeline)
     [feed] = random_inputs(before)
-    for (runtime, want), (_, got) in zip(outputs_in_both_runtimes(before, feed), outputs_in_both_runtimes(result, feed)):
+    runs = zip(outputs_in_both_runtimes(before, feed), outputs_in_both_runtimes(result, feed))
+    for (runtime, want), (_, got) in runs:
         pixels = got["y"].transpose(0, 3, 1, 2) if nhwc else got["y"]
         assert pixels.dtype == np.uint8
         y = want["y"]  # float32, the same operations in numpy: the same pixels exactly
