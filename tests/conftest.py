@@ -1,98 +1,9 @@
-"""Shared helpers: fixture models, real ORT sessions, and running one pass on a model."""
+"""Pytest fixtures only; the shared helpers live in tests/models.py."""
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
-
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
-from graphsurgeon_cg import PassManager
-
-FIXTURES = Path(__file__).parent / "fixtures"
-OPSET11 = FIXTURES / "cyclegan_tiny_opset11.onnx"
-OPSET17 = FIXTURES / "cyclegan_tiny_opset17.onnx"
-BILINEAR = FIXTURES / "cyclegan_tiny_bilinear_opset11.onnx"
-ALL_FIXTURES = [OPSET11, OPSET17, BILINEAR]
-
-
-def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
-    """Outputs of ``model`` in ORT CPU with graph optimisations disabled."""
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
-
-
-def image_feeds(batch: int = 2, seed: int = 1, size: int = 64) -> dict:
-    rng = np.random.default_rng(seed)
-    return {"img_sat_maps": rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)}
-
-
-def run_pass(model: onnx.ModelProto, pipeline: str):
-    """Apply ``pipeline`` without the manager's own numeric check; the tests check numbers."""
-    result = PassManager(pipeline, check=None).run(model)
-    return result.model, result.records[-1]
-
-
-def ops(model: onnx.ModelProto) -> Counter:
-    return Counter(n.op_type for n in model.graph.node)
-
-
-def max_abs(a: list, b: list) -> float:
-    return max(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) for x, y in zip(a, b))
-
-
-def folded(path: Path) -> onnx.ModelProto:
-    """A fixture with its pads subgraphs folded, as most passes expect."""
-    return run_pass(onnx.load(str(path)), "fold-constants")[0]
-
-
-def make_model(nodes, inputs, outputs, initializers=(), opset: int = 13) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8 if opset <= 17 else 10
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def float_input(name: str, shape) -> onnx.ValueInfoProto:
-    """A float tensor; an int ``shape`` means that rank with unknown dims (for outputs)."""
-    if isinstance(shape, int):
-        shape = [f"{name}_d{i}" for i in range(shape)]
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-
-
-def int64_init(name: str, values) -> onnx.TensorProto:
-    return onnx.numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
-
-
-def pad_model(shape, pads, mode: str = "reflect", opset: int = 13, axes=None, value: float | None = None) -> onnx.ModelProto:
-    """x -> Pad(mode) -> y, with pads (and axes from opset 18) as initializers."""
-    inits = [int64_init("pads", pads)]
-    inputs = ["x", "pads"]
-    if value is not None or axes is not None:
-        inputs.append("value" if value is not None else "")
-        if value is not None:
-            inits.append(onnx.numpy_helper.from_array(np.asarray(value, dtype=np.float32), "value"))
-    if axes is not None:
-        inputs.append("axes")
-        inits.append(int64_init("axes", axes))
-    node = helper.make_node("Pad", inputs, ["y"], mode=mode, name="pad")
-    return make_model([node], [float_input("x", list(shape))], [float_input("y", len(shape))], inits, opset)
-
-
-def invoke(*args):
-    """The cgsurg CLI in-process (click's runner), arguments stringified."""
-    from click.testing import CliRunner
-
-    from graphsurgeon_cg.cli import cli
-
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture

@@ -12,8 +12,18 @@ import onnx
 import onnx_graphsurgeon as gs
 import pytest
 
-from graphsurgeon_cg import (CgsurgError, InputError, Instrument, Option, Pass, PassManager, PassResult,
-                             at_least, build_pipeline, register_pass)
+from graphsurgeon_cg import (
+    CgsurgError,
+    InputError,
+    Instrument,
+    Option,
+    Pass,
+    PassManager,
+    PassResult,
+    at_least,
+    build_pipeline,
+    register_pass,
+)
 from graphsurgeon_cg.check import NumericChecker
 from graphsurgeon_cg.core.registry import ENTRY_POINT_GROUP
 from graphsurgeon_cg.stages.dataset import Sample, write_info

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from graphsurgeon_cg import GeneratorSpec, InputError, build_generator, export_checkpoint  # noqa: E402
 from graphsurgeon_cg.export import detect_spec, load_state_dict  # noqa: E402
 
-from conftest import ort_run, invoke  # noqa: E402
+from models import invoke, ort_run  # noqa: E402
 
 
 def seeded(spec: GeneratorSpec, seed: int = 0):
@@ -57,7 +57,8 @@ def test_export_detects_layout_and_matches_torch(tmp_path, spec, size, how):
     out = tmp_path / "g.onnx"
     result = invoke("export", ckpt, "-o", out, "--size", size)
     assert result.exit_code == 0, result.output + result.stderr
-    assert f"architecture: {spec.describe()}" in result.output and "max abs diff" in result.output
+    assert f"architecture: {spec.describe()}" in result.output
+    assert "max abs diff" in result.output
     onnx_model = onnx.load(str(out))
     assert [o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")] == [11]
     x = np.random.default_rng(3).uniform(-1, 1, (2, 3, size, size)).astype(np.float32)  # dynamic batch
@@ -78,7 +79,8 @@ def test_both_generators_get_the_vendor_names_and_are_never_swapped(tmp_path):
     assert (ga.graph.input[0].name, ga.graph.output[0].name) == ("img_sat_maps", "maps")
     assert (gb.graph.input[0].name, gb.graph.output[0].name) == ("img_maps_sat", "sat")
     ya, yb = ort_run(ga, {"img_sat_maps": x})[0], ort_run(gb, {"img_maps_sat": x})[0]
-    assert np.abs(ya - torch_out(g_a, x)).max() <= 1e-4 and np.abs(yb - torch_out(g_b, x)).max() <= 1e-4
+    assert np.abs(ya - torch_out(g_a, x)).max() <= 1e-4
+    assert np.abs(yb - torch_out(g_b, x)).max() <= 1e-4
     assert np.abs(ya - yb).max() > 1e-2  # the two generators really differ, so a swap would show
 
 
@@ -96,8 +98,10 @@ def test_static_batch_legacy_keys_and_overrides(tmp_path):
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
     assert dims == [4, 3, 32, 32]
     forced = invoke("export", ckpt, "-o", tmp_path / "bad.onnx", "--size", 32, "--arch", "resnet_9blocks")
-    assert forced.exit_code == 2 and "does not fit resnet_9blocks" in forced.stderr
-    assert "missing keys: model.16.conv_block" in forced.stderr and "wrong shapes: model.19.bias" in forced.stderr
+    assert forced.exit_code == 2
+    assert "does not fit resnet_9blocks" in forced.stderr
+    assert "missing keys: model.16.conv_block" in forced.stderr
+    assert "wrong shapes: model.19.bias" in forced.stderr
     assert not (tmp_path / "bad.onnx").exists()
 
 
@@ -106,7 +110,8 @@ def test_export_then_exact_rewrite(tmp_path):
     export_checkpoint(tmp_path / "g.pth", tmp_path / "g.onnx", size=32)
     result = invoke("apply", tmp_path / "g.onnx", "-o", tmp_path / "g_exact.onnx",
                     "--passes", "fold-constants,reflect2slice", "--input-shape", "input:1,3,32,32")
-    assert result.exit_code == 0 and "max_abs 0 " in result.output, result.output + result.stderr
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "max_abs 0 " in result.output, result.output
 
 
 class Evil:
@@ -123,8 +128,11 @@ def test_malicious_pickle_is_refused_and_not_run(tmp_path):
     torch.save({"model.1.weight": torch.zeros(1), "payload": Evil(str(victim))}, ckpt)
     assert not victim.exists()
     result = invoke("export", ckpt, "-o", tmp_path / "out.onnx")
-    assert result.exit_code == 2 and "refusing" in result.stderr and "nothing was executed" in result.stderr
-    assert not victim.exists() and not (tmp_path / "out.onnx").exists()
+    assert result.exit_code == 2
+    assert "refusing" in result.stderr
+    assert "nothing was executed" in result.stderr
+    assert not victim.exists()
+    assert not (tmp_path / "out.onnx").exists()
     torch.load(ckpt, weights_only=False)  # proof that the payload is live: unsafe loading runs it
     assert victim.exists()
 
@@ -151,7 +159,9 @@ def test_bad_checkpoints(tmp_path, kind):
     result = invoke(*args)
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cgsurg: error:") and "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cgsurg: error:")
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.onnx").exists()
 
 

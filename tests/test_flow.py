@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import OPSET11, invoke
+from models import OPSET11, invoke
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -16,7 +16,8 @@ def test_example_config_runs_end_to_end(tmp_path):
     result = invoke("run", EXAMPLES / "run.yaml", "-o", out)
     assert result.exit_code == 0, result.output + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["failed"] is None and summary["eval"]["images"] == 4
+    assert summary["failed"] is None
+    assert summary["eval"]["images"] == 4
     assert summary["eval"]["pixel_cos"]["min"] > 0.999  # fp16 output rounding only
     assert [r["batch"] for r in summary["bench"]["rewritten"]["results"]] == [1, 16]
     assert [p["name"] for p in summary["passes"]] == ["fold-constants", "reflect2slice", "pad-conv-fusion", "fp16out"]
@@ -33,9 +34,11 @@ def test_a_failing_gate_exits_3_and_still_writes_the_summary(tmp_path):
     path.write_text(json.dumps(config))
     out = tmp_path / "run"
     result = invoke("run", path, "-o", out)
-    assert result.exit_code == 3 and "reflect2const" in result.stderr
+    assert result.exit_code == 3, result.output + result.stderr
+    assert "reflect2const" in result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert "reflect2const" in summary["failed"] and (out / "report" / "report.html").exists()
+    assert "reflect2const" in summary["failed"]
+    assert (out / "report" / "report.html").exists()
     assert not (out / "model_rewritten.onnx").exists()
 
 
@@ -50,7 +53,9 @@ def test_bad_configs(tmp_path, content, message):
     path = tmp_path / "c.yaml"
     path.write_text(content)
     result = invoke("run", path)
-    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_demo_reduced_size(tmp_path):
@@ -62,4 +67,5 @@ def test_demo_reduced_size(tmp_path):
     passes = {p["name"]: p for p in summary["passes"]}
     assert passes["fold-constants"]["metrics"]["pixel_cos_mean"] == 1.0  # exact
     assert passes["reflect2const"]["metrics"]["pixel_cos_mean"] < 1.0  # lossy, and the report shows it
-    assert "report.html" in result.output and (out / "report" / "report.html").stat().st_size > 10_000
+    assert "report.html" in result.output
+    assert (out / "report" / "report.html").stat().st_size > 10_000

@@ -38,7 +38,8 @@ def _imports(path: Path) -> list[str]:
             elif node.module and node.module.startswith("graphsurgeon_cg."):
                 found.append(node.module.removeprefix("graphsurgeon_cg."))
         elif isinstance(node, ast.Import):
-            found += [a.name.removeprefix("graphsurgeon_cg.") for a in node.names if a.name.startswith("graphsurgeon_cg.")]
+            found += [a.name.removeprefix("graphsurgeon_cg.") for a in node.names
+                      if a.name.startswith("graphsurgeon_cg.")]
     return found
 
 

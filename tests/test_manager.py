@@ -3,9 +3,19 @@ import onnx
 import onnx_graphsurgeon as gs
 import pytest
 
-from conftest import BILINEAR, OPSET11, image_feeds, ort_run
-from graphsurgeon_cg import (CheckSettings, NumericCheckFailed, Pass, PassFailed, PassManager, PassResult,
-                             apply, load_model, register_pass)
+from graphsurgeon_cg import (
+    NumericCheckFailed,
+    Pass,
+    PassFailed,
+    PassManager,
+    PassResult,
+    apply,
+    load_model,
+    register_pass,
+)
+from graphsurgeon_cg.check import CheckSettings, NumericChecker
+
+from models import BILINEAR, FIXTURE_PADS, OPSET11, folded, image_feeds, ops, ort_run, pad_extent
 
 
 @register_pass
@@ -48,22 +58,47 @@ class SigmoidForTanh(Pass):
         return PassResult(count)
 
 
+def checked(pipeline: str, settings: CheckSettings | None = None, each_pass: bool = False) -> PassManager:
+    """A pass manager with the numeric check (the old default of ``PassManager``)."""
+    return PassManager(pipeline, instruments=[NumericChecker(settings, each_pass=each_pass)])
+
+
 def test_records_and_provenance():
-    result = PassManager("fold-constants,reflect2slice,resize-nearest(min_cos=0.5)").run(load_model(BILINEAR))
+    original = load_model(BILINEAR)
+    result = checked("fold-constants,reflect2slice,resize-nearest(min_cos=0.5)").run(original)
     fold, slice_, resize = result.records
-    assert fold.nodes_before == 149 and fold.nodes_after == 37 and fold.op_delta["Constant"] == -70
-    assert slice_.op_delta == {"Concat": 12, "Pad": -6, "Slice": 24}
+    assert all(r.modified for r in result.records)
+    # fold-constants: every Constant and pads subgraph folded away, fewer nodes
+    assert fold.nodes_before == len(original.graph.node)
+    assert fold.nodes_after < fold.nodes_before
+    assert fold.rewrites == fold.nodes_before - fold.nodes_after
+    assert fold.op_delta["Constant"] == -ops(original)["Constant"]
+    assert fold.op_delta["ConstantOfShape"] == -ops(original)["ConstantOfShape"]
+    assert not {"Constant", "ConstantOfShape"} & set(ops(result.model))
+    # records chain: each pass starts from the node count the previous one left
+    assert slice_.nodes_before == fold.nodes_after
+    assert resize.nodes_before == slice_.nodes_after
+    # reflect2slice: every reflect Pad -> one reversed Slice per padded side, one Concat per padded axis
+    axes, sides = pad_extent(folded(BILINEAR))
+    assert slice_.rewrites == FIXTURE_PADS
+    assert slice_.op_delta == {"Concat": axes, "Pad": -FIXTURE_PADS, "Slice": sides}
+    assert "Pad" not in ops(result.model)
+    # resize-nearest changes attributes only
+    assert resize.op_delta == {}
+    assert resize.nodes_after == resize.nodes_before
     assert all(r.seconds >= 0 for r in result.records)
     docs = {n.op_type: n.doc_string for n in result.model.graph.node if n.doc_string}
-    assert docs["Slice"] == "cgsurg:reflect2slice" and docs["Concat"] == "cgsurg:reflect2slice"
+    assert docs["Slice"] == "cgsurg:reflect2slice"
+    assert docs["Concat"] == "cgsurg:reflect2slice"
     assert docs["Resize"] == "cgsurg:resize-nearest (modified)"
     assert not any(n.doc_string for n in result.model.graph.node if n.op_type == "Conv")
-    assert result.check.ok and result.check.outputs[0].pixel_cos < 1.0
+    assert result.check.ok
+    assert result.check.outputs[0].pixel_cos < 1.0
 
 
 def test_a_pass_that_raises_is_named():
     with pytest.raises(PassFailed, match="pass 'test-raises' failed: RuntimeError: kaput"):
-        PassManager("fold-constants,test-raises", check=None).run(load_model(OPSET11))
+        PassManager("fold-constants,test-raises").run(load_model(OPSET11))
 
 
 def test_an_invalid_model_is_caught_and_nothing_written(tmp_path):
@@ -77,24 +112,38 @@ def test_a_wrong_exact_pass_fails_the_check_with_exit_code_3(tmp_path):
     out = tmp_path / "out.onnx"
     with pytest.raises(NumericCheckFailed) as info:
         apply(OPSET11, out, "fold-constants,test-sigmoid-for-tanh,reflect2slice")
-    assert info.value.pass_name == "test-sigmoid-for-tanh" and info.value.exit_code == 3
+    assert info.value.pass_name == "test-sigmoid-for-tanh"
+    assert info.value.exit_code == 3
     assert not out.exists()
 
 
 def test_check_each_stops_at_the_culprit_and_records_checks():
-    manager = PassManager("fold-constants,reflect2const,reflect2slice", check_each=True)
+    manager = checked("fold-constants,reflect2const,reflect2slice", each_pass=True)
     with pytest.raises(NumericCheckFailed, match="after pass 'reflect2const'"):
         manager.run(load_model(OPSET11))
-    result = PassManager("fold-constants,reflect2const(min_cos=0.7),pad-conv-fusion", check_each=True).run(load_model(OPSET11))
+    manager = checked("fold-constants,reflect2const(min_cos=0.7),pad-conv-fusion", each_pass=True)
+    result = manager.run(load_model(OPSET11))
     cos = [r.check.outputs[0].pixel_cos for r in result.records]
-    assert cos[0] == 1.0 and cos[1] < 0.9 and cos[2] == 1.0
+    assert cos[0] == 1.0
+    assert cos[1] < 0.9
+    assert cos[2] == 1.0
+
+
+def test_without_the_checker_nothing_is_checked():
+    pipeline = "fold-constants,reflect2const(min_cos=0.99)"
+    with pytest.raises(NumericCheckFailed):
+        checked(pipeline).run(load_model(OPSET11))
+    result = PassManager(pipeline).run(load_model(OPSET11))  # no instruments: the same breach goes unchecked
+    assert result.check is None
+    assert all(r.check is None for r in result.records)
 
 
 def test_static_batch_is_checked_at_its_batch_and_input_shape_is_honoured():
-    result = PassManager("fold-constants,static-batch(batch=3)").run(load_model(OPSET11))
+    result = checked("fold-constants,static-batch(batch=3)").run(load_model(OPSET11))
     assert result.check.ok
-    result = PassManager("fold-constants", check=CheckSettings(shapes={"img_sat_maps": (2, 3, 64, 64)})).run(load_model(OPSET11))
-    assert result.check.samples == 1 and result.check.ok
+    result = checked("fold-constants", CheckSettings(shapes={"img_sat_maps": (2, 3, 64, 64)})).run(load_model(OPSET11))
+    assert result.check.samples == 1
+    assert result.check.ok
 
 
 def test_check_on_real_images(tmp_path):
@@ -104,13 +153,15 @@ def test_check_on_real_images(tmp_path):
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"img{i}.png")
     np.save(tmp_path / "sample.npy", rng.uniform(-1, 1, (3, 64, 64)).astype(np.float32))
-    result = PassManager("fold-constants,reflect2slice", check=CheckSettings(inputs_dir=str(tmp_path))).run(load_model(OPSET11))
-    assert result.check.samples == 3 and result.check.outputs[0].max_abs == 0.0
+    result = checked("fold-constants,reflect2slice", CheckSettings(inputs_dir=str(tmp_path))).run(load_model(OPSET11))
+    assert result.check.samples == 3
+    assert result.check.outputs[0].max_abs == 0.0
 
 
 def test_exact_pipeline_output_matches_original_in_ort():
     model = load_model(OPSET11)
-    result = PassManager("fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=2)").run(model)
+    result = checked("fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=2)").run(model)
+    assert result.check.ok
     feeds = image_feeds(batch=2)
     np.testing.assert_array_equal(ort_run(model, feeds)[0], ort_run(result.model, feeds)[0])
     onnx.checker.check_model(result.model, full_check=True)
@@ -130,4 +181,4 @@ class MakesCycle(Pass):
 
 def test_a_cycle_is_reported_with_its_nodes():
     with pytest.raises(PassFailed, match="pass 'test-cycle' failed: the graph has a cycle: .*Relu"):
-        PassManager("fold-constants,test-cycle", check=None).run(load_model(OPSET11))
+        PassManager("fold-constants,test-cycle").run(load_model(OPSET11))

@@ -12,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from graphsurgeon_cg.check.metrics import (compare_outputs, flat_cosine, json_safe, meets, pixel_cosine, psnr,
-                                           score)
+from graphsurgeon_cg.check.metrics import compare_outputs, flat_cosine, json_safe, meets, pixel_cosine, psnr, score
 from graphsurgeon_cg.cli import cli
 from graphsurgeon_cg.stages.evaluate import evaluate_dirs
 

@@ -5,8 +5,9 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import OPSET11, image_feeds, ort_run
 from graphsurgeon_cg import InputError, apply, load_model, save_model
+
+from models import OPSET11, image_feeds, ort_run
 
 
 def _digest(path):
@@ -26,7 +27,8 @@ def test_bad_model_files_give_one_line_errors(tmp_path, kind):
         path.write_bytes(OPSET11.read_bytes()[:100_000])
     with pytest.raises(InputError) as info:
         load_model(path)
-    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value)
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
@@ -60,11 +62,12 @@ def test_input_never_modified_and_output_equal_to_input_refused(tmp_path):
     before = _digest(src)
     apply(src, tmp_path / "out.onnx", "fold-constants")
     assert _digest(src) == before
-    with pytest.raises(InputError, match="--in-place"):
+    with pytest.raises(InputError, match=r"is the input file; .*in.place"):  # says how to allow it
         apply(src, src, "fold-constants")
     assert _digest(src) == before
     apply(src, src, "fold-constants", in_place=True)
-    assert _digest(src) != before and len(load_model(src).graph.node) < 50
+    assert _digest(src) != before
+    assert len(load_model(src).graph.node) < len(load_model(OPSET11).graph.node)  # folded in place
 
 
 def test_unwritable_or_missing_output_directory(tmp_path):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from conftest import OPSET11, folded, image_feeds, ort_run, run_pass
+from models import OPSET11, folded, image_feeds, ort_run, run_pass
 
 
 def test_upgrade_to_17_and_21_is_exact():
@@ -15,4 +15,6 @@ def test_upgrade_to_17_and_21_is_exact():
 
 def test_same_version_is_a_noop():
     _, record = run_pass(folded(OPSET11), "opset(version=11)")
-    assert record.rewrites == 0 and "already at opset 11" in record.reasons[0]
+    assert record.rewrites == 0
+    assert not record.modified
+    assert "already at opset 11" in record.reasons[0]

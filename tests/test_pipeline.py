@@ -2,8 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graphsurgeon_cg import InputError, PassSpec, format_pipeline, parse_pipeline
-from graphsurgeon_cg.pipeline import build_pipeline
+from graphsurgeon_cg import InputError, PassSpec, build_pipeline, format_pipeline, parse_pipeline
 
 EXAMPLE = "fold-constants,reflect2slice,resize-nearest(nearest_mode=round_prefer_ceil),static-batch(batch=1)"
 
@@ -37,7 +36,9 @@ def test_print_parse_round_trip(specs):
 def test_built_passes_print_their_canonical_pipeline():
     passes = build_pipeline("static-batch(batch=4),resize-nearest,fp16out(outputs=[maps])")
     assert ",".join(map(str, passes)) == "static-batch(batch=4),resize-nearest,fp16out(outputs=[maps])"
-    assert passes[0].batch == 4 and passes[1].nearest_mode == "round_prefer_ceil"
+    assert passes[0].batch == 4
+    assert passes[1].nearest_mode == "round_prefer_ceil"
+    assert passes[2].outputs == ("maps",)  # list options are typed tuples
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,9 +1,24 @@
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 
-from conftest import OPSET11, float_input, folded, image_feeds, make_model, max_abs, ort_run, pad_model, run_pass
-from graphsurgeon_cg.numeric import pixel_cosine
+from graphsurgeon_cg import NumericCheckFailed, apply
+from graphsurgeon_cg.check.metrics import pixel_cosine
+
+from models import (
+    FIXTURE_PADS,
+    OPSET11,
+    float_input,
+    folded,
+    image_feeds,
+    int64_init,
+    make_model,
+    max_abs,
+    ort_run,
+    pad_model,
+    run_pass,
+)
 
 
 def _modes(model):
@@ -13,7 +28,8 @@ def _modes(model):
 def test_reflect_pads_become_zero_constant_and_outputs_differ_within_bound():
     model = folded(OPSET11)
     new, record = run_pass(model, "reflect2const(min_cos=0.7)")
-    assert record.rewrites == 6 and _modes(new) == ["constant"] * 6
+    assert record.rewrites == FIXTURE_PADS
+    assert _modes(new) == ["constant"] * FIXTURE_PADS
     feeds = image_feeds()
     before, after = ort_run(model, feeds), ort_run(new, feeds)
     assert max_abs(before, after) > 1e-2  # lossy: really different
@@ -22,13 +38,11 @@ def test_reflect_pads_become_zero_constant_and_outputs_differ_within_bound():
 
 def test_default_bound_is_breached_on_the_tiny_fixture_and_named(tmp_path):
     """At 64x64 the borders are a large share of the image: the 0.9 default gate trips."""
-    from graphsurgeon_cg import NumericCheckFailed, apply
-    import pytest
-
     out = tmp_path / "out.onnx"
     with pytest.raises(NumericCheckFailed) as info:
         apply(OPSET11, out, "fold-constants,reflect2const,reflect2slice")
-    assert info.value.pass_name == "reflect2const" and "reflect2const" in str(info.value)
+    assert info.value.pass_name == "reflect2const"
+    assert "reflect2const" in str(info.value)
     assert not out.exists()
 
 
@@ -36,7 +50,6 @@ def test_touches_only_pad_nodes():
     """The vendor script set every attribute named 'mode' (Resize too); this pass must not."""
     resize = helper.make_node("Resize", ["y", "", "scales"], ["z"], mode="linear")
     pad = helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect")
-    from conftest import int64_init
     scales = onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
     model = make_model([pad, resize], [float_input("x", [1, 1, 4, 4])], [float_input("z", 4)],
                        [int64_init("pads", [0, 0, 1, 1, 0, 0, 1, 1]), scales])
@@ -57,4 +70,6 @@ def test_nonzero_constant_value_input_is_replaced_by_zero():
 def test_idempotent_and_noop_without_reflect():
     once, _ = run_pass(folded(OPSET11), "reflect2const")
     _, record = run_pass(once, "reflect2const")
-    assert record.rewrites == 0 and "no Pad with mode 'reflect'" in record.reasons[0]
+    assert record.rewrites == 0
+    assert not record.modified
+    assert "no Pad with mode 'reflect'" in record.reasons[0]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from conftest import OPSET11, folded, image_feeds, ort_run, run_pass
+from models import OPSET11, folded, image_feeds, ort_run, run_pass
 
 
 def _dims(value_info):
@@ -23,4 +23,6 @@ def test_idempotent_and_refuses_other_static_batch():
     _, same = run_pass(once, "static-batch(batch=2)")
     assert same.rewrites == 0
     _, other = run_pass(once, "static-batch(batch=3)")
-    assert other.rewrites == 0 and "already has static batch 2" in other.reasons[0]
+    assert other.rewrites == 0
+    assert not other.modified
+    assert "already has static batch 2" in other.reasons[0]

@@ -9,6 +9,7 @@ import click
 from .. import api
 from ..core.bounds import Bound
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
+from ..core.modelio import same_file
 from ..core.registry import available_passes, load_plugin
 from . import cli, tables
 from .options import check_inputs, data_option, group, json_option, plugin_option, shapes_of
@@ -54,6 +55,8 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
           info, report_dir, samples, min_cos, min_psnr, baseline, bench):
     """Rewrite MODEL with a pipeline of passes and write the result to -o."""
     report = _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, bench)
+    if same_file(model, output) and not in_place:
+        raise InputError(f"-o {output} is the input file; pass --in-place to overwrite it")
     try:
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
