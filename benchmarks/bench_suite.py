@@ -37,9 +37,10 @@ WORK = HERE / "work"
 sys.path.insert(0, str(HERE.parent))
 
 from graphsurgeon_cg import apply, save_model  # noqa: E402
-from graphsurgeon_cg.evaluate import evaluate_models  # noqa: E402
-from graphsurgeon_cg.prep import prep  # noqa: E402
-from graphsurgeon_cg.runtime import ImageInput, environment, open_session  # noqa: E402
+from graphsurgeon_cg.check.feeds import ImageInput  # noqa: E402
+from graphsurgeon_cg.check.session import environment, make_session  # noqa: E402
+from graphsurgeon_cg.stages.evaluate import evaluate_models  # noqa: E402
+from graphsurgeon_cg.stages.prep import prep  # noqa: E402
 
 EXACT = "fold-constants,reflect2slice,pad-conv-fusion"
 TOOL_PIPELINE = "fold-constants,reflect2slice,pad-conv-fusion,fp16out"
@@ -54,7 +55,7 @@ def build_model() -> Path:
         return path
     import torch
 
-    from graphsurgeon_cg.architectures import GeneratorSpec, build_generator
+    from graphsurgeon_cg.export.architectures import GeneratorSpec, build_generator
 
     WORK.mkdir(exist_ok=True)
     torch.manual_seed(0)
@@ -100,7 +101,7 @@ def time_runs(session, batch: int, rounds: int, warmup: int = 1) -> list[float]:
 
 
 def model_table(models: dict[str, Path], eval_info: Path, reps: int, rounds: dict[int, int]) -> dict:
-    sessions = {name: open_session(path) for name, path in models.items()}
+    sessions = {name: make_session(path, optimize=True) for name, path in models.items()}
     runs = {(name, b): [] for name in models for b in rounds}
     per_rep = {(name, b): [] for name in models for b in rounds}
     for _ in range(reps):  # interleaved: drift and heat hit every model alike
@@ -130,9 +131,9 @@ def model_table(models: dict[str, Path], eval_info: Path, reps: int, rounds: dic
 
 
 def tool_times(model: Path, reps: int) -> dict:
-    cgsurg, onnxslim = shutil.which("cgsurg"), shutil.which("onnxslim")
-    commands = {"cgsurg apply --no-check": [cgsurg, "apply", str(model), "-o", str(WORK / "tool_cgsurg.onnx"),
-                                            "--passes", TOOL_PIPELINE, "--no-check"]}
+    onnxslim = shutil.which("onnxslim")
+    cgsurg = [sys.executable, "-m", "graphsurgeon_cg", "apply", str(model), "-o", str(WORK / "tool_cgsurg.onnx")]
+    commands = {"cgsurg apply --no-check": [*cgsurg, "--passes", TOOL_PIPELINE, "--no-check"]}
     if onnxslim:
         commands["onnxslim"] = [onnxslim, str(model), str(WORK / "tool_slim.onnx")]
     times = {name: [] for name in commands}
