@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from models import BILINEAR, FIXTURE_PADS, OPSET11, invoke
@@ -151,3 +152,11 @@ def test_real_subprocesses(tmp_path):
     assert script.is_file(), "the console script is installed with the package"
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
     assert version.returncode == 0, version.stderr
+
+
+def test_every_option_of_every_command_has_help_text():
+    from graphsurgeon_cg.cli import cli
+
+    missing = [f"{name} {param.opts[0]}" for name, command in cli.commands.items() for param in command.params
+               if isinstance(param, click.Option) and not param.help]
+    assert not missing
