@@ -36,9 +36,10 @@ class Invalid(Pass):
 
     def run(self, graph, ctx):
         out = graph.outputs[0]
-        bogus = gs.Variable(ctx.fresh_name("bogus"), dtype=np.float32)
+        name, out.name = out.name, ctx.fresh_name("before_bogus")  # the interface keeps its name
+        bogus = gs.Variable(name, dtype=out.dtype, shape=out.shape)
         graph.nodes.append(gs.Node("NoSuchOperator", inputs=[out], outputs=[bogus]))
-        graph.outputs.append(bogus)
+        graph.outputs[0] = bogus
         return PassResult(1)
 
 

@@ -90,6 +90,9 @@ class Pass:
     name: ClassVar[str]
     summary: ClassVar[str]
     exact: ClassVar[bool]
+    # Whether the pass may change the element types of graph inputs/outputs (fp16out,
+    # preproc-fold). Names, count and rank of the interface never change; the manager checks.
+    changes_io_dtypes: ClassVar[bool] = False
     options: ClassVar[dict[str, Option]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -32,6 +32,7 @@ from .pipeline import PassSpec
 from .registry import build_pipeline
 
 PROVENANCE_PREFIX = "cgsurg:"
+gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR  # its warnings would precede our one-line errors
 
 
 @dataclass
@@ -126,6 +127,7 @@ class PassManager:
         before_names = {n.name for n in graph.nodes if n.name}
         ops_before = Counter(n.op for n in graph.nodes)
         fingerprint = _fingerprint(graph)
+        interface = _interface(graph)
         start = time.perf_counter()
         try:
             result = p.run(graph, ctx)
@@ -150,6 +152,7 @@ class PassManager:
             return record, graph, previous, adapter
         if result.graph is not None:
             graph = result.graph
+        _check_interface(p, interface, _interface(graph))
         graph.cleanup(remove_unused_graph_inputs=False)
         if not _is_sorted(graph):
             _toposort(graph, p.name)
@@ -177,6 +180,38 @@ class PassManager:
                            if ops_after[op] != ops_before[op]}
         record.nodes_after = len(model.graph.node)
         return record, graph, model, adapter
+
+
+Interface = tuple[list[tuple[str, Any, int | None]], list[tuple[str, Any, int | None]]]
+
+
+def _interface(graph: gs.Graph) -> Interface:
+    """Name, element type and rank of each graph input (weights aside) and output."""
+    def describe(tensors: Sequence[gs.Tensor]) -> list[tuple[str, Any, int | None]]:
+        return [(t.name, None if t.dtype is None else np.dtype(t.dtype) if not isinstance(t.dtype, int) else t.dtype,
+                 None if t.shape is None else len(t.shape)) for t in tensors]
+
+    return describe([t for t in graph.inputs if not isinstance(t, gs.Constant)]), describe(graph.outputs)
+
+
+def _check_interface(p: Pass, before: Interface, after: Interface) -> None:
+    """A pass may not rename, add, drop or re-rank graph inputs or outputs, nor change their
+    element types unless it declares ``changes_io_dtypes``: callers feed and read by name."""
+    for side, old, new in (("input", before[0], after[0]), ("output", before[1], after[1])):
+        old_names, new_names = [n for n, _, _ in old], [n for n, _, _ in new]
+        if old_names != new_names:
+            gone = [n for n in old_names if n not in new_names]
+            added = [n for n in new_names if n not in old_names]
+            what = (f"removed {side}(s) {', '.join(gone)}" if gone else "") + \
+                   ("; " if gone and added else "") + (f"added {side}(s) {', '.join(added)}" if added else "")
+            raise PassFailed(p.name, f"it changed the model's {side}s ({what or 'reordered them'}); "
+                                     "a pass must keep the interface")
+        for (name, old_type, old_rank), (_, new_type, new_rank) in zip(old, new):
+            if old_rank is not None and new_rank is not None and old_rank != new_rank:
+                raise PassFailed(p.name, f"{side} '{name}' changed rank {old_rank} -> {new_rank}")
+            if not p.changes_io_dtypes and old_type is not None and new_type is not None and old_type != new_type:
+                raise PassFailed(p.name, f"{side} '{name}' changed type {old_type} -> {new_type} "
+                                         "(a pass that does this on purpose declares changes_io_dtypes)")
 
 
 def _fingerprint(graph: gs.Graph) -> int:
@@ -283,6 +318,7 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
         raise PassFailed(pass_name, f"cannot export the graph: {exc}") from exc
     if graph.opset != default_opset(template):
         model.ir_version = max(template.ir_version, _min_ir_version(graph.opset))
+    _keep_initializers_as_inputs(model, template)
     model.producer_name = template.producer_name
     model.producer_version = template.producer_version
     model.model_version = template.model_version
@@ -305,6 +341,20 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
     return model
+
+
+def _keep_initializers_as_inputs(model: onnx.ModelProto, template: onnx.ModelProto) -> None:
+    """IR < 4 requires every initializer to be a graph input, and older exports list some as
+    inputs on purpose (overridable weights); onnx-graphsurgeon drops them: put them back."""
+    template_inits = {t.name for t in template.graph.initializer}
+    listed = {i.name for i in template.graph.input if i.name in template_inits}
+    every = model.ir_version < 4
+    if not listed and not every:
+        return
+    present = {i.name for i in model.graph.input}
+    for tensor in model.graph.initializer:
+        if tensor.name not in present and (every or tensor.name in listed):
+            model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
 
 
 def _min_ir_version(opset: int) -> int:

@@ -1,0 +1,108 @@
+"""The interface of a model survives every pass: names, count, rank (and types, unless a pass
+declares it changes them), checked after every pass even without the numeric check; and the
+classic model-zoo networks that ship inside the onnx wheel (IR 3: every initializer is also a
+graph input) rewrite and check."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import pytest
+
+from graphsurgeon_cg import Pass, PassFailed, PassManager, PassResult, register_pass
+from graphsurgeon_cg.check import NumericChecker
+from graphsurgeon_cg.testing import model_from_text
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+MODEL = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[N,3,4,4] x) => (float[N,3,4,4] y) { y = Relu(x) }"""
+
+
+@register_pass
+class RenamesOutput(Pass):
+    name = "test-renames-output"
+    summary = "Renames the graph output"
+    exact = True
+
+    def run(self, graph, ctx):
+        graph.outputs[0].name = "renamed"
+        return PassResult(1)
+
+
+@register_pass
+class DropsOutput(Pass):
+    name = "test-drops-output"
+    summary = "Deletes every graph output"
+    exact = True
+
+    def run(self, graph, ctx):
+        graph.outputs.clear()
+        return PassResult(1)
+
+
+@register_pass
+class CastsOutput(Pass):
+    name = "test-casts-output"
+    summary = "Makes the output float16 without declaring it"
+    exact = True
+
+    def run(self, graph, ctx):
+        out = graph.outputs[0]
+        out.name = ctx.fresh_name("y_fp32")
+        half = gs.Variable("y", dtype=np.float16, shape=out.shape)
+        graph.nodes.append(gs.Node("Cast", attrs={"to": onnx.TensorProto.FLOAT16}, inputs=[out], outputs=[half]))
+        graph.outputs[0] = half
+        return PassResult(1)
+
+
+@register_pass
+class FlattensOutput(Pass):
+    name = "test-flattens-output"
+    summary = "Changes the output's rank"
+    exact = True
+
+    def run(self, graph, ctx):
+        out = graph.outputs[0]
+        out.name = ctx.fresh_name("y_4d")
+        flat = gs.Variable("y", dtype=np.float32, shape=None)
+        graph.nodes.append(gs.Node("Flatten", inputs=[out], outputs=[flat]))
+        flat.shape = ["N", 48]
+        graph.outputs[0] = flat
+        return PassResult(1)
+
+
+@pytest.mark.parametrize("culprit, message", [
+    ("test-renames-output", "changed the model's outputs (removed output(s) y; added output(s) renamed)"),
+    ("test-drops-output", "changed the model's outputs (removed output(s) y)"),
+    ("test-casts-output", "output 'y' changed type float32 -> float16"),
+    ("test-flattens-output", "output 'y' changed rank 4 -> 2"),
+])
+def test_interface_changes_are_errors_naming_the_pass_even_without_the_check(culprit, message):
+    with pytest.raises(PassFailed) as info:
+        PassManager(f"static-batch(batch=1),{culprit}").run(model_from_text(MODEL))
+    assert f"pass '{culprit}' failed" in str(info.value)
+    assert message in str(info.value)
+
+
+def test_declared_dtype_changes_are_allowed():
+    result = PassManager("fp16out").run(model_from_text(MODEL))
+    assert result.model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    assert result.model.graph.output[0].name == "y"
+
+
+@pytest.mark.parametrize("name", ["squeezenet", "shufflenet", "inception_v1", "densenet121"])
+def test_model_zoo_networks_with_initializers_as_inputs(name):
+    """IR-3 models (initializers must be listed as inputs) from the onnx wheel; vgg19, zfnet512,
+    alexnet, resnet50 and inception_v2 behave the same but take 2-22 s each (checked by hand)."""
+    model = onnx.load(os.path.join(LIGHT, f"light_{name}.onnx"))
+    manager = PassManager("fold-constants,pad-conv-fusion,static-batch(batch=1)", instruments=[NumericChecker()])
+    result = manager.run(model)
+    assert result.check.ok
+    onnx.checker.check_model(result.model)
+    inits = {t.name for t in result.model.graph.initializer}
+    inputs = {i.name for i in result.model.graph.input}
+    assert inits <= inputs
+    assert result.model.ir_version == model.ir_version
