@@ -125,10 +125,10 @@ GOLDEN = [
         }""", OPSET13 + """
         g (float[1,2,5,6] x) => (float[1,2,5,8] y)
         <int64[1] front_start = {1}, int64[1] front_end = {0}, int64[1] axis_w = {3}, int64[1] back = {-1},
-         int64[1] back_start = {-2}, int64[1] back_end = {-3}, int64[1] axis_w2 = {3}, int64[1] back2 = {-1}>
+         int64[1] back_start = {-2}, int64[1] back_end = {-3}>
         {
           front = Slice (x, front_start, front_end, axis_w, back)
-          behind = Slice (x, back_start, back_end, axis_w2, back2)
+          behind = Slice (x, back_start, back_end, axis_w, back)
           y = Concat <axis = 3> (front, x, behind)
         }"""),
 
@@ -142,13 +142,12 @@ GOLDEN = [
         }""", OPSET13 + """
         g (float[1,2,5,6] x) => (float[1,2,7,7] y)
         <int64[1] s1 = {1}, int64[1] e1 = {0}, int64[1] a1 = {2}, int64[1] k1 = {-1},
-         int64[1] s2 = {-2}, int64[1] e2 = {-3}, int64[1] a2 = {2}, int64[1] k2 = {-1},
-         int64[1] s3 = {-2}, int64[1] e3 = {-3}, int64[1] a3 = {3}, int64[1] k3 = {-1}>
+         int64[1] s2 = {-2}, int64[1] e2 = {-3}, int64[1] a3 = {3}>
         {
           top = Slice (x, s1, e1, a1, k1)
-          bottom = Slice (x, s2, e2, a2, k2)
+          bottom = Slice (x, s2, e2, a1, k1)
           h_padded = Concat <axis = 2> (top, x, bottom)
-          right = Slice (h_padded, s3, e3, a3, k3)
+          right = Slice (h_padded, s2, e2, a3, k1)
           y = Concat <axis = 3> (h_padded, right)
         }"""),
 

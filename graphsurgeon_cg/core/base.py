@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import onnx_graphsurgeon as gs
 
 from .bounds import EXACT, Bound
@@ -65,10 +66,21 @@ class PassContext:
     data: str | None = None  # an info file of preprocessed samples, e.g. for calibration
     touched: list[gs.Node] = field(default_factory=list)
     _names: set[str] | None = None
+    _constants: dict = field(default_factory=dict)
 
     def mark(self, node: gs.Node) -> None:
         """Record a node the pass modified in place, for provenance."""
         self.touched.append(node)
+
+    def constant(self, base: str, values: Any, dtype: Any = None) -> gs.Constant:
+        """An initializer holding ``values``, shared by every use of the same base, dtype and
+        values within this pass (a rewrite of 20k Pads needs a handful of distinct Slice
+        operands, not 160k initializers). Treat it as read-only."""
+        array = np.asarray(values, dtype=dtype)
+        key = (base, array.dtype.str, array.shape, array.tobytes())
+        if key not in self._constants:
+            self._constants[key] = gs.Constant(self.fresh_name(base), array)
+        return self._constants[key]
 
     def fresh_name(self, base: str) -> str:
         """A tensor or node name not used anywhere in the graph yet."""
@@ -93,6 +105,10 @@ class Pass:
     # Whether the pass may change the element types of graph inputs/outputs (fp16out,
     # preproc-fold). Names, count and rank of the interface never change; the manager checks.
     changes_io_dtypes: ClassVar[bool] = False
+    # Whether ``run`` always sets ``PassResult.modified``. Then the manager skips the structural
+    # fingerprint before the pass (it costs a walk over the whole graph); a result that leaves
+    # ``modified`` unset anyway counts as modified.
+    reports_modified: ClassVar[bool] = False
     options: ClassVar[dict[str, Option]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -165,6 +181,7 @@ class NodeRewritePass(Pass):
 
     op_types: ClassVar[tuple[str, ...]]
     nothing_found: ClassVar[str] = "no candidate node"
+    reports_modified = True
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
         raise NotImplementedError

@@ -29,8 +29,8 @@ def present(node: gs.Node, index: int) -> gs.Tensor | None:
 
 
 def int64(ctx, base: str, values) -> gs.Constant:
-    """A fresh int64 initializer, as Slice/Pad/Resize operands need."""
-    return gs.Constant(ctx.fresh_name(base), np.asarray(values, dtype=np.int64))
+    """An int64 initializer, as Slice/Pad/Resize operands need (shared within the pass)."""
+    return ctx.constant(base, values, np.int64)
 
 
 def append_node(ctx, op: str, inputs: list, dtype, attrs: dict | None = None, prefix: str = "") -> gs.Variable:

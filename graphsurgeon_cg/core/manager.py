@@ -126,7 +126,7 @@ class PassManager:
         before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}
         ops_before = Counter(n.op for n in graph.nodes)
-        fingerprint = _fingerprint(graph)
+        fingerprint = None if p.reports_modified else _fingerprint(graph)
         interface = _interface(graph)
         start = time.perf_counter()
         try:
@@ -141,7 +141,7 @@ class PassManager:
         if result.graph is not None or result.rewrites or ctx.touched:
             modified = True
         elif modified is None:  # the pass did not say: look, rather than trust "0 rewrites"
-            modified = _fingerprint(graph) != fingerprint
+            modified = fingerprint is None or _fingerprint(graph) != fingerprint
         record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=result.rewrites,
                             reasons=list(dict.fromkeys(result.reasons)), modified=bool(modified), seconds=0.0,
                             verify_seconds=0.0, nodes_before=len(before_order), nodes_after=len(before_order),
@@ -153,6 +153,7 @@ class PassManager:
         if result.graph is not None:
             graph = result.graph
         _check_interface(p, interface, _interface(graph))
+        _drop_dead_nodes(graph)
         graph.cleanup(remove_unused_graph_inputs=False)
         if not _is_sorted(graph):
             _toposort(graph, p.name)
@@ -212,6 +213,44 @@ def _check_interface(p: Pass, before: Interface, after: Interface) -> None:
             if not p.changes_io_dtypes and old_type is not None and new_type is not None and old_type != new_type:
                 raise PassFailed(p.name, f"{side} '{name}' changed type {old_type} -> {new_type} "
                                          "(a pass that does this on purpose declares changes_io_dtypes)")
+
+
+def _drop_dead_nodes(graph: gs.Graph) -> None:
+    """Remove nodes that feed no graph output, all at once. onnx-graphsurgeon's cleanup removes
+    a dead node from each input's consumer list one by one, comparing nodes by value: with a
+    weight shared by n nodes (one ``pads`` initializer for every Pad) that is quadratic. Here
+    consumer lists are filtered by identity in one go. Graphs with subgraphs are left to
+    onnx-graphsurgeon (a subgraph may read outer tensors that this walk cannot see)."""
+    if any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values()):
+        return
+    live: set[int] = set()
+    seen: set[int] = set()
+    stack = list(graph.outputs)
+    while stack:  # walk back from the outputs through producers (the order may not be sorted yet)
+        tensor = stack.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        for producer in tensor.inputs:
+            if id(producer) not in live:
+                live.add(id(producer))
+                stack.extend(producer.inputs)
+    dead = [n for n in graph.nodes if id(n) not in live]
+    if not dead:
+        return
+    dead_ids = {id(n) for n in dead}
+    touched = {id(t): t for node in dead for t in list(node.inputs) + list(node.outputs)}
+    for tensor in touched.values():  # plain list methods: no per-element synchronisation
+        kept_consumers = [n for n in tensor.outputs if id(n) not in dead_ids]
+        kept_producers = [n for n in tensor.inputs if id(n) not in dead_ids]
+        list.clear(tensor.outputs)
+        list.extend(tensor.outputs, kept_consumers)
+        list.clear(tensor.inputs)
+        list.extend(tensor.inputs, kept_producers)
+    for node in dead:
+        list.clear(node.inputs)
+        list.clear(node.outputs)
+    graph.nodes = [n for n in graph.nodes if id(n) not in dead_ids]
 
 
 def _fingerprint(graph: gs.Graph) -> int:

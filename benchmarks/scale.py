@@ -1,0 +1,86 @@
+"""Scale: the exact pipeline on synthetic graphs of ``reflect Pad -> Conv -> zero Pad -> Conv -> Relu``
+blocks with a dynamic batch, at several sizes; time per pass and in all (run by hand).
+
+    python benchmarks/scale.py [--nodes 10000 50000 100000]
+
+Writes benchmarks/results/scale-<date>.json and .md. The target is about linear growth and at
+most 10 s for 100k nodes on the reference machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from graphsurgeon_cg import PassManager  # noqa: E402
+from graphsurgeon_cg.check.session import environment  # noqa: E402
+
+PIPELINE = "fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=1)"
+
+
+def reflect_blocks(n_nodes: int) -> onnx.ModelProto:
+    """``n_nodes // 5`` blocks on a N x 2 x 8 x 8 tensor with a symbolic batch."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((2, 2, 3, 3)).astype(np.float32) * 0.1, "w"),
+             numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")]
+    nodes, x = [], "x"
+    for b in range(n_nodes // 5):
+        nodes += [helper.make_node("Pad", [x, "pads"], [f"r{b}"], mode="reflect", name=f"reflect{b}"),
+                  helper.make_node("Conv", [f"r{b}", "w"], [f"c{b}"], name=f"conv{b}a"),
+                  helper.make_node("Pad", [f"c{b}", "pads"], [f"z{b}"], mode="constant", name=f"zero{b}"),
+                  helper.make_node("Conv", [f"z{b}", "w"], [f"d{b}"], name=f"conv{b}b"),
+                  helper.make_node("Relu", [f"d{b}"], [f"y{b}"], name=f"relu{b}")]
+        x = f"y{b}"
+    graph = helper.make_graph(nodes, "reflect_blocks",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 8, 8])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 2, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def measure(n: int) -> dict:
+    model = reflect_blocks(n)
+    start = time.perf_counter()
+    result = PassManager(PIPELINE).run(model)
+    total = time.perf_counter() - start
+    return {"nodes": n, "seconds": total,
+            "passes": {r.name: {"run_s": r.seconds, "verify_s": r.verify_seconds, "rewrites": r.rewrites}
+                       for r in result.records}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
+    args = parser.parse_args()
+    rows = [measure(n) for n in args.nodes]
+    env = environment("cpu", None)
+    date = datetime.date.today().isoformat()
+    lines = [f"Run {date} on {env['cpu']} ({env['cores']} cores), pipeline `{PIPELINE}`, no numeric check.", "",
+             "| nodes | total s | " + " | ".join(rows[0]["passes"]) + " |",
+             "|---:|---:|" + "---:|" * len(rows[0]["passes"])]
+    for r in rows:
+        cells = [f"{p['run_s']:.2f} + {p['verify_s']:.2f}" for p in r["passes"].values()]
+        lines.append(f"| {r['nodes']} | {r['seconds']:.2f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Per pass: run + verify seconds (verify: export, strict shape inference, checker).")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"scale-{date}.json").write_text(json.dumps({"date": date, "environment": env, "runs": rows}, indent=2))
+    (out / f"scale-{date}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
