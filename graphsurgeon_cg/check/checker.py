@@ -21,7 +21,7 @@ from ..core.bounds import Bound
 from ..core.errors import NumericCheckFailed
 from ..core.instruments import Instrument, PipelineRun
 from ..core.manager import PassRecord, PipelineResult
-from .feeds import Feeds, check_shape_names, file_feeds, input_shape, random_feeds, static_batch
+from .feeds import Feeds, check_shape_names, file_feeds, first_dims, input_shape, random_feeds
 from .metrics import Comparison, compare_outputs
 from .session import make_session, run_session
 
@@ -57,7 +57,7 @@ class NumericChecker(Instrument):
             self._feeds = file_feeds(make_session(run.original), self.settings.inputs_dir)
         else:
             self._grid = next((g for g in (p.feed_grid() for p in run.passes) if g is not None), None)
-            self._random_feeds(None)
+            self._random_feeds(run.original)
 
     def after_pass(self, run: PipelineRun, index: int, p: Pass, record: PassRecord) -> None:
         if not self.each_pass:
@@ -84,7 +84,7 @@ class NumericChecker(Instrument):
     def compare(self, run: PipelineRun, i: int, j: int, bound: Bound) -> Comparison:
         """Stage ``j`` against stage ``i`` (i < j), in stage ``i``'s units."""
         if self.settings.inputs_dir is None:
-            self._random_feeds(static_batch(run.stages[j]))
+            self._random_feeds(run.stages[j])
         new = [run.outputs_back(o, j, i) for o in self._stage_outputs(run, j)]
         return compare_outputs(self._stage_outputs(run, i), new, bound)
 
@@ -94,10 +94,17 @@ class NumericChecker(Instrument):
             self._outputs[k] = run_session(make_session(run.stages[k]), feeds)
         return self._outputs[k]
 
-    def _random_feeds(self, batch: int | None) -> None:
-        shapes = {i.name: input_shape(i, self.settings.shapes) for i in self._inputs}
-        if batch:
-            shapes = {name: (batch, *shape[1:]) for name, shape in shapes.items()}
+    def _random_feeds(self, stage: onnx.ModelProto) -> None:
+        """Feeds for the original's inputs; an input whose batch axis was dynamic takes the
+        static batch that the stage gave it (``static-batch(batch=4)`` is checked at 4)."""
+        fixed = first_dims(stage)
+        shapes = {}
+        for inp in self._inputs:
+            shape = input_shape(inp, self.settings.shapes)
+            dynamic = not (inp.shape and isinstance(inp.shape[0], int) and inp.shape[0] > 0)
+            if dynamic and fixed.get(inp.name) and inp.name not in self.settings.shapes:
+                shape = (fixed[inp.name], *shape[1:])
+            shapes[inp.name] = shape
         if shapes != self._feed_shapes:
             self._feeds = random_feeds(self._inputs, shapes, self.settings.seed, grid=self._grid)
             self._feed_shapes = shapes

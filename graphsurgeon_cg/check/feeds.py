@@ -130,6 +130,17 @@ def static_batch(model: onnx.ModelProto) -> int | None:
     return None
 
 
+def first_dims(model: onnx.ModelProto) -> dict[str, int]:
+    """The static first dimension of each graph input (weights aside) that has one."""
+    initializers = {t.name for t in model.graph.initializer}
+    found = {}
+    for inp in model.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name not in initializers and dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            found[inp.name] = dims[0].dim_value
+    return found
+
+
 def fit_batch(feed: Feeds, batch: int | None) -> Feeds:
     """``feed`` at a model's static ``batch``: the first sample repeated (None: unchanged)."""
     if not batch or all(v.shape[0] == batch for v in feed.values()):

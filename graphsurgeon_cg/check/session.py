@@ -18,7 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from ..core.errors import InputError
-from ..core.modelio import fits_in_protobuf, save_model
+from ..core.modelio import external_location, fits_in_protobuf, has_external_data, save_model
 from .providers import PROVIDERS
 
 ort.set_default_logger_severity(3)  # ORT's own coloured log lines would precede our one-line errors
@@ -70,9 +70,11 @@ def make_session(model: onnx.ModelProto | str | os.PathLike, *, optimize: bool =
             if not os.path.isfile(path):
                 raise InputError(f"no such model file: {path}" if not os.path.exists(path) else f"{path} is not a file")
             return ort.InferenceSession(path, opts, providers=providers)
+        if has_external_data(model) and fits_in_protobuf(model):
+            return _on_disk_session(model, opts, providers)
         if fits_in_protobuf(model):
             return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
-        with tempfile.TemporaryDirectory() as tmp:  # too big for one protobuf: go through a file
+        with tempfile.TemporaryDirectory() as tmp:  # weights in memory too big for one protobuf
             file = Path(tmp) / "model.onnx"
             save_model(model, file, external_data=True)
             return ort.InferenceSession(str(file), opts, providers=providers)
@@ -80,6 +82,48 @@ def make_session(model: onnx.ModelProto | str | os.PathLike, *, optimize: bool =
         raise
     except Exception as exc:  # ORT raises its own exception types
         raise InputError(f"ONNX Runtime cannot load {where}: {first_line(exc)}") from None
+
+
+def _on_disk_session(model: onnx.ModelProto, opts: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+    """A session for a model whose large tensors stay on disk. ORT memory-maps external data
+    that lies beside the model file (and refuses any other, links included), so the small
+    model goes, for the moment of loading, into a hidden file next to the weights: about 1x
+    the model in memory, none on disk. Where that folder is not writable, the tensors are
+    handed over as external initializers instead (ORT then copies them)."""
+    folders = {os.path.dirname(external_location(t)[0]) for t in model.graph.initializer
+               if t.data_location == onnx.TensorProto.EXTERNAL}
+    if len(folders) == 1:
+        folder = folders.pop()
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        for tensor in copy.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = os.path.basename(entry.value)
+        try:
+            handle, file = tempfile.mkstemp(prefix=".cgsurg-check-", suffix=".onnx", dir=folder)
+        except OSError:
+            pass
+        else:
+            try:
+                with os.fdopen(handle, "wb") as f:
+                    f.write(copy.SerializeToString())
+                return ort.InferenceSession(file, opts, providers=providers)
+            finally:
+                os.unlink(file)
+    names, values, maps = [], [], []
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location, offset, _ = external_location(tensor)
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            array = np.memmap(location, dtype=dtype, mode="r", offset=offset, shape=tuple(tensor.dims))
+            maps.append(array)
+            names.append(tensor.name)
+            values.append(ort.OrtValue.ortvalue_from_numpy(np.asarray(array)))
+    opts.add_external_initializers(names, values)
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+    session._cgsurg_weights = (maps, values)  # keep the mappings alive
+    return session
 
 
 def run_session(session: ort.InferenceSession, feeds: list[dict]) -> list[dict]:

@@ -17,10 +17,16 @@ from .errors import InputError
 
 # Protobuf cannot serialise a message of 2 GiB or more; stay clear of the limit.
 PROTOBUF_LIMIT = 2**31 - 2**26
+# External tensors up to this size are read into memory on load (passes may read them: pads,
+# shapes, small weights); larger ones stay on disk, referenced by absolute path, until saved.
+LAZY_BYTES = 64 * 2**20
+COPY_CHUNK = 64 * 2**20
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
-    """Read and validate an ONNX model, external data included."""
+    """Read and validate an ONNX model. External data up to ``LAZY_BYTES`` per tensor is read
+    in; larger tensors stay on disk (their location made absolute) and are copied, not loaded,
+    when the model is saved or run: a model over 2 GB never passes through one protobuf."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
@@ -29,7 +35,8 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
     try:
-        model = onnx.load(str(path), load_external_data=True)
+        model = onnx.load(str(path), load_external_data=False)
+        _resolve_external_data(model, path.resolve().parent)
     except (DecodeError, RuntimeError, ValueError, OSError) as exc:
         raise InputError(f"{path} is not a readable ONNX model ({_first_line(exc)})") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
@@ -97,35 +104,105 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike, external_data: bool | None = None) -> Path:
-    """Write ``model`` atomically; weights go to ``<name>.data`` when large or when asked.
+    """Write ``model`` atomically; weights go to ``<name>.data`` when large, when they are on
+    disk already (copied in chunks, never loaded whole), or when asked.
 
     Everything is written inside a temporary directory next to the target and renamed into
     place only once complete, data file first, so readers never see a half-written model.
     """
     path = check_writable(path)
     if external_data is None:
-        external_data = not fits_in_protobuf(model)
+        external_data = has_external_data(model) or not fits_in_protobuf(model)
     data_name = path.name + ".data"
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
             tmp_model = Path(tmp) / path.name
             if external_data:
-                model = _copy(model)  # onnx moves the weights out of the proto it saves
-                onnx.save_model(model, str(tmp_model), save_as_external_data=True,
-                                all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+                model = _externalised(model, Path(tmp) / data_name, data_name)
+            onnx.save_model(model, str(tmp_model))
+            if external_data:
                 os.replace(Path(tmp) / data_name, path.parent / data_name)
-            else:
-                onnx.save_model(model, str(tmp_model))
             os.replace(tmp_model, path)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
+def has_external_data(model: onnx.ModelProto) -> bool:
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def external_location(tensor: onnx.TensorProto) -> tuple[str, int, int | None]:
+    """(location, offset, length) of an external tensor."""
+    info = {e.key: e.value for e in tensor.external_data}
+    length = info.get("length")
+    return info.get("location", ""), int(info.get("offset", 0)), int(length) if length else None
+
+
+def _set_location(tensor: onnx.TensorProto, location: str, offset: int, length: int) -> None:
+    del tensor.external_data[:]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        tensor.external_data.add(key=key, value=value)
+
+
+def _resolve_external_data(model: onnx.ModelProto, base: Path) -> None:
+    """Read small external tensors in; give large ones an absolute location (checked)."""
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location, offset, length = external_location(tensor)
+        file = Path(location) if os.path.isabs(location) else base / location
+        if not file.is_file():
+            raise InputError(f"external data file {file} of tensor '{tensor.name}' is missing")
+        size = file.stat().st_size
+        if length is None:
+            length = size - offset
+        if offset + length > size:
+            raise InputError(f"external data file {file} is too short for tensor '{tensor.name}'")
+        if length <= LAZY_BYTES:
+            with open(file, "rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+            del tensor.external_data[:]
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            tensor.raw_data = data
+        else:
+            _set_location(tensor, str(file.resolve()), offset, length)
+
+
+def _externalised(model: onnx.ModelProto, data_path: Path, data_name: str) -> onnx.ModelProto:
+    """A copy of ``model`` whose large tensors live in ``data_path`` (written here): in-memory
+    ones written out, on-disk ones copied in chunks from their absolute locations."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)  # on-disk tensors are references: the copy is small unless weights are in memory
+    offset = 0
+    with open(data_path, "wb") as data:
+        for tensor in out.graph.initializer:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                location, start, length = external_location(tensor)
+                length = length if length is not None else os.path.getsize(location) - start
+                with open(location, "rb") as src:
+                    src.seek(start)
+                    left = length
+                    while left:
+                        chunk = src.read(min(COPY_CHUNK, left))
+                        if not chunk:
+                            raise InputError(f"external data {location} ended early")
+                        data.write(chunk)
+                        left -= len(chunk)
+            elif len(tensor.raw_data) > 1024:
+                length = len(tensor.raw_data)
+                data.write(tensor.raw_data)
+                tensor.ClearField("raw_data")
+            else:
+                continue
+            _set_location(tensor, data_name, offset, length)
+            offset += length
+            pad = -offset % 4096  # keep tensors page-aligned, as onnx does, for memory mapping
+            data.write(b"\0" * pad)
+            offset += pad
+    return out
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -1,0 +1,79 @@
+"""Models over 2 GB: build one (a 2.4 GB embedding table next to Pad -> Conv, weights written
+straight to external data: such a tensor cannot pass through one protobuf message), then time
+``cgsurg apply --passes fold-constants,pad-conv-fusion`` with the numeric check, from the
+model's own folder, and record wall time and peak memory (run by hand; needs ~5 GB of disk).
+
+    python benchmarks/big_model.py [--rows 150000] [--dir /tmp/cgsurg-big]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = Path(__file__).resolve().parent
+
+
+def build(path: Path, rows: int) -> None:
+    data_name = path.name + ".data"
+    chunk = np.ones((1000, 4096), np.float32)
+    with open(path.parent / data_name, "wb") as f:
+        for _ in range(rows // 1000):
+            f.write(chunk.tobytes())
+    table = TensorProto(name="table", data_type=TensorProto.FLOAT, dims=[rows // 1000 * 1000, 4096])
+    table.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", data_name), ("offset", "0"), ("length", str(rows // 1000 * 1000 * 4096 * 4))):
+        table.external_data.add(key=key, value=value)
+    inits = [table, numpy_helper.from_array(np.full((2, 2, 3, 3), 0.1, np.float32), "w"),
+             numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")]
+    nodes = [helper.make_node("Gather", ["table", "idx"], ["rows"]),
+             helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+             helper.make_node("Conv", ["p", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("idx", TensorProto.INT64, [2]),
+                                             helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+                              [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [2, 4096]),
+                               helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save_model(model, str(path))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=150_000, help="table rows of 16 KiB each")
+    parser.add_argument("--dir", default="/tmp/cgsurg-big")
+    args = parser.parse_args()
+    folder = Path(args.dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    build(folder / "big.onnx", args.rows)
+    size = (folder / "big.onnx.data").stat().st_size
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "graphsurgeon_cg", "apply", "big.onnx", "-o", "out.onnx",
+                          "--passes", "fold-constants,pad-conv-fusion"], cwd=folder, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    result = {"date": datetime.date.today().isoformat(), "model_bytes": size, "exit": run.returncode,
+              "seconds": seconds, "peak_rss_bytes": peak, "peak_over_model": peak / size,
+              "stderr": run.stderr.strip(), "written": sorted(os.listdir(folder))}
+    print(json.dumps(result, indent=2))
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"big-model-{result['date']}.json").write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
