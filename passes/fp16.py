@@ -22,6 +22,7 @@ class Fp16(Pass):
     name = "fp16"
     summary = "Whole model in float16 with float32 inputs/outputs (GPU targets; slower on ORT CPU)"
     exact = False
+    reports_modified = True
     block = Option(tuple, ("Resize", "Upsample", "InstanceNormalization"), "operator types kept in float32")
     min_cos = Option(float, 0.99, "cosine the numeric check requires", check=cosine())
 

@@ -20,6 +20,7 @@ class Fp16Out(Pass):
     name = "fp16out"
     summary = "Cast float32 graph outputs to float16, keeping their names (lossy, tiny)"
     exact = False
+    reports_modified = True
     changes_io_dtypes = True
     outputs = Option(tuple, (), "names of the outputs to convert (default: all float32 outputs)")
 

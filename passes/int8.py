@@ -37,6 +37,7 @@ class Int8(Pass):
     name = "int8"
     summary = "Static int8 quantisation of Conv/ConvTranspose (onnxruntime.quantization), calibrated on images"
     exact = False
+    reports_modified = True
     data = Option(str, "", "info file of calibration samples (default: the run's data)")
     samples = Option(int, 16, "calibration samples taken from the info file", check=at_least(1))
     method = Option(str, "percentile", "calibration method", ("minmax", "percentile", "entropy"))

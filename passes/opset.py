@@ -19,6 +19,7 @@ class Opset(Pass):
     name = "opset"
     summary = "Convert to opset N with onnx.version_converter (exact)"
     exact = True
+    reports_modified = True
     version = Option(int, 17, "the target opset of the default domain",
                      check=between(7, onnx.defs.onnx_opset_version()))
 

@@ -41,6 +41,7 @@ class PostprocFold(Pass):
     name = "postproc-fold"
     summary = "Return uint8 images (NCHW or NHWC) instead of floats in [-1, 1] (lossy: 8-bit rounding)"
     exact = False
+    reports_modified = True
     changes_io_dtypes = True
     layout = Option(str, "nchw", "layout of the uint8 output", ("nchw", "nhwc"))
 

@@ -57,6 +57,7 @@ class PreprocFold(Pass):
     name = "preproc-fold"
     summary = "Take uint8 images (NCHW or NHWC) and normalise in the graph, like AIPP"
     exact = False
+    reports_modified = True
     changes_io_dtypes = True
     layout = Option(str, "nchw", "layout of the new uint8 input", ("nchw", "nhwc"))
     mean = Option(tuple, ("127.5",), "per-channel mean (one value or one per channel)", check=_numbers)

@@ -19,6 +19,7 @@ class StaticBatch(Pass):
     name = "static-batch"
     summary = "Set the dynamic batch dimension of the inputs to N (exact)"
     exact = True
+    reports_modified = True
     batch = Option(int, 1, "the batch size", check=at_least(1))
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:

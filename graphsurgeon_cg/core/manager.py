@@ -272,7 +272,11 @@ def _fingerprint(graph: gs.Graph) -> int:
         parts.append((id(node), node.op, node.domain, node.name,
                       tuple((k, value_key(v)) for k, v in sorted(node.attrs.items())),
                       tuple(id(t) for t in node.inputs), tuple(id(t) for t in node.outputs)))
-    for tensor in graph.tensors().values():
+    tensors = {id(t): t for t in [*graph.inputs, *graph.outputs]}
+    for node in graph.nodes:  # graph.tensors() would also check names: slower, and not needed here
+        tensors.update((id(t), t) for t in node.inputs)
+        tensors.update((id(t), t) for t in node.outputs)
+    for tensor in tensors.values():
         parts.append(value_key(tensor) if isinstance(tensor, gs.Constant)
                      else (id(tensor), tensor.name, str(tensor.dtype), tuple(tensor.shape or ())))
     return hash(tuple(parts))
