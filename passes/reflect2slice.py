@@ -4,8 +4,10 @@ Reflect padding of ``b`` before and ``e`` after on an axis of size ``n`` is the 
 elements ``b..1`` in front and ``n-2..n-1-e`` behind (the edge itself is not repeated). Each
 mirror is a Slice with step -1; axes are padded one after the other on the already padded
 tensor, exactly as ONNX (numpy) defines the corners. Only copies: bit-identical output, and
-no reflect Pad left for a compiler that lacks it. Needs constant pads (run fold-constants
-first), non-negative pads smaller than the axis, and opset >= 10 (Slice steps).
+no reflect Pad left for a compiler that lacks it. A reflect Pad whose pads are all zero is
+a no-op: it is taken out (its consumers read its input; an Identity where its output is a
+graph output). Needs constant pads (run fold-constants first), non-negative pads smaller than
+the axis, and opset >= 10 (Slice steps).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, register_pass
-from graphsurgeon_cg.core.graphutil import PadInfo, int64, read_pad
+from graphsurgeon_cg.core.graphutil import PadInfo, bypass, int64, read_pad
 
 
 @register_pass
@@ -44,11 +46,14 @@ class Reflect2Slice(NodeRewritePass):
                 return NoMatch(f"pad {widest} on axis {axis} is not smaller than its size {size}")
         return Match(node, pad)
 
-    def rewrite(self, match: Match, ctx: PassContext) -> None:
+    def rewrite(self, match: Match, ctx: PassContext) -> str | None:
         node, pad = match.node, match.info
         assert isinstance(pad, PadInfo) and pad.rank is not None and pad.pads is not None
         rank = pad.rank
         padded_axes = [a for a in range(rank) if pad.pads[a] or pad.pads[a + rank]]
+        if not padded_axes:
+            bypass(ctx, node)
+            return "all pads are zero: the Pad is a no-op and was taken out"
         current = node.inputs[0]
         for i, axis in enumerate(padded_axes):
             before, after = int(pad.pads[axis]), int(pad.pads[axis + rank])
@@ -64,6 +69,7 @@ class Reflect2Slice(NodeRewritePass):
                                            inputs=parts, outputs=[out]))
             current = out
         node.outputs.clear()  # the Pad is now dead; cleanup removes it
+        return None
 
 
 def _reverse_slice(ctx: PassContext, data: gs.Tensor, start: int, end: int, axis: int) -> gs.Variable:

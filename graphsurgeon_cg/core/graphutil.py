@@ -1,4 +1,5 @@
-"""Small helpers that passes share: constant values and the operands of Pad."""
+"""Small helpers that passes share: constant values, the operands of Pad, and taking out a
+no-op node."""
 
 from __future__ import annotations
 
@@ -39,6 +40,23 @@ def append_node(ctx, op: str, inputs: list, dtype, attrs: dict | None = None, pr
     out = gs.Variable(ctx.fresh_name(base), dtype=dtype)
     ctx.graph.nodes.append(gs.Node(op, name=ctx.fresh_name(base), attrs=attrs or {}, inputs=inputs, outputs=[out]))
     return out
+
+
+def bypass(ctx, node: gs.Node) -> None:
+    """Take out ``node``, whose first output equals its first input (a no-op such as a Pad of
+    zeros): its consumers read the input instead and the node is left dead for cleanup. Where
+    the output is a graph output, its name is the interface: an Identity produces it instead.
+    (A subgraph cannot return an outer tensor directly, so rewiring consumers is enough there.)"""
+    data, out = node.inputs[0], node.outputs[0]
+    node.outputs.clear()
+    if any(t is out for t in ctx.graph.outputs):
+        ctx.graph.nodes.append(gs.Node("Identity", name=ctx.fresh_name(f"{node.op.lower()}_bypass"),
+                                       inputs=[data], outputs=[out]))
+        return
+    for consumer in list(out.outputs):
+        for index, tensor in enumerate(consumer.inputs):
+            if tensor is out:
+                consumer.inputs[index] = data
 
 
 @dataclass
