@@ -1,10 +1,16 @@
 """static-batch: fix a dynamic batch dimension to ``batch=N`` and re-infer shapes. Exact.
 
 Compilers such as Ascend ATC want static shapes (one compiled model per batch size). Every
-graph input whose first dimension is symbolic or unknown gets N; the shapes of all other
-tensors are cleared so that shape inference (run by the pass manager after every pass)
-recomputes them with the static batch. An input that already has a different static batch
-is left alone and reported.
+graph input whose first dimension is symbolic or unknown gets N. Every other tensor whose
+declared shape (outputs and value_info, subgraphs included) starts with an input's batch
+symbol gets N there; all other dimensions, static or symbolic, stay as declared, so no shape
+is lost where inference cannot re-derive it (If/Loop outputs, a Reshape driven by ``Shape``).
+The pass manager's shape inference then refines the rest: a batch symbol on another axis
+becomes N where inference derives it and stays symbolic where it cannot (exporters reuse the
+batch name for other axes, e.g. a [batch, 3, batch, W] output, so it is not trusted there).
+A symbol that an input also uses on another axis is not only the batch and is left alone.
+An input that already has a different static batch is left alone and reported. Only
+declared shapes change: exact.
 """
 
 from __future__ import annotations
@@ -24,22 +30,32 @@ class StaticBatch(Pass):
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         rewrites, reasons = 0, []
-        for inp in graph.inputs:
-            if not inp.shape:
+        symbols: set[str] = set()
+        inputs = [t for t in graph.inputs if isinstance(t, gs.Variable)]
+        for inp in inputs:
+            if inp.shape is None:
                 reasons.append(f"input '{inp.name}' has no shape")
+                continue
+            if not inp.shape:
+                reasons.append(f"input '{inp.name}' is a scalar")
                 continue
             first = inp.shape[0]
             if isinstance(first, int) and first > 0:
                 if first != self.batch:
                     reasons.append(f"input '{inp.name}' already has static batch {first}")
                 continue
+            if isinstance(first, str):
+                symbols.add(first)
             inp.shape = [self.batch, *inp.shape[1:]]
             rewrites += 1
-        if rewrites:
-            inputs = {id(t) for t in graph.inputs}
-            for tensor in graph.tensors().values():
-                if isinstance(tensor, gs.Variable) and id(tensor) not in inputs:
-                    tensor.shape = None
-        elif not reasons:
+        symbols -= {d for inp in inputs for d in (inp.shape or [])[1:] if isinstance(d, str)}
+        if symbols:
+            skip = {id(t) for t in inputs}
+            for g in [graph, *graph.subgraphs(recursive=True)]:
+                for tensor in g.tensors().values():
+                    shape = tensor.shape if isinstance(tensor, gs.Variable) and id(tensor) not in skip else None
+                    if shape and isinstance(shape[0], str) and shape[0] in symbols:
+                        tensor.shape = [self.batch, *shape[1:]]
+        if not rewrites and not reasons:
             reasons.append("no input with a dynamic batch dimension")
         return PassResult(rewrites, reasons, modified=rewrites > 0)

@@ -80,3 +80,68 @@ def test_reflect2slice_zero_pads_read_inside_an_if_are_bypassed():
         feeds = [{"x": np.random.default_rng(0).standard_normal((1, 2, 4, 4)).astype(np.float32),
                   "c": np.array(cond)}]
         assert_numerically_equal(model, new, feeds, atol=0)
+
+
+# --- static-batch: keep every declared shape, fix only the batch ---------------------------------
+
+def _static_batch(text: str) -> onnx.ModelProto:
+    model = model_from_text(text)
+    new, record = run_pass(model, "static-batch(batch=1)")
+    assert record.rewrites == 1
+    _valid(model, new)
+    assert_numerically_equal(model, new, atol=0)
+    return new
+
+
+def test_static_batch_keeps_declared_output_dims():
+    new = _static_batch(f"""{HEADER}
+        g (float[N,3] x) => (float[N,4] y) <float[3,4] w = {{1.,2.,3.,4.,5.,6.,7.,8.,9.,10.,11.,12.}}>
+        {{ y = MatMul(x, w) }}""")
+    assert _dims(new.graph.input[0]) == [1, 3]
+    assert _dims(new.graph.output[0]) == [1, 4]
+
+
+def test_static_batch_reshape_driven_by_shape_stays_valid():
+    new = _static_batch(f"""{HEADER}
+        g (float[N,3,4] x) => (float[N,12] y) {{
+          zero = Constant<value = int64[1] {{0}}>()
+          one = Constant<value = int64[1] {{1}}>()
+          minus_one = Constant<value = int64[1] {{-1}}>()
+          s = Shape(x)
+          n = Slice(s, zero, one)
+          t = Concat<axis=0>(n, minus_one)
+          y = Reshape(x, t)
+        }}""")
+    assert _dims(new.graph.output[0]) == [1, 12]
+
+
+def test_static_batch_loop_outputs_keep_their_shapes():
+    new = _static_batch(f"""{HEADER}
+        g (float[N,3] x) => (float[N,3] y, float[2,N,3] scan) {{
+          trip = Constant<value = int64 {{2}}>()
+          cond = Constant<value = bool {{1}}>()
+          y, scan = Loop(trip, cond, x) <body = body (int64 i, bool c, float[N,3] a)
+                                                  => (bool co, float[N,3] b, float[N,3] s) {{
+            co = Identity(c)
+            b = Relu(a)
+            s = Identity(a)
+          }}>
+        }}""")
+    assert [_dims(o) for o in new.graph.output] == [[1, 3], [2, 1, 3]]
+
+
+def test_static_batch_if_outputs_keep_their_shapes():
+    # inference cannot see through the else branch: the declared [N,4] used to become [unk, unk]
+    new = _static_batch(f"""{HEADER}
+        g (float[N,4] x, bool c) => (float[N,4] y) {{
+          y = If(c) <then_branch = g1 () => (float[N,4] z1) {{ z1 = Relu(x) }},
+                     else_branch = g2 () => (float[N,4] z2) {{ s = Shape(x)  z2 = Reshape(x, s) }}>
+        }}""")
+    assert _dims(new.graph.output[0]) == [1, 4]
+
+
+def test_static_batch_does_not_trust_the_batch_name_on_other_axes():
+    # torch.onnx.export declared this generator's output [batch, 3, batch, W]: axis 2 is 8, not the batch
+    new = _static_batch(f"""{HEADER}
+        g (float[batch,3,8,8] x) => (float[batch,3,batch,W] y) {{ y = Relu(x) }}""")
+    assert _dims(new.graph.output[0]) == [1, 3, 8, 8]
