@@ -7,16 +7,18 @@ per-pixel cosine of about 0.984 on real photos (worst image 0.913), below the gu
 from the trained model's worst image); it depends on the model and on the image size (a tiny
 64x64 random-weight generator scores about 0.8). ``reflect2slice`` gives the same
 compiler-friendliness exactly. Unlike the vendor script, only Pad nodes are touched (it
-rewrote every attribute named ``mode``).
+rewrote every attribute named ``mode``). A ``constant_value`` operand becomes a zero of its
+own element type (float64, float16, bfloat16, integers alike).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Bound, Match, NodeRewritePass, Option, PassContext, cosine, cosine_bound, register_pass
-from graphsurgeon_cg.core.graphutil import present
+from graphsurgeon_cg.core.graphutil import const_value, present
 
 
 @register_pass
@@ -40,6 +42,19 @@ class Reflect2Const(NodeRewritePass):
         if "pads" in node.attrs:  # opset < 11
             node.attrs["value"] = 0.0
         elif present(node, 2) is not None:
-            dtype = node.inputs[0].dtype or np.float32
-            node.inputs[2] = gs.Constant(ctx.fresh_name("zero"), np.zeros((), dtype=dtype))
+            zero = _zero_like(node)
+            # No readable type: leave the operand out, which the spec defines as a zero of the data's type.
+            node.inputs[2] = gs.Variable.empty() if zero is None else gs.Constant(ctx.fresh_name("zero"), zero)
         ctx.mark(node)
+
+
+def _zero_like(node: gs.Node) -> np.ndarray | None:
+    """A zero of the type of the Pad's ``constant_value``: the current value's own type, else the
+    data's (onnx-graphsurgeon gives types numpy lacks, like bfloat16, as ONNX type codes)."""
+    value = const_value(node.inputs[2])
+    if value is not None:
+        return np.zeros_like(value)
+    dtype = node.inputs[2].dtype or node.inputs[0].dtype
+    if isinstance(dtype, int):
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(dtype)
+    return None if dtype is None else np.zeros((), dtype=dtype)

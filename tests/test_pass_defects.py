@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from graphsurgeon_cg.testing import assert_numerically_equal, model_from_text, run_pass
+from graphsurgeon_cg.testing import assert_numerically_equal, check_pass_contract, model_from_text, run_pass
 
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>'
 
@@ -145,3 +145,35 @@ def test_static_batch_does_not_trust_the_batch_name_on_other_axes():
     new = _static_batch(f"""{HEADER}
         g (float[batch,3,8,8] x) => (float[batch,3,batch,W] y) {{ y = Relu(x) }}""")
     assert _dims(new.graph.output[0]) == [1, 3, 8, 8]
+
+
+# --- reflect2const: the zero has the type of the padded data -------------------------------------
+
+REFLECT_F64 = f"""{HEADER}
+    g (double[1,2,16,16] x) => (double[1,2,18,18] y) <int64[8] pads = {{0,0,1,1,0,0,1,1}}, double v = {{0.0}}>
+    {{ t = Relu(x)  y = Pad<mode="MODE">(t, pads, v) }}"""
+
+
+def test_reflect2const_pads_float64_with_a_float64_zero():
+    model = model_from_text(REFLECT_F64.replace("MODE", "reflect"))
+    new, record = run_pass(model, "reflect2const")
+    assert record.rewrites == 1
+    _valid(model, new)
+    zero = next(t for t in new.graph.initializer if t.name == new.graph.node[-1].input[2])
+    assert zero.data_type == onnx.TensorProto.DOUBLE
+    # lossy by design: the result is exactly the zero-padded model, within the pass's cosine bound
+    assert_numerically_equal(model_from_text(REFLECT_F64.replace("MODE", "constant")), new, atol=0)
+    check_pass_contract("reflect2const(min_cos=0.5)", model)  # the bound is model-dependent: set for this one
+
+
+def test_reflect2const_zero_follows_a_constant_node_and_bfloat16():
+    model = model_from_text(f"""{HEADER}
+        g (bfloat16[1,2,4,4] x) => (bfloat16[1,2,6,6] y) <int64[8] pads = {{0,0,1,1,0,0,1,1}}>
+        {{ v = Constant<value = bfloat16 {{1}}>()  y = Pad<mode="reflect">(x, pads, v) }}""")
+    new, record = run_pass(model, "reflect2const")
+    assert record.rewrites == 1
+    _valid(model, new)
+    pad = next(n for n in new.graph.node if n.op_type == "Pad")
+    zero = next(t for t in new.graph.initializer if t.name == pad.input[2])
+    assert zero.data_type == onnx.TensorProto.BFLOAT16
+    assert not onnx.numpy_helper.to_array(zero).astype(np.float32).any()
