@@ -5,6 +5,8 @@ it is slower, not faster: Conv and InstanceNormalization have float32 kernels on
 wraps fp16 nodes in Casts (use fp16out for the output-bytes saving instead). Converted with
 onnxruntime's maintained float16 converter; operators that break or lose accuracy in fp16 on
 some runtimes stay float32 (``block``: Resize, Upsample, InstanceNormalization by default).
+An output that is also a graph input is set aside while converting (the converter would give
+its name a second producer) and put back unchanged: it is the float32 input itself.
 Declared bound: ``min_cos`` (default 0.99).
 """
 
@@ -38,10 +40,22 @@ class Fp16(Pass):
             return PassResult(0, ["the model already has float16 weights"], modified=False)
         if not any(t.dtype == np.float32 for t in constants):
             return PassResult(0, ["no float32 weights to convert"], modified=False)
+        inputs = {id(t) for t in graph.inputs}
+        aliased = {index: t.name for index, t in enumerate(graph.outputs) if id(t) in inputs}
+        if len(aliased) == len(graph.outputs):
+            return PassResult(0, ["every output is a graph input: nothing is computed"], modified=False)
+        outputs = list(graph.outputs)
+        graph.outputs = [t for index, t in enumerate(outputs) if index not in aliased]  # for the export only
+        try:
+            source = gs.export_onnx(graph)
+        finally:
+            graph.outputs = outputs
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = convert_float_to_float16(gs.export_onnx(graph), keep_io_types=True,
-                                             op_block_list=list(self.block))
+            model = convert_float_to_float16(source, keep_io_types=True, op_block_list=list(self.block))
         converted = gs.import_onnx(model)
+        by_name = {t.name: t for t in converted.inputs}
+        for index, name in sorted(aliased.items()):
+            converted.outputs.insert(index, by_name[name])
         rewrites = sum(1 for t in converted.tensors().values() if isinstance(t, gs.Constant) and t.dtype == np.float16)
         return PassResult(rewrites, graph=converted)

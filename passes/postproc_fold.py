@@ -4,7 +4,9 @@ The output side of preproc-fold: ``round(clip((y + 1) * 127.5, 0, 255))`` as uin
 mapping as writing the output as a PNG, done in the graph so the host copies 4x fewer bytes
 and converts nothing. Applies to float32 outputs of shape N x C x H x W with C 1 or 3;
 ``layout=nhwc`` returns N x H x W x C. Needs opset >= 11 (Clip bounds as inputs, Round).
-Rounding to the 8-bit grid moves values by at most 0.5 / 127.5 (bound: 0.004).
+Rounding to the 8-bit grid moves values by at most 0.5 / 127.5 (bound: 0.004). An output
+that is also a graph input stays float (its one name cannot be both the float input and a
+uint8 output); it is reported.
 """
 
 from __future__ import annotations
@@ -53,10 +55,19 @@ class PostprocFold(Pass):
         if ctx.opset < 11:
             return PassResult(0, [f"opset {ctx.opset} < 11 has no Round and no Clip bounds as inputs"], modified=False)
         reasons = []
+        inputs = {id(t) for t in graph.inputs}
+        images: dict[int, gs.Variable] = {}  # a tensor listed twice as an output is converted once
         for index, out in enumerate(list(graph.outputs)):
+            if id(out) in images:
+                graph.outputs[index] = images[id(out)]
+                continue
             shape = out.shape or []
             if out.dtype != np.float32 or len(shape) != 4 or shape[1] not in (1, 3):
                 reasons.append(f"output '{out.name}' is not a float32 N x C x H x W image with C 1 or 3")
+                continue
+            if id(out) in inputs:
+                reasons.append(f"output '{out.name}' is also a graph input: the name cannot be both a float "
+                               "input and a uint8 output, so it stays float")
                 continue
             name = out.name
             out.name = ctx.fresh_name(f"{name}_float")
@@ -77,7 +88,7 @@ class PostprocFold(Pass):
             else:
                 graph.nodes.append(gs.Node("Cast", name=ctx.fresh_name("postproc_cast"),
                                            attrs={"to": onnx.TensorProto.UINT8}, inputs=[x], outputs=[image]))
-            graph.outputs[index] = image
+            graph.outputs[index] = images[id(out)] = image
             converted.append(name)
         adapter = PixelOutputs(tuple(converted), self.layout == "nhwc") if converted else None
         return PassResult(len(converted), reasons, modified=bool(converted), adapter=adapter)

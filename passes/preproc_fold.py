@@ -6,7 +6,8 @@ i.e. ``(x - mean) / scale`` per channel (default 127.5 and 127.5: ``x / 127.5 - 
 float operations in the same order as the reference host preprocessing, so bit-identical for
 the defaults; other values may differ in the last bit). Applies to float32 inputs of shape
 N x C x H x W with C 1 or 3; ``layout=nhwc`` makes the new input N x H x W x C (a Transpose
-in the graph). Declared bound: 1e-4.
+in the graph). An input that is also a graph output stays float (its one name cannot be both
+a uint8 input and the float output); it is reported. Declared bound: 1e-4.
 """
 
 from __future__ import annotations
@@ -69,10 +70,15 @@ class PreprocFold(Pass):
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         converted: dict[str, int] = {}
         reasons = []
+        outputs = {id(t) for t in graph.outputs}
         for index, inp in enumerate(list(graph.inputs)):
             shape = inp.shape or []
             if inp.dtype != np.float32 or len(shape) != 4 or shape[1] not in (1, 3):
                 reasons.append(f"input '{inp.name}' is not a float32 N x C x H x W image with C 1 or 3")
+                continue
+            if id(inp) in outputs:
+                reasons.append(f"input '{inp.name}' is also a graph output: the name cannot be both a uint8 "
+                               "input and a float output, so it stays float")
                 continue
             channels = shape[1]
             for key, values in (("mean", self.mean), ("scale", self.scale)):

@@ -177,3 +177,70 @@ def test_reflect2const_zero_follows_a_constant_node_and_bfloat16():
     zero = next(t for t in new.graph.initializer if t.name == pad.input[2])
     assert zero.data_type == onnx.TensorProto.BFLOAT16
     assert not onnx.numpy_helper.to_array(zero).astype(np.float32).any()
+
+
+# --- an input that is also an output: the interface keeps its names ------------------------------
+
+ALIASED = f"""{HEADER}
+    g (float[1,3,4,4] x, float[1,3,4,4] w) => (float[1,3,4,4] x, float[1,3,4,4] y)
+    {{ s = Add(x, w)  y = Tanh(s) }}"""
+
+
+def _types(model: onnx.ModelProto, side: str) -> dict[str, int]:
+    return {v.name: v.type.tensor_type.elem_type for v in getattr(model.graph, side)}
+
+
+def test_fp16out_keeps_an_output_that_is_an_input():
+    model = model_from_text(ALIASED)
+    new, record = run_pass(model, "fp16out")
+    assert record.rewrites == 1
+    assert any("'x' is also a graph input" in r for r in record.reasons)
+    _valid(model, new, types=False)
+    assert _types(new, "input") == _types(model, "input")
+    assert _types(new, "output") == {"x": onnx.TensorProto.FLOAT, "y": onnx.TensorProto.FLOAT16}
+    assert_numerically_equal(model, new, atol=2.0**-24, rtol=2.0**-11)  # the pass's own bound
+    check_pass_contract("fp16out", model)
+
+
+def test_fp16out_converts_an_output_listed_twice_once():
+    model = model_from_text(f"""{HEADER}
+        g (float[1,3,4,4] x) => (float[1,3,4,4] y, float[1,3,4,4] y) {{ y = Relu(x) }}""")
+    new, record = run_pass(model, "fp16out")
+    assert record.rewrites == 1
+    _valid(model, new, types=False)
+    assert [o.type.tensor_type.elem_type for o in new.graph.output] == [onnx.TensorProto.FLOAT16] * 2
+    assert_numerically_equal(model, new, atol=2.0**-24, rtol=2.0**-11)
+
+
+def test_postproc_fold_keeps_an_output_that_is_an_input():
+    model = model_from_text(ALIASED)
+    new, record = run_pass(model, "postproc-fold")
+    assert record.rewrites == 1
+    assert any("'x' is also a graph input" in r for r in record.reasons)
+    _valid(model, new, types=False)
+    assert _types(new, "input") == _types(model, "input")
+    assert _types(new, "output") == {"x": onnx.TensorProto.FLOAT, "y": onnx.TensorProto.UINT8}
+    check_pass_contract("postproc-fold", model)  # outputs decoded by the pass's adapter, within its bound
+
+
+def test_preproc_fold_keeps_an_input_that_is_an_output():
+    model = model_from_text(ALIASED)
+    new, record = run_pass(model, "preproc-fold")
+    assert record.rewrites == 1  # w is converted, x is not
+    assert any("'x' is also a graph output" in r for r in record.reasons)
+    _valid(model, new, types=False)
+    assert _types(new, "input") == {"x": onnx.TensorProto.FLOAT, "w": onnx.TensorProto.UINT8}
+    assert _types(new, "output") == _types(model, "output")
+    check_pass_contract("preproc-fold", model)  # inputs encoded by the pass's adapter, within its bound
+
+
+def test_fp16_converts_a_model_whose_input_is_an_output():
+    model = model_from_text(f"""{HEADER}
+        g (float[1,3,4,4] x) => (float[1,3,4,4] x, float[1,3,4,4] y) <float[1] w = {{0.5}}>
+        {{ y = Mul(x, w) }}""")
+    new, record = run_pass(model, "fp16")
+    assert record.rewrites == 1
+    _valid(model, new)
+    assert onnx.numpy_helper.to_array(new.graph.initializer[0]).dtype == np.float16
+    assert_numerically_equal(model, new, atol=2.0**-11)  # x is the input itself; y: float16 rounding of x * 0.5
+    check_pass_contract("fp16", model)

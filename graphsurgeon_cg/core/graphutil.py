@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 import onnx_graphsurgeon as gs
 
 
@@ -27,6 +28,16 @@ def present(node: gs.Node, index: int) -> gs.Tensor | None:
     if index < len(node.inputs) and node.inputs[index].name:
         return node.inputs[index]
     return None
+
+
+def type_name(dtype) -> str:
+    """An onnx-graphsurgeon element type for messages: a numpy dtype, an ONNX type code (types
+    numpy lacks, like bfloat16), or None."""
+    if dtype is None:
+        return "untyped"
+    if isinstance(dtype, int):
+        return onnx.TensorProto.DataType.Name(dtype).lower()
+    return np.dtype(dtype).name
 
 
 def int64(ctx, base: str, values) -> gs.Constant:
