@@ -29,6 +29,8 @@ import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, at_least, cosine, cosine_bound, register_pass
 
+from .opset import convert_opset
+
 QDQ_PER_CHANNEL_OPSET = 13
 
 
@@ -67,8 +69,8 @@ class Int8(Pass):
             if not node.name:
                 node.name = ctx.fresh_name(node.op.lower())
         model = gs.export_onnx(graph)
-        if graph.opset < QDQ_PER_CHANNEL_OPSET:
-            model = onnx.version_converter.convert_version(model, QDQ_PER_CHANNEL_OPSET)
+        if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
+            model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self.name)
         exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
         names = {n.name for n in targets}
         unknown = [n for n in self.keep_float if n not in names]

@@ -1,17 +1,41 @@
-"""opset: convert the model to another opset of the default domain. Exact.
+"""opset: convert the model to another opset of the default domain. Exact, and verified.
 
 Uses ``onnx.version_converter``, which rewrites each node whose operator changed between the
 versions (e.g. Pad attributes -> inputs at 11, Resize operands at 13). Compilers accept a
-fixed range of opsets (Ascend ATC: 11). A conversion that the converter cannot do fails the
-pass with its message.
+fixed range of opsets (Ascend ATC: 11). Two things the converter gets wrong are fixed:
+
+- Resize-10 and Upsample (< 11) map output to input coordinates as ``x / scale`` and, in
+  ``nearest`` mode, round down when enlarging and up when shrinking (ONNX Runtime's reading
+  of opset 10, per axis). Resize-11 added ``coordinate_transformation_mode`` and
+  ``nearest_mode`` with other defaults (``half_pixel``, ``round_prefer_floor``), which the
+  converter leaves unset: the pass sets ``asymmetric`` and ``floor`` (``ceil`` when every
+  scale shrinks) on each Resize it upgrades. Scales that enlarge one axis and shrink another
+  in nearest mode have no opset-11 equivalent: the pass fails and says so.
+- A Pad before opset 11 in ``reflect`` or ``edge`` mode may carry a ``value`` attribute that
+  means nothing there; the converter turns it into an operand those modes reject, so it is
+  dropped first.
+
+Then the converted model is run against the original in ONNX Runtime on seeded random inputs
+(graph optimisations off): outputs that move by more than an exact pass allows (1e-5) fail
+the pass, naming the output. Where the inputs cannot be made up (dynamic axes other than
+the batch, types ORT cannot feed) or ORT cannot run the original, the reasons say that the
+check was skipped. Any other conversion the converter cannot do fails the pass with its
+message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg import Option, Pass, PassContext, PassResult, between, register_pass
+from graphsurgeon_cg import InputError, Option, Pass, PassContext, PassFailed, PassResult, between, register_pass
+from graphsurgeon_cg.core.bounds import EXACT_MAX_ABS
+from graphsurgeon_cg.core.modelio import default_opset
+
+RESIZE_COORDINATE_MODES = 11  # the opset that added Resize's coordinate_transformation_mode and nearest_mode
 
 
 @register_pass
@@ -26,5 +50,118 @@ class Opset(Pass):
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         if graph.opset == self.version:
             return PassResult(0, [f"the model is already at opset {self.version}"], modified=False)
-        converted = onnx.version_converter.convert_version(gs.export_onnx(graph), self.version)
-        return PassResult(1, graph=gs.import_onnx(converted))
+        original = gs.export_onnx(graph)
+        converted = convert_opset(original, self.version, self.name)
+        reasons = self._verify(original, converted)
+        return PassResult(1, reasons, graph=gs.import_onnx(converted))
+
+    def _verify(self, original: onnx.ModelProto, converted: onnx.ModelProto) -> list[str]:
+        """Run both models on the same seeded random inputs; fail the pass if they differ."""
+        from graphsurgeon_cg.check.feeds import random_feeds
+        from graphsurgeon_cg.check.session import make_session, run_session
+
+        try:
+            before = make_session(original)
+            feeds = random_feeds(before, seed=0, samples=2)
+            expected = run_session(before, feeds)
+        except InputError as exc:
+            return [f"converted without a numeric check: {exc}"]
+        try:
+            got = run_session(make_session(converted), feeds)
+        except InputError as exc:
+            raise PassFailed(self.name, f"ONNX Runtime cannot run the converted model: {exc}") from None
+        for want, have in zip(expected, got):
+            for name, e in want.items():
+                a, e = np.asarray(have[name]), np.asarray(e)
+                if a.shape != e.shape:
+                    raise PassFailed(self.name, f"the conversion changed the shape of output '{name}': "
+                                                f"{list(e.shape)} -> {list(a.shape)}")
+                worst = _max_difference(a, e)
+                if not worst <= EXACT_MAX_ABS:  # NaN fails too
+                    raise PassFailed(self.name, f"onnx.version_converter changed output '{name}' by up to {worst:.3g} "
+                                                f"(an exact pass allows {EXACT_MAX_ABS:g})")
+        return []
+
+
+def convert_opset(model: onnx.ModelProto, version: int, pass_name: str) -> onnx.ModelProto:
+    """``onnx.version_converter.convert_version`` with what it gets wrong fixed (dead Pad values,
+    Resize semantics; see the module docstring). ``model`` itself is left unchanged. int8 uses it
+    too, for its upgrade to opset 13."""
+    if any(_dead_pad_value(node) is not None for node in _nodes(model.graph)):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        for node in _nodes(copy.graph):
+            dead = _dead_pad_value(node)
+            if dead is not None:
+                node.attribute.remove(dead)
+        model = copy
+    converted = onnx.version_converter.convert_version(model, version)
+    if default_opset(model) < RESIZE_COORDINATE_MODES <= version:
+        _keep_opset10_resize(converted.graph, version, pass_name)
+    return converted
+
+
+def _keep_opset10_resize(graph: onnx.GraphProto, version: int, pass_name: str) -> None:
+    """Give every upgraded Resize (one without a coordinate mode) the opset-10 semantics."""
+    constants = _constants(graph)
+    for node in _nodes(graph):
+        names = {a.name for a in node.attribute}
+        if node.op_type != "Resize" or node.domain not in ("", "ai.onnx") or "coordinate_transformation_mode" in names:
+            continue
+        node.attribute.append(onnx.helper.make_attribute("coordinate_transformation_mode", "asymmetric"))
+        mode = next((a.s for a in node.attribute if a.name == "mode"), b"nearest")
+        if mode != b"nearest" or "nearest_mode" in names:
+            continue
+        scales = constants.get(node.input[2]) if len(node.input) > 2 else None
+        if scales is None:  # computed scales: opset-10 models enlarge (and the opset pass verifies)
+            scales = np.ones(1, np.float32)
+        shrink = bool((scales < 1).any())
+        if shrink and bool((scales > 1).any()):
+            raise PassFailed(pass_name, f"the Resize producing '{node.output[0]}' (nearest, scales "
+                                        f"{[round(float(v), 6) for v in scales]}) rounds down on the enlarged axes and "
+                                        f"up on the shrunk ones in opset 10, which opset {version} cannot express")
+        node.attribute.append(onnx.helper.make_attribute("nearest_mode", "ceil" if shrink else "floor"))
+
+
+def _max_difference(a: np.ndarray, e: np.ndarray) -> float:
+    """The largest |a - e|; equal values (NaN with NaN, inf with inf) count 0, NaN against a
+    number gives NaN; outputs that are not numbers are equal (0) or not (inf)."""
+    if a.dtype.kind in "OSUV" or e.dtype.kind in "OSUV":
+        return 0.0 if np.array_equal(a, e) else float("inf")
+    af, ef = a.astype(np.float64), e.astype(np.float64)
+    same = (af == ef) | (np.isnan(af) & np.isnan(ef))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted 0 above
+        diff = np.where(same, 0.0, np.abs(af - ef))
+    return float(diff.max()) if diff.size else 0.0
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and the subgraphs in its nodes' attributes, at any depth."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                yield from _graphs(sub)
+
+
+def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for g in _graphs(graph):
+        yield from g.node
+
+
+def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Values of the initializers and Constant-node tensors of ``graph`` and its subgraphs."""
+    found = {t.name: onnx.numpy_helper.to_array(t) for g in _graphs(graph) for t in g.initializer}
+    for node in _nodes(graph):
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            found[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+    return found
+
+
+def _dead_pad_value(node: onnx.NodeProto) -> onnx.AttributeProto | None:
+    """The ``value`` attribute of an attribute-style Pad in reflect/edge mode, where it means nothing."""
+    if node.op_type != "Pad":
+        return None
+    attrs = {a.name: a for a in node.attribute}
+    mode = attrs["mode"].s if "mode" in attrs else b"constant"
+    return attrs["value"] if "pads" in attrs and "value" in attrs and mode != b"constant" else None

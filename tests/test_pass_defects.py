@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 
-from graphsurgeon_cg.testing import assert_numerically_equal, check_pass_contract, model_from_text, run_pass
+from graphsurgeon_cg import PassFailed
+from graphsurgeon_cg.check.session import make_session, run_session
+from graphsurgeon_cg.testing import (
+    assert_numerically_equal,
+    check_pass_contract,
+    model_from_text,
+    random_inputs,
+    run_pass,
+)
 
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>'
 
@@ -244,3 +253,95 @@ def test_fp16_converts_a_model_whose_input_is_an_output():
     assert onnx.numpy_helper.to_array(new.graph.initializer[0]).dtype == np.float16
     assert_numerically_equal(model, new, atol=2.0**-11)  # x is the input itself; y: float16 rounding of x * 0.5
     check_pass_contract("fp16", model)
+
+
+# --- opset: the conversion keeps the numbers, and is verified --------------------------------------
+
+def _resize10(mode: str, scales: tuple, op: str = "Resize", opset: int = 10) -> str:
+    shape = (1, 2, 6, 8)
+    out = [int(np.floor(d * s)) for d, s in zip(shape, scales)]
+
+    def dims(values) -> str:
+        return ",".join(map(str, values))
+
+    return f"""<ir_version: 5, opset_import: ["" : {opset}]>
+        g (float[{dims(shape)}] x) => (float[{dims(out)}] y) <float[4] s = {{{dims(scales)}}}>
+        {{ y = {op}<mode="{mode}">(x, s) }}"""
+
+
+def _converted_equal(model: onnx.ModelProto, new: onnx.ModelProto, atol: float = 0.0) -> None:
+    """ORT runs both; onnx.reference cannot run Resize-10, so there the converted model must
+    match what ORT computes for the original."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = random_inputs(model, samples=2)
+    assert_numerically_equal(model, new, feeds, atol=atol, reference=False)
+    for feed, want in zip(feeds, run_session(make_session(model), feeds)):
+        got = ReferenceEvaluator(new).run(None, feed)
+        for name, value in zip(want, got):
+            np.testing.assert_allclose(value, want[name], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("op, mode, scales, nearest_mode", [
+    ("Resize", "linear", (1.0, 1.0, 2.0, 2.0), None),
+    ("Resize", "linear", (1.0, 1.0, 0.5, 1.5), None),
+    ("Resize", "nearest", (1.0, 1.0, 1.5, 2.5), "floor"),
+    ("Resize", "nearest", (1.0, 1.0, 0.4, 0.6), "ceil"),
+    ("Upsample", "linear", (1.0, 1.0, 2.0, 2.0), None),
+    ("Upsample", "nearest", (1.0, 1.0, 1.5, 3.0), "floor"),
+])
+def test_opset_upgrade_keeps_opset10_resize_semantics(op, mode, scales, nearest_mode):
+    model = model_from_text(_resize10(mode, scales, op=op, opset=10 if op == "Resize" else 9))
+    new, record = run_pass(model, "opset(version=13)")
+    assert record.rewrites == 1 and not record.reasons
+    resize = next(n for n in new.graph.node if n.op_type == "Resize")
+    attrs = {a.name: a.s.decode() for a in resize.attribute if a.type == onnx.AttributeProto.STRING}
+    assert attrs["coordinate_transformation_mode"] == "asymmetric"
+    assert attrs.get("nearest_mode") == nearest_mode
+    _valid(model, new)
+    _converted_equal(model, new, atol=1e-5 if mode == "linear" else 0.0)
+
+
+def test_opset_refuses_nearest_scales_that_enlarge_and_shrink():
+    model = model_from_text(_resize10("nearest", (1.0, 1.0, 0.4, 2.0)))
+    with pytest.raises(PassFailed, match="rounds down on the enlarged axes and up on the shrunk ones"):
+        run_pass(model, "opset(version=11)")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_opset_drops_a_dead_pad_value(mode):
+    model = model_from_text(f"""<ir_version: 4, opset_import: ["" : 2]>
+        g (float[1,2,3,4] x) => (float[1,2,5,6] y)
+        {{ y = Pad<mode="{mode}", pads=[0,0,1,1,0,0,1,1], value=1.5>(x) }}""")
+    new, record = run_pass(model, "opset(version=11)")
+    assert record.rewrites == 1
+    [pad] = new.graph.node
+    assert pad.op_type == "Pad" and len(pad.input) == 2  # data and pads: no constant_value operand
+    _valid(model, new)
+    assert_numerically_equal(model, new, atol=0)
+
+
+def test_opset_fails_when_the_conversion_changes_the_outputs(monkeypatch):
+    real = onnx.version_converter.convert_version
+
+    def sabotaged(model, version):  # a converter that forgets a Resize-10 fix we do not make
+        converted = real(model, version)
+        for node in converted.graph.node:
+            if node.op_type == "Relu":
+                node.op_type = "Sigmoid"
+        return converted
+
+    monkeypatch.setattr(onnx.version_converter, "convert_version", sabotaged)
+    model = model_from_text("""<ir_version: 5, opset_import: ["" : 10]>
+        g (float[1,4] x) => (float[1,4] y) { y = Relu(x) }""")
+    with pytest.raises(PassFailed, match="changed output 'y' by up to"):
+        run_pass(model, "opset(version=13)")
+
+
+def test_opset_says_when_it_cannot_verify():
+    model = model_from_text("""<ir_version: 5, opset_import: ["" : 10]>
+        g (float[1,3,H,W] x) => (float[1,3,H,W] y) { y = Relu(x) }""")
+    new, record = run_pass(model, "opset(version=13)")
+    assert record.rewrites == 1
+    assert any("converted without a numeric check" in r and "dynamic axis 2" in r for r in record.reasons)
+    _valid(model, new)
