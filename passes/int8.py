@@ -11,6 +11,9 @@ integer kernels and that TensorRT and OpenVINO also read; QOperator measured no 
 ORT CPU). Per-channel QDQ needs opset 13: the model is upgraded first when older. The first
 and last convolutions stay float by default (``keep_first_last``): they are the most
 sensitive and the cheapest; ``keep_float=[node,...]`` leaves more in float (mixed precision).
+Every graph input is fed during calibration: each float input that takes the info file's
+images (N x the samples' shape) gets the same sample; any other input (a mask, an index, an
+image of another size) has no calibration data and the pass refuses, naming it.
 Accuracy depends on the model and the calibration data; the declared bound is ``min_cos``
 (default 0.95), to be tightened for a trained model.
 """
@@ -23,7 +26,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
@@ -69,6 +71,7 @@ class Int8(Pass):
             if not node.name:
                 node.name = ctx.fresh_name(node.op.lower())
         model = gs.export_onnx(graph)
+        reader = _Calibration(info, model, self.samples, self)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
             model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self.name)
         exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
@@ -85,7 +88,7 @@ class Int8(Pass):
         try:
             with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # calibrator prints
                 out = Path(tmp) / "int8.onnx"
-                quantize_static(model, out, _Calibration(info, model, self.samples),
+                quantize_static(model, out, reader,
                                 quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
                                 op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -101,15 +104,46 @@ class Int8(Pass):
 
 
 class _Calibration:
-    """onnxruntime.quantization's CalibrationDataReader over an info file's samples."""
+    """onnxruntime.quantization's CalibrationDataReader over an info file's samples, feeding
+    every graph input that takes them; ``owner.refuse`` names an input that cannot be fed."""
 
-    def __init__(self, info: str, model: onnx.ModelProto, limit: int):
+    def __init__(self, info: str, model: onnx.ModelProto, limit: int, owner: Pass):
         from graphsurgeon_cg.stages.dataset import load_sample, read_info
 
+        arrays = [load_sample(s) for s in read_info(info)[:limit]]
+        shape = arrays[0].shape
+        if any(a.shape != shape for a in arrays):
+            raise owner.refuse(f"the calibration samples in {info} differ in shape "
+                               f"({sorted({_dims(a.shape) for a in arrays})})")
         initializers = {t.name for t in model.graph.initializer}
-        name = next(i.name for i in model.graph.input if i.name not in initializers)
-        samples = read_info(info)[:limit]
-        self._feeds = iter([{name: load_sample(s)[None].astype(np.float32)} for s in samples])
+        dtypes = {}
+        for inp in model.graph.input:
+            if inp.name in initializers:
+                continue
+            why = _cannot_take(inp, shape)
+            if why:
+                raise owner.refuse(f"input '{inp.name}' has no calibration data: {why}; the samples in {info} "
+                                   f"are {_dims(shape)} float images")
+            dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
+        self._feeds = iter([{name: a[None].astype(dtype) for name, dtype in dtypes.items()} for a in arrays])
 
     def get_next(self):
         return next(self._feeds, None)
+
+
+def _dims(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _cannot_take(inp: onnx.ValueInfoProto, sample: tuple) -> str | None:
+    """Why graph input ``inp`` cannot be fed one calibration sample (batch 1), or None."""
+    tensor = inp.type.tensor_type
+    if tensor.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+        return f"it is {onnx.TensorProto.DataType.Name(tensor.elem_type).lower()}, not a float image"
+    if not tensor.HasField("shape"):
+        return "its shape is unknown"
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+    wanted = [1, *sample]
+    if len(dims) != len(wanted) or any(isinstance(d, int) and d != w for d, w in zip(dims, wanted)):
+        return f"it takes {_dims(dims)}, not 1x{_dims(sample)}"
+    return None

@@ -5,11 +5,13 @@ names, the model passes the full checker, and the outputs agree in ONNX Runtime 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
 
-from graphsurgeon_cg import PassFailed
+from graphsurgeon_cg import InputError, PassFailed
 from graphsurgeon_cg.check.session import make_session, run_session
 from graphsurgeon_cg.testing import (
     assert_numerically_equal,
@@ -345,3 +347,61 @@ def test_opset_says_when_it_cannot_verify():
     assert record.rewrites == 1
     assert any("converted without a numeric check" in r and "dynamic axis 2" in r for r in record.reasons)
     _valid(model, new)
+
+
+# --- int8: every input is fed during calibration -------------------------------------------------
+
+def _conv_weights(shape: tuple) -> str:
+    values = np.random.default_rng(1).uniform(-0.5, 0.5, shape)
+    return f"float[{','.join(map(str, shape))}] w = {{{','.join(f'{v:.4f}' for v in values.ravel())}}}"
+
+
+def _two_input_model(second: str) -> onnx.ModelProto:
+    return model_from_text(f"""{HEADER}
+        g (float[N,3,8,8] x, {second} z) => (float[N,4,8,8] y) <{_conv_weights((4, 3, 3, 3))}>
+        {{ s = Add(x, z)  y = Conv<pads=[1,1,1,1]>(s, w) }}""")
+
+
+def _info(tmp_path, count: int = 3) -> str:
+    from graphsurgeon_cg.stages.dataset import Sample, write_info
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(count):
+        path = tmp_path / f"calib{i}.npy"
+        np.save(path, rng.uniform(-1, 1, (3, 8, 8)).astype(np.float32))
+        samples.append(Sample(i, path, 8, 8))
+    write_info(tmp_path / "calib.info", samples)
+    return str(tmp_path / "calib.info")
+
+
+def test_int8_calibrates_every_image_input(tmp_path):
+    model = _two_input_model("float[N,3,8,8]")
+    info = _info(tmp_path)
+    new, record = run_pass(model, "int8(samples=3,min_cos=0.9)", data=info)
+    assert record.rewrites == 1
+    _valid(model, new)
+    check_pass_contract("int8(samples=3,min_cos=0.9)", model, data=info)  # within its own cosine bound
+
+
+# A second input the info file's 3x8x8 images cannot feed: an int64 index map, a smaller image.
+UNFED = {
+    "int64": ("int64[N,3,8,8] z", "f = Cast<to=1>(z)", "it is int64, not a float image"),
+    "smaller": ("float[N,3,4,4] z", 'f = Resize<mode="nearest">(z, "", scales)', "it takes Nx3x4x4, not 1x3x8x8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNFED))
+def test_int8_refuses_an_input_without_calibration_data(tmp_path, case):
+    second, make_f, why = UNFED[case]
+    model = model_from_text(f"""{HEADER}
+        g (float[N,3,8,8] x, {second}) => (float[N,4,8,8] y) <{_conv_weights((4, 3, 3, 3))}> {{
+          scales = Constant<value = float[4] {{1.0, 1.0, 2.0, 2.0}}>()
+          {make_f}
+          s = Add(x, f)
+          y = Conv<pads=[1,1,1,1]>(s, w)
+        }}""")
+    with pytest.raises(InputError, match=re.escape(f"int8: input 'z' has no calibration data: {why}")) as raised:
+        run_pass(model, "int8(samples=3)", data=_info(tmp_path))
+    assert raised.value.exit_code == 2
+    assert "\n" not in str(raised.value)
