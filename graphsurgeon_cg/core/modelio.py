@@ -6,8 +6,12 @@ line and an interrupted or failed run never leaves a partial output file behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import onnx
@@ -101,6 +105,100 @@ def check_writable(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise InputError(f"output directory {parent} is not writable ({exc.strerror or exc})") from None
     return path
+
+
+def check_output_folder(folder: str | os.PathLike) -> Path:
+    """Fail early, before any work, when an output folder cannot be made or written; returns
+    the folder that staging happens in (``folder`` itself when it exists, else its nearest
+    existing ancestor, where the missing folders will be created)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is not a folder")
+    base = folder.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise InputError(f"cannot create the folder {folder}: {base} is a file")
+    try:  # a real probe: permission bits say little to root or on read-only mounts
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write in {base} ({exc.strerror or exc})") from None
+    return base
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike,
+                  keep: Callable[[BaseException], bool] | None = None) -> Iterator[Path]:
+    """Write a command's output folder so that a failure leaves no new file or folder.
+
+    Yields a fresh hidden folder ``.NAME.tmp-XXXX`` next to ``target`` (inside it when it
+    exists already) to write everything in. On success its contents are put in place: the
+    folder is renamed to ``target``, or, when ``target`` exists, its files are moved in (each
+    replacing a file of the same name, atomically). On any failure, Ctrl-C included, the
+    staging folder is removed; unless ``keep(error)`` says the partial output explains the
+    failure (a report of a failed verdict), in which case it is put in place as on success.
+    """
+    target = Path(target)
+    base = check_output_folder(target)
+    while True:  # os.mkdir, unlike mkdtemp, gives the folder the user's usual permissions
+        staging = base / f".{target.name or 'out'}.tmp-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(staging)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot write in {base} ({exc.strerror or exc})") from None
+    try:
+        yield staging
+    except BaseException as exc:
+        if keep is not None and keep(exc):
+            with contextlib.suppress(InputError):  # the run's own error is the one to show
+                _commit(staging, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _commit(staging, target)
+
+
+def _commit(staging: Path, target: Path) -> None:
+    missing = [p for p in (target.absolute(), *target.absolute().parents) if not p.exists()]
+    try:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, target)
+                return
+            except OSError:
+                if not target.is_dir():  # not a folder that appeared meanwhile: a real failure
+                    raise
+        _merge(staging, target)
+        shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in missing:  # the folders made for the output, deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _merge(src: Path, dst: Path) -> None:
+    for entry in sorted(src.iterdir()):
+        dest = dst / entry.name
+        if entry.is_dir() and dest.is_dir() and not dest.is_symlink():
+            _merge(entry, dest)
+        else:  # replaces the name, never writes through it: a hard link elsewhere keeps its data
+            os.replace(entry, dest)
+
+
+def within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it, through symlinks and ``..``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    resolved = Path(path).resolve()
+    return any(candidate.exists() and os.path.samefile(candidate, folder)
+               for candidate in (resolved, *resolved.parents))
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike, external_data: bool | None = None) -> Path:
@@ -206,6 +304,7 @@ def _externalised(model: onnx.ModelProto, data_path: Path, data_name: str) -> on
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: through symlinks, hard links and ``..``."""
     a, b = Path(a), Path(b)
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
