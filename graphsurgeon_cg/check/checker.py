@@ -11,7 +11,7 @@ breach of the pipeline's bound, the first pass that breaches its own bound is na
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import onnx
@@ -29,11 +29,13 @@ from .session import make_session, run_session
 @dataclass
 class CheckSettings:
     """Inputs for the numeric check: real ones from ``inputs_dir``, or seeded random ones
-    (``shapes`` for inputs with dynamic axes other than the batch)."""
+    (``shapes`` for inputs with dynamic axes other than the batch). ``warn`` hears about files
+    of ``inputs_dir`` that could not be read and were skipped."""
 
     shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     inputs_dir: str | os.PathLike | None = None
     seed: int = 0
+    warn: Callable[[str], None] = field(default=lambda m: None, repr=False, compare=False)
 
 
 class NumericChecker(Instrument):
@@ -54,7 +56,7 @@ class NumericChecker(Instrument):
         self._inputs = make_session(run.original).get_inputs()
         check_shape_names(self._inputs, self.settings.shapes)  # fail before any pass runs
         if self.settings.inputs_dir is not None:
-            self._feeds = file_feeds(make_session(run.original), self.settings.inputs_dir)
+            self._feeds = file_feeds(make_session(run.original), self.settings.inputs_dir, self.settings.warn)
         else:
             self._grid = next((g for g in (p.feed_grid() for p in run.passes) if g is not None), None)
             self._random_feeds(run.original)
@@ -114,10 +116,11 @@ class NumericChecker(Instrument):
 def compare_models(ref_model: onnx.ModelProto | str | os.PathLike, new_model: onnx.ModelProto | str | os.PathLike,
                    feeds: Sequence[Feeds] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
                    seed: int = 0, bound: Bound | None = None,
-                   inputs_dir: str | os.PathLike | None = None) -> Comparison:
+                   inputs_dir: str | os.PathLike | None = None,
+                   warn: Callable[[str], None] = lambda m: None) -> Comparison:
     """Run both models on the same inputs and compare (the engine of ``cgsurg diff``)."""
     ref_sess = make_session(ref_model)
     new_sess = make_session(new_model)
     if feeds is None:
-        feeds = file_feeds(ref_sess, inputs_dir) if inputs_dir else random_feeds(ref_sess, shapes, seed)
+        feeds = file_feeds(ref_sess, inputs_dir, warn) if inputs_dir else random_feeds(ref_sess, shapes, seed)
     return compare_outputs(run_session(ref_sess, list(feeds)), run_session(new_sess, list(feeds)), bound)

@@ -4,7 +4,7 @@ image input of a generator (name, dtype, static batch) that the stages work with
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,46 +78,65 @@ def random_feeds(source: Any, shapes: Shapes | None = None, seed: int = 0, sampl
             for _ in range(samples)]
 
 
-def file_feeds(session: Any, folder: str | os.PathLike) -> list[Feeds]:
+def file_feeds(session: Any, folder: str | os.PathLike, warn: Callable[[str], None] = lambda m: None) -> list[Feeds]:
     """Real inputs from a folder: ``.npy`` arrays, ``.npz`` archives keyed by input name, or
-    images (resized to the input's size, scaled to [-1, 1], NCHW) for a single image input."""
+    images (resized to the input's size, scaled to [-1, 1], NCHW) for a single image input.
+    Like ``prep``, a file that cannot be read is skipped with a warning (through ``warn``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"the inputs folder {folder} is not a directory")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".npy", ".npz"} | IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".npy", ".npz"} | IMAGE_SUFFIXES
+                   and p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(f"the inputs folder {folder} holds no .npy, .npz or image files")
     inputs = session.get_inputs()
+    if len(inputs) != 1 and any(p.suffix.lower() != ".npz" for p in files):
+        raise InputError(f"the model has {len(inputs)} inputs: give .npz files keyed by input name")
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        _check_image_input(inputs[0])
     feeds = []
     for path in files:
-        if path.suffix.lower() == ".npz":
-            with np.load(path) as archive:
-                feed = {i.name: archive[i.name] for i in inputs if i.name in archive}
-            if len(feed) != len(inputs):
-                raise InputError(f"{path} lacks arrays for inputs {[i.name for i in inputs if i.name not in feed]}")
-        elif len(inputs) != 1:
-            raise InputError(f"the model has {len(inputs)} inputs: give .npz files keyed by input name")
-        elif path.suffix.lower() == ".npy":
-            feed = {inputs[0].name: np.load(path)}
-        else:
-            feed = {inputs[0].name: _image_array(path, inputs[0])}
+        try:
+            feed = _read_feed(path, inputs)
+        except InputError:
+            raise
+        except Exception as exc:  # numpy and PIL raise many types for broken or unknown files
+            warn(f"warning: skipped {path}: {_reason(exc)}")
+            continue
         for inp in inputs:
             arr = feed[inp.name]
             if arr.ndim == len(inp.shape) - 1:
                 arr = arr[None]
             feed[inp.name] = arr.astype(numpy_dtype(inp.type), copy=False)
         feeds.append(feed)
+    if not feeds:
+        raise InputError(f"none of the {len(files)} input files in {folder} could be read")
     return feeds
 
 
-def _image_array(path: Path, inp: Any) -> np.ndarray:
+def _read_feed(path: Path, inputs: Sequence[Any]) -> Feeds:
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            feed = {i.name: archive[i.name] for i in inputs if i.name in archive}
+        if len(feed) != len(inputs):
+            raise InputError(f"{path} lacks arrays for inputs {[i.name for i in inputs if i.name not in feed]}")
+        return feed
+    if suffix == ".npy":
+        return {inputs[0].name: np.load(path, allow_pickle=False)}
+    shape = inputs[0].shape
+    return {inputs[0].name: load_image(path, (shape[3], shape[2]))[0]}
+
+
+def _check_image_input(inp: Any) -> None:
     shape = inp.shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
         raise InputError(f"input '{inp.name}' is not an NCHW image of static size; use .npy inputs")
-    try:
-        return load_image(path, (shape[3], shape[2]))[0]
-    except Exception as exc:  # PIL raises many types for broken or unknown files
-        raise InputError(f"cannot read image {path}: {exc}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def static_batch(model: onnx.ModelProto) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import tempfile
 from pathlib import Path
 
@@ -129,20 +130,25 @@ def _on_disk_session(model: onnx.ModelProto, opts: ort.SessionOptions, providers
 def run_session(session: ort.InferenceSession, feeds: list[dict]) -> list[dict]:
     """Outputs by name for each feed; an ORT failure is one clear line."""
     names = [o.name for o in session.get_outputs()]
-    results = []
-    for feed in feeds:
-        try:
-            values = session.run(names, feed)
-        except Exception as exc:
-            raise InputError(f"ONNX Runtime failed to run the model: {first_line(exc, 400)}") from None
-        results.append(dict(zip(names, values)))
-    return results
+    return [dict(zip(names, run_feed(session, feed, names))) for feed in feeds]
+
+
+def run_feed(session: ort.InferenceSession, feed: dict, names: list[str] | None = None) -> list:
+    """``session.run`` with an ORT failure as one clear line (wrong shapes: which axis, got, expected)."""
+    try:
+        return session.run(names, feed)
+    except Exception as exc:
+        raise InputError(f"ONNX Runtime failed to run the model: {first_line(exc, 400)}") from None
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
-    """ORT's messages start with a bracketed status; keep the part that says what is wrong."""
+    """ORT's message as one line: without its bracketed status and boilerplate, with the detail
+    lines that follow the first one (for a shape error: each axis with what it got and expected)."""
     text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = text.replace("Please fix either the inputs/outputs or the model.", "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(exc).__name__]
+    line = lines[0] + (": " + "; ".join(lines[1:]) if len(lines) > 1 else "")
     if len(line) > limit:
         line = line[: limit - 3] + "..."
     return line
