@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from ..check.session import make_session
 from ..core.errors import CgsurgError, InputError
-from ..core.modelio import check_writable, default_opset, load_model, save_model
+from ..core.modelio import check_writable, default_opset, load_model, same_file, save_model, staged_folder
 from .architectures import NORMS, GeneratorSpec, build_generator
 
 MAX_ABS = 1e-4
@@ -56,8 +57,16 @@ def load_state_dict(path: str | os.PathLike, notice: Callable[[str], None] = lam
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+        with warnings.catch_warnings():  # torch warns before refusing a pickle; our one line says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        not_checkpoint = _not_a_checkpoint(path)
+        if not_checkpoint:
+            raise InputError(not_checkpoint) from None
+        if not isinstance(exc, pickle.UnpicklingError):
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise InputError(f"{path} is not a PyTorch checkpoint ({reason})") from None
         text = str(exc)
         if "Weights only load failed" in text or "weights_only" in text:
             found = re.search(r"(Unsupported global: GLOBAL [^\s]+|Unsupported operand \d+"
@@ -66,14 +75,27 @@ def load_state_dict(path: str | os.PathLike, notice: Callable[[str], None] = lam
             raise InputError(f"refusing {path}: unpickling it would run code or build objects other than tensors "
                              f"({what}); nothing was executed") from None
         raise InputError(f"{path} is not a PyTorch checkpoint ({text.splitlines()[0][:200]})") from None
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InputError(f"{path} is not a PyTorch checkpoint ({reason})") from None
     state = _unwrap(obj, path)
     if any(k.startswith("module.") for k in state):
         notice("stripped DataParallel 'module.' prefixes")
         state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     return state
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """Why ``path`` cannot be a checkpoint at all, judged by its first bytes (torch.save writes a
+    zip archive, older versions a pickle), or None when it might be one."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK") or head[:1] == b"\x80":
+        return None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        model = None
+    if model is not None and model.HasField("graph") and len(model.graph.node) > 0:
+        return f"{path} is an ONNX model, not a PyTorch checkpoint: it needs no export"
+    return f"{path} is not a PyTorch checkpoint (neither the zip archive of torch.save nor a pickle)"
 
 
 def _unwrap(obj, path: Path) -> dict:
@@ -100,13 +122,15 @@ def detect_spec(state: dict, arch: str | None = None, ngf: int | None = None, no
     """Architecture, ngf, norm and dropout from the keys and shapes; each can be forced."""
     keys = set(state)
     if arch is not None and not re.fullmatch(r"resnet_\d+blocks|unet_(32|64|128|256|512)", arch):
-        raise InputError(f"unknown --arch {arch!r}: expected resnet_<n>blocks (e.g. resnet_9blocks) "
+        raise InputError(f"unknown architecture {arch!r}: expected resnet_<n>blocks (e.g. resnet_9blocks) "
                          "or unet_128/unet_256")
-    family = arch.split("_")[0] if arch else ("resnet" if "model.1.weight" in keys else
-                                              "unet" if "model.model.0.weight" in keys else None)
-    if family is None:
+    found = "resnet" if "model.1.weight" in keys else "unet" if "model.model.0.weight" in keys else None
+    family = arch.split("_")[0] if arch else found
+    if found is None:
         raise InputError("the checkpoint matches no known generator layout (no model.1.weight or "
                          f"model.model.0.weight); keys: {_key_list(keys)}")
+    if family != found:
+        raise InputError(f"architecture {arch} does not fit the checkpoint: it holds a {found} generator")
     if family == "resnet":
         first = state["model.1.weight"]
         blocks = {int(m.group(1)) for k in keys if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
@@ -137,7 +161,7 @@ def detect_spec(state: dict, arch: str | None = None, ngf: int | None = None, no
 def build_from_state(state: dict, spec: GeneratorSpec, notice: Callable[[str], None] = lambda m: None):
     """The generator with ``state`` loaded strictly; a clear error lists keys that did not fit."""
     if spec.norm not in NORMS:
-        raise InputError(f"unknown --norm {spec.norm!r}: expected one of {', '.join(NORMS)}")
+        raise InputError(f"unknown norm {spec.norm!r}: expected one of {', '.join(NORMS)}")
     model = build_generator(spec)
     expected = model.state_dict()
     if spec.norm.startswith("instance"):
@@ -176,17 +200,14 @@ def export_checkpoint(
     ``batch=None`` keeps axis 0 dynamic (the vendor guide's export); an int fixes it. Returns the
     written path; nothing is written if verification fails.
     """
-    if opset < 7 or opset > 23:
-        raise InputError(f"--opset {opset} is outside 7..23")
-    if batch is not None and batch < 1:
-        raise InputError(f"--batch must be at least 1, got {batch}")
-    if size < 16 or size % 8:
-        raise InputError(f"--size {size} must be a multiple of 8, at least 16")
+    check_export_options(opset=opset, batch=batch, size=size)
+    if same_file(checkpoint, output):
+        raise InputError(f"the output {output} is the checkpoint itself; refusing to overwrite it")
     output = check_writable(output)
     state = load_state_dict(checkpoint, notice)
     spec = detect_spec(state, arch, ngf, norm, use_dropout)
     if spec.family == "unet" and size % 2**spec.depth:
-        raise InputError(f"--size {size} is not divisible by {2**spec.depth}, as {spec.arch} needs")
+        raise InputError(f"image size {size} is not divisible by {2**spec.depth}, as {spec.arch} needs")
     notice(f"architecture: {spec.describe()}")
     model = build_from_state(state, spec, notice)
     import torch
@@ -213,24 +234,36 @@ def export_checkpoint(
     return save_model(onnx_model, output)
 
 
+def check_export_options(opset: int = 11, batch: int | None = None, size: int = 256) -> None:
+    """What every export needs, checked before any work."""
+    for name, value in (("opset", opset), ("batch size", batch), ("image size", size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InputError(f"the {name} must be an integer, got {value!r}")
+    if opset < 7 or opset > 23:
+        raise InputError(f"opset {opset} is outside 7..23")
+    if batch is not None and batch < 1:
+        raise InputError(f"the batch size must be at least 1, got {batch}")
+    if size < 16 or size % 8:
+        raise InputError(f"image size {size} must be a multiple of 8, at least 16")
+
+
 def export_pair(g_a: str | os.PathLike | None, g_b: str | os.PathLike | None, out_dir: str | os.PathLike,
                 notice: Callable[[str], None] = lambda m: None, **options) -> list[Path]:
-    """G_A -> ``model_Ga.onnx`` (img_sat_maps -> maps), G_B -> ``model_Gb.onnx`` (img_maps_sat -> sat)."""
+    """G_A -> ``model_Ga.onnx`` (img_sat_maps -> maps), G_B -> ``model_Gb.onnx`` (img_maps_sat -> sat).
+    Both are written, or neither (nor the folder)."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for which, checkpoint in (("a", g_a), ("b", g_b)):
-        if checkpoint is None:
-            continue
-        input_name, output_name, filename = VENDOR_NAMES[which]
-        names: dict[str, Any] = {"input_name": input_name, "output_name": output_name}
-        names.update({k: v for k, v in options.items() if k in names and v})
-        rest = {k: v for k, v in options.items() if k not in names}
-        notice(f"G_{which.upper()}: {checkpoint} -> {out_dir / filename}")
-        written.append(export_checkpoint(checkpoint, out_dir / filename, notice=notice, **names, **rest))
-    return written
+    pairs = [(VENDOR_NAMES[which], which, ckpt) for which, ckpt in (("a", g_a), ("b", g_b)) if ckpt is not None]
+    for (_, _, filename), _, checkpoint in pairs:
+        if same_file(checkpoint, out_dir / filename):
+            raise InputError(f"the output {out_dir / filename} is the checkpoint itself; refusing to overwrite it")
+    with staged_folder(out_dir) as staging:
+        for (input_name, output_name, filename), which, checkpoint in pairs:
+            names: dict[str, Any] = {"input_name": input_name, "output_name": output_name}
+            names.update({k: v for k, v in options.items() if k in names and v})
+            rest = {k: v for k, v in options.items() if k not in names}
+            notice(f"G_{which.upper()}: {checkpoint} -> {out_dir / filename}")
+            export_checkpoint(checkpoint, staging / filename, notice=notice, **names, **rest)
+    return [out_dir / filename for (_, _, filename), _, _ in pairs]
 
 
 def _torch_export(model, dummy, path: Path, opset: int, input_name: str, output_name: str, dynamic: bool) -> None:
