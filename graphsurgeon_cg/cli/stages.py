@@ -61,8 +61,11 @@ def infer(model, info, out_dir, batch, threads, provider, png):
 @click.option("--csv", "csv_path", metavar="FILE.csv", help="Write the per-image scores to this CSV file.")
 def evaluate(dirs, ref_model, model, info, batch, threads, provider, min_cos, as_json, csv_path):
     """Accuracy: REF_DIR OUT_DIR, or --ref REF.onnx --model NEW.onnx --data INFO."""
+    from ..core.modelio import check_writable
     from ..stages.evaluate import evaluate_dirs, evaluate_models
 
+    if csv_path:
+        check_writable(csv_path)  # before the work, not after it
     if dirs and (ref_model or model or info):
         raise InputError("give two output folders, or --ref, --model and --data, not both")
     if dirs:
@@ -98,7 +101,7 @@ def bench(model, batch_sizes, rounds, warmup, info, threads, provider, as_json):
     from ..stages.bench import bench as run_bench
 
     result = run_bench(model, batch_sizes, rounds=rounds, warmup=warmup, data=info, threads=threads,
-                       provider=provider)
+                       provider=provider, notice=lambda m: click.echo(m, err=True))
     if as_json:
         tables.echo_json(result.as_dict())
     else:

@@ -3,22 +3,32 @@
 Pure inference: random inputs of the model's shape and range (floats in [-1, 1], uint8
 images over 0..255), ``warmup`` untimed runs, then ``rounds`` timed runs. Real data: batches
 cut from an info file's samples, cycled. Only ``session.run`` is timed. A static-batch model
-runs only its own batch size, and the result says so.
+runs only its own batch size, and the result says so. A batch that cannot fit in memory is
+refused before anything runs (see ``memory_needed``), rather than the process being killed.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..check.feeds import ImageInput
-from ..check.session import environment, make_session
+from ..check.session import environment, make_session, numpy_dtype, run_feed
 from ..core.errors import InputError
 from .dataset import load_sample, read_info
+
+# ORT's peak memory on the CPU per image, as a multiple of the image's input plus output bytes,
+# measured on exported generators (ORT 1.32, optimisations on, batch 1 to 64): about 8x for a
+# narrow one (resnet_6blocks, ngf 4, 64x64) and 90-100x for the reference resnet_9blocks (ngf 64,
+# 256x256), whose 64-channel full-size activations are 20 times the image each. A batch that
+# does not fit even at the low figure is refused; one that does not fit at the reference
+# figure gets a notice.
+ACTIVATIONS_AT_LEAST = 8
+ACTIVATIONS_REFERENCE = 100
 
 
 @dataclass
@@ -42,9 +52,77 @@ class BenchResult:
                 "results": [r.__dict__ for r in self.results]}
 
 
+def available_memory() -> int | None:
+    """Bytes that this process can still get: the kernel's MemAvailable (free memory plus the page
+    cache it can drop; ``os.sysconf``'s free pages where /proc is missing), within the cgroup's
+    limit when there is one (a container's limit is what the OOM killer enforces)."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            found.append(max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def memory_needed(session, batch: int, data_images: int = 0, factor: int = ACTIVATIONS_AT_LEAST) -> tuple[int, int]:
+    """(bytes, bytes per image) that one run at ``batch`` needs: each image's input and output
+    bytes (an output with dynamic dims other than the batch counted as large as the input)
+    times ``factor`` for the activations, plus ``data_images`` real samples held in memory."""
+    image = ImageInput.of(session)
+    input_bytes = int(np.prod(image.sample_shape)) * image.dtype.itemsize
+    output_bytes = 0
+    for out in session.get_outputs():
+        dims = out.shape[1:]
+        if all(isinstance(d, int) and d > 0 for d in dims):
+            output_bytes += int(np.prod(dims)) * numpy_dtype(out.type).itemsize
+        else:
+            output_bytes += input_bytes
+    per_image = input_bytes + output_bytes
+    return batch * per_image * factor + 2 * data_images * input_bytes, per_image
+
+
+def _gb(n: float) -> str:
+    for unit, size in (("GB", 2**30), ("MB", 2**20)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 2**10:.0f} KB"
+
+
+def check_memory(session, batch_sizes: Sequence[int], data_images: Callable[[int], int],
+                 notice: Callable[[str], None] = lambda m: None) -> None:
+    """Refuse a batch size that cannot fit in the memory available; a notice for one that may not."""
+    available = available_memory()
+    if available is None:
+        return
+    batch = max(batch_sizes)
+    need, per_image = memory_needed(session, batch, data_images(batch))
+    if need > available:
+        raise InputError(f"batch {batch} needs at least {_gb(need)} of memory ({ACTIVATIONS_AT_LEAST}x the "
+                         f"{_gb(per_image)} of each image's input and output, for ONNX Runtime's activations), "
+                         f"more than the {_gb(available)} available; use a smaller batch size")
+    likely, _ = memory_needed(session, batch, data_images(batch), ACTIVATIONS_REFERENCE)
+    if likely > available:
+        notice(f"warning: batch {batch} may need up to {_gb(likely)} of memory ({_gb(available)} available)")
+
+
 def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds: int = 20, warmup: int = 3,
           data: str | os.PathLike | None = None, threads: int | None = None, provider: str = "cpu",
-          seed: int = 0) -> BenchResult:
+          seed: int = 0, notice: Callable[[str], None] = lambda m: None) -> BenchResult:
     if rounds < 1 or warmup < 0:
         raise InputError("rounds must be at least 1 and warm-up runs at least 0")
     if not batch_sizes or min(batch_sizes) < 1:
@@ -58,6 +136,8 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
         if others:
             skipped.append(f"static batch {image.static_batch}: batch sizes {', '.join(map(str, others))} not run")
         batch_sizes = [image.static_batch]
+    if provider == "cpu":  # other providers' memory is the device's, and ORT reports running out of it
+        check_memory(session, batch_sizes, lambda b: b * min(rounds, 4) if samples else 0, notice)
     rng = np.random.default_rng(seed)
     results = []
     for batch in batch_sizes:
@@ -70,11 +150,11 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
             if feed.shape[1:] != image.sample_shape:
                 raise InputError(f"the data has shape {feed.shape[1:]}; the model takes {image.sample_shape}")
         for k in range(warmup):
-            session.run(None, {image.name: feeds[k % len(feeds)]})
+            run_feed(session, {image.name: feeds[k % len(feeds)]})
         times = []
         for k in range(rounds):
             start = time.perf_counter()
-            session.run(None, {image.name: feeds[k % len(feeds)]})
+            run_feed(session, {image.name: feeds[k % len(feeds)]})
             times.append(time.perf_counter() - start)
         ms = np.array(times) * 1000
         results.append(BatchTiming(batch=batch, rounds=rounds, throughput=batch * rounds / sum(times),

@@ -12,7 +12,9 @@ the same info file (outputs compared in memory, batch by batch).
 from __future__ import annotations
 
 import csv
+import io
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 from ..check.metrics import Metrics, meets, score, summarise
 from ..check.session import make_session
 from ..core.errors import InputError, NumericCheckFailed
+from ..core.modelio import check_writable
 from .dataset import read_info
 from .infer import batches
 
@@ -55,11 +58,19 @@ class EvalResult:
                                      f"is below {min_cos}; worst images: {worst}")
 
     def write_csv(self, path: str | os.PathLike) -> None:
+        """The per-image scores, written atomically (a temporary file renamed into place)."""
+        path = check_writable(path)
         rows = [s.as_dict() for s in self.scores]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        try:  # like save_model: written in a temporary folder beside it, renamed into place
+            with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+                (Path(tmp) / path.name).write_text(text.getvalue(), newline="")
+                os.replace(Path(tmp) / path.name, path)
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _scored(scores: list[Metrics]) -> EvalResult:

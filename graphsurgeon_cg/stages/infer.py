@@ -19,8 +19,9 @@ import numpy as np
 
 from ..check.feeds import ImageInput
 from ..check.images import save_png
-from ..check.session import make_session
+from ..check.session import make_session, run_feed
 from ..core.errors import InputError
+from ..core.modelio import check_output_folder, staged_folder, within
 from .dataset import Sample, load_sample, read_info
 
 
@@ -68,15 +69,13 @@ def batches(session, samples: list[Sample], batch: int) -> Iterator[tuple[list[S
             if k + 1 < len(chunks):
                 pending = reader.submit(load, chunks[k + 1])
             t0 = time.perf_counter()
-            outputs = session.run(output_names, {image.name: data})
+            outputs = run_feed(session, {image.name: data}, output_names)
             yield chunk, [o[:len(chunk)] for o in outputs], time.perf_counter() - t0
 
 
 def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
           threads: int | None = None, provider: str = "cpu", png: bool = False,
           notice: Callable[[str], None] = lambda m: None, progress: bool = True) -> InferResult:
-    from tqdm import tqdm
-
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
@@ -85,9 +84,19 @@ def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.P
     if image.static_batch and image.static_batch != batch:
         notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = [Path(info), *(s.path for s in samples)]
+    clash = next((p for p in inputs if within(p, out)), None)
+    if clash is not None:
+        raise InputError(f"the output folder {out} is or contains the inputs ({clash}); choose another")
+    check_output_folder(out)
+    with staged_folder(out) as staging:  # nothing is left behind unless every sample ran
+        return _infer(session, image, samples, staging, batch, png, progress)
+
+
+def _infer(session, image: ImageInput, samples: list[Sample], out: Path, batch: int, png: bool,
+           progress: bool) -> InferResult:
+    from tqdm import tqdm
+
     start = time.perf_counter()
     inference = 0.0
     with ThreadPoolExecutor(max_workers=1) as writer, tqdm(total=len(samples), desc="infer", unit="img",
@@ -99,7 +108,10 @@ def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.P
             writes.append(writer.submit(_write, out, chunk, outputs, names, png))
             bar.update(len(chunk))
         for w in writes:
-            w.result()
+            try:
+                w.result()
+            except OSError as exc:
+                raise InputError(f"cannot write the outputs: {exc.strerror or exc}") from None
     return InferResult(count=len(samples), batch=image.static_batch or batch,
                        seconds=time.perf_counter() - start, inference_seconds=inference)
 

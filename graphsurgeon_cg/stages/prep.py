@@ -18,6 +18,7 @@ import numpy as np
 
 from ..check.images import RESAMPLE, load_image
 from ..core.errors import InputError
+from ..core.modelio import check_output_folder, staged_folder, within
 from .dataset import Sample, write_info
 
 
@@ -30,8 +31,6 @@ class PrepResult:
 
 def prep(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, size: int = 256, resample: str = "bicubic",
          dtype: str = "float32", warn: Callable[[str], None] = lambda m: None, progress: bool = True) -> PrepResult:
-    from tqdm import tqdm
-
     src, dst = Path(src_dir), Path(dst_dir)
     if not src.is_dir():
         raise InputError(f"no such folder: {src}" if not src.exists() else f"{src} is not a folder")
@@ -41,12 +40,21 @@ def prep(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, size: int = 256
         raise InputError(f"resample must be one of {', '.join(RESAMPLE)}")
     if dtype not in ("float32", "uint8"):
         raise InputError("dtype must be float32 or uint8")
+    if within(src, dst):
+        raise InputError(f"the output folder {dst} is or contains the images' folder {src}; choose another")
+    check_output_folder(dst)
     files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(f"{src} holds no files")
-    if dst.exists() and not dst.is_dir():
-        raise InputError(f"{dst} is not a folder")
-    dst.mkdir(parents=True, exist_ok=True)
+    with staged_folder(dst) as staging:  # nothing is left behind unless it all worked
+        result = _prep_files(files, src, staging, size, resample, dtype, warn, progress)
+    return PrepResult(info=dst / result.info.name, written=result.written, skipped=result.skipped)
+
+
+def _prep_files(files: list[Path], src: Path, dst: Path, size: int, resample: str, dtype: str,
+                warn: Callable[[str], None], progress: bool) -> PrepResult:
+    from tqdm import tqdm
+
     samples: list[Sample] = []
     skipped: list[tuple[str, str]] = []
     used: set[str] = set()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..check.feeds import ImageInput
-from ..check.session import environment, make_session
+from ..check.session import environment, make_session, run_feed
 from ..core.errors import InputError
 
 TOP_NODES = 10
@@ -47,7 +47,7 @@ def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: 
             batch = image.static_batch
         feed = {image.name: image.random_batch(batch, np.random.default_rng(seed))}
         for _ in range(rounds + 1):
-            session.run(None, feed)
+            run_feed(session, feed)
         with open(session.end_profiling()) as f:
             events = json.load(f)
     runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
