@@ -7,7 +7,7 @@ report), run, save. No special cases: everything a run measures or writes is an 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from .core.bounds import Bound
 from .core.errors import InputError
 from .core.instruments import Instrument
 from .core.manager import PassManager, PipelineResult
-from .core.modelio import check_writable, load_model, same_file, save_model
+from .core.modelio import check_output_folder, check_writable, load_model, same_file, save_model
 from .core.pipeline import PassSpec
 from .core.registry import load_plugin
 
@@ -42,6 +42,7 @@ class ReportSettings:
     baseline_cos_tol: float = 1e-4
     baseline_psnr_tol: float = 0.5
     bench: bool = False
+    label: str | None = None  # how the report names the model (default: its path)
 
 
 def apply(
@@ -59,14 +60,18 @@ def apply(
     report: ReportSettings | None = None,
     data: str | os.PathLike | None = None,
     instruments: Sequence[Instrument] = (),
+    warn: Callable[[str], None] = lambda m: None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
     Nothing is written unless every pass succeeds and every instrument is satisfied (the
-    numeric check; with ``report``, its gates and baseline comparison); the report itself is
-    written in every case once the original could be measured. The input file is never
-    modified unless ``in_place`` is set and ``output_path`` names it.
+    numeric check; with ``report``, its gates and baseline comparison). The report is written
+    on success, and on a failed verdict (a pass, the check, a gate) once the original could be
+    measured; a bad input leaves nothing. The input file is never modified unless
+    ``in_place`` is set and ``output_path`` names it. ``warn`` hears about skipped input files.
     """
+    from .stages.dataset import read_info
+
     for plugin in plugins:
         load_plugin(plugin)
     if same_file(model_path, output_path) and not in_place:
@@ -74,14 +79,27 @@ def apply(
     check_writable(output_path)
     if inputs_dir is not None and not Path(inputs_dir).is_dir():
         raise InputError(f"the inputs folder {inputs_dir} is not a directory")
-    if report is not None and report.samples < 1:
-        raise InputError(f"the report needs at least 1 sample, got {report.samples}")
-    settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed)
+    if data is not None:
+        read_info(data)  # calibration data too, not only the report's: a bad one fails before any work
+    if report is not None:
+        if report.samples < 1:
+            raise InputError(f"the report needs at least 1 sample, got {report.samples}")
+        check_output_folder(report.out_dir)
+        if report.data is not None and report.data != data:
+            read_info(report.data)
+    seen: set[str] = set()
+
+    def warn_once(message: str) -> None:  # the check and the report read the same folder
+        if message not in seen:
+            seen.add(message)
+            warn(message)
+
+    settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed, warn=warn_once)
     manager = PassManager(pipeline, data=str(data) if data else None)  # names and options checked here
     model = load_model(model_path)
     chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
     if report is not None:
-        chain.append(_report(model, str(model_path), report, settings))
+        chain.append(_report(model, report.label or str(model_path), report, settings))
     manager.instruments.items.extend([*chain, *instruments])
     result = manager.run(model)
     save_model(result.model, output_path)
@@ -97,10 +115,16 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
     if report.data:
         inp = session.get_inputs()[0]
         dtype = np.float32 if "float" in inp.type else np.uint8
-        feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in read_info(report.data)[: report.samples]]
+        samples = read_info(report.data)[: report.samples]
+        feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in samples]
+        for sample, feed in zip(samples, feeds):
+            got = feed[inp.name].shape
+            if len(got) != len(inp.shape) or any(isinstance(d, int) and d != g for d, g in zip(inp.shape[1:], got[1:])):
+                raise InputError(f"sample {sample.path} has shape {got[1:]}; the model's input '{inp.name}' takes "
+                                 f"{tuple(inp.shape[1:])}")
         kind = "info"
     elif settings.inputs_dir:
-        feeds, kind = file_feeds(session, settings.inputs_dir)[: report.samples], "folder"
+        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[: report.samples], "folder"
     else:
         feeds = random_feeds(session, settings.shapes, settings.seed, samples=report.samples)
         kind = "random"
@@ -118,7 +142,8 @@ def diff(
     inputs_dir: str | os.PathLike | None = None,
     seed: int = 0,
     bound: Bound | None = None,
+    warn: Callable[[str], None] = lambda m: None,
 ) -> Comparison:
     """Compare two models' outputs on the same inputs (A is the reference)."""
     a, b = load_model(model_a), load_model(model_b)
-    return compare_models(a, b, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir)
+    return compare_models(a, b, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir, warn=warn)

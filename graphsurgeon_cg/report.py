@@ -31,11 +31,12 @@ import onnx
 from .check.feeds import Feeds, fit_batch, static_batch
 from .check.images import to_image
 from .check.metrics import json_safe, meets, score, summarise
-from .check.session import make_session
+from .check.session import make_session, run_feed
 from .core.base import Pass
 from .core.errors import InputError, NumericCheckFailed
 from .core.instruments import Instrument, PipelineRun
 from .core.manager import PassRecord, PipelineResult
+from .core.modelio import staged_folder
 
 SCHEMA = "cgsurg-report"
 VERSION = 2
@@ -57,7 +58,7 @@ def _outputs(run: PipelineRun, stage: int, feeds: Sequence[Feeds]) -> list[np.nd
     outs = []
     for feed in feeds:
         adapted = fit_batch(run.feeds_for(feed, stage), batch)
-        out = dict(zip([o.name for o in session.get_outputs()], session.run(None, adapted)))
+        out = dict(zip([o.name for o in session.get_outputs()], run_feed(session, adapted)))
         outs.append(run.outputs_back(out, stage)[name][0])
     return outs
 
@@ -146,7 +147,9 @@ class AccuracyReport(Instrument):
         result.report_dir = self.write()
 
     def after_pipeline_failed(self, run: PipelineRun, error: Exception) -> None:
-        if self.reference is not None:  # the report got as far as measuring the original
+        # A failed verdict (a pass, the check, a gate) is what the report explains; a bad input
+        # leaves nothing behind, like every failed command.
+        if self.reference is not None and not isinstance(error, InputError):
             try:
                 self.write(error=str(error))
             except InputError:
@@ -206,17 +209,16 @@ class AccuracyReport(Instrument):
                 "passes": self.entries}
 
     def write(self, error: str | None = None) -> Path:
+        """Write the three files together: all of them are put in place, or none."""
         out = self.out_dir
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--report {out} is not a folder")
-        out.mkdir(parents=True, exist_ok=True)
         data = json_safe(self.as_dict(error))
-        try:
-            (out / "report.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-            (out / "report.md").write_text(self._markdown(data))
-            (out / "report.html").write_text(self._html(data))
-        except OSError as exc:
-            raise InputError(f"cannot write the report in {out}: {exc.strerror or exc}") from None
+        with staged_folder(out) as staging:
+            try:
+                (staging / "report.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+                (staging / "report.md").write_text(self._markdown(data))
+                (staging / "report.html").write_text(self._html(data))
+            except OSError as exc:
+                raise InputError(f"cannot write the report in {out}: {exc.strerror or exc}") from None
         return out
 
     def _rows(self, data: dict) -> list[list[str]]:

@@ -60,9 +60,9 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
     try:
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
-                           plugins=plugins, report=report, data=info)
-    except CgsurgError:
-        if report_dir and (Path(report_dir) / "report.html").exists():
+                           plugins=plugins, report=report, data=info, warn=lambda m: click.echo(m, err=True))
+    except CgsurgError as exc:
+        if report_dir and not isinstance(exc, InputError) and (Path(report_dir) / "report.html").exists():
             click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)
         raise
     if as_json:
@@ -89,7 +89,8 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
 def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json):
     """Compare the outputs of MODEL_B against MODEL_A on the same inputs."""
     bound = Bound(max_abs=atol, min_cos=min_cos) if atol is not None or min_cos is not None else None
-    result = api.diff(model_a, model_b, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, bound=bound)
+    result = api.diff(model_a, model_b, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, bound=bound,
+                      warn=lambda m: click.echo(m, err=True))
     if as_json:
         tables.echo_json(result.as_dict())
     else:
