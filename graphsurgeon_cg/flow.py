@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .check.metrics import json_safe
 from .core.errors import CgsurgError, InputError, NumericCheckFailed
+from .core.modelio import staged_folder
 
 DEMO_PIPELINE = "fold-constants,reflect2const(min_cos=0.5),pad-conv-fusion,fp16out"
 DEMO_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -50,8 +51,10 @@ class FlowConfig:
             raise InputError(f"no such config file: {path}")
         try:
             data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path} is not YAML or JSON: {str(exc).splitlines()[0]}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not YAML or JSON: not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path} is not YAML or JSON: {_yaml_error(exc)}") from None
         if not isinstance(data, dict):
             raise InputError(f"{path}: the config must be a mapping of keys to values")
         config = FlowConfig.from_dict(data, str(path))
@@ -65,9 +68,19 @@ class FlowConfig:
     @staticmethod
     def from_dict(data: dict, where: str = "config") -> FlowConfig:
         names = {f.name for f in fields(FlowConfig)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(f"{where}: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(names))})")
+        export = {} if data.get("export") is None else data["export"]
+        if not isinstance(export, dict):
+            raise InputError(f"{where}: 'export' must be a mapping of export options")
+        data = {**data, "export": export} if "export" in data else data
+        unknown = sorted(str(k) for k in data if k not in names)
+        unknown_export = sorted(str(k) for k in export if k not in export_keys())
+        if unknown or unknown_export:  # every one at once, not the first
+            keys = [*unknown, *(f"export.{k}" for k in unknown_export)]
+            valid = [f"valid keys: {', '.join(sorted(names))}"] if unknown else []
+            if unknown_export:
+                valid.append(f"export options: {', '.join(sorted(export_keys()))}")
+            raise InputError(f"{where}: unknown key{'s' if len(keys) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in keys)} ({'; '.join(valid)})")
         for key in ("pipeline", "dataset"):
             if key not in data:
                 raise InputError(f"{where}: '{key}' is required")
@@ -80,9 +93,71 @@ class FlowConfig:
         return config
 
 
+def export_keys() -> set[str]:
+    """The options of ``export_checkpoint`` that the config's ``export:`` may set."""
+    import inspect
+
+    from .export import export_checkpoint
+
+    return {name for name, p in inspect.signature(export_checkpoint).parameters.items()
+            if p.kind == p.KEYWORD_ONLY and name != "notice"}
+
+
+def _yaml_error(exc: Exception) -> str:
+    """A YAML error as 'line L, column C: what is wrong'."""
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
+def _explains(error: BaseException) -> bool:
+    """A failed verdict (a pass, the check, a gate, an export that does not match) keeps the
+    run's folder, whose summary says which; bad input and Ctrl-C leave nothing."""
+    return isinstance(error, CgsurgError) and not isinstance(error, InputError)
+
+
+def check_flow(config: FlowConfig, out: Path) -> None:
+    """Everything the flow needs, checked before any work: the pipeline's passes and options,
+    the dataset, the model or checkpoint, the export options, the output folder."""
+    from .core.modelio import check_output_folder, within
+    from .core.registry import build_pipeline
+
+    if bool(config.model) == bool(config.checkpoint):
+        raise InputError("the flow config gives neither or both of 'model' (ONNX) and 'checkpoint' (.pth)")
+    build_pipeline(config.pipeline)
+    if not Path(config.dataset).is_dir():
+        raise InputError(f"the dataset {config.dataset} is not a folder")
+    source = config.model or config.checkpoint
+    if not Path(str(source)).is_file():
+        raise InputError(f"no such {'model' if config.model else 'checkpoint'} file: {source}")
+    if config.checkpoint:
+        from .export import check_export_options
+
+        unknown = sorted(set(config.export) - export_keys())
+        if unknown:
+            raise InputError(f"unknown export option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
+        check_export_options(**{k: v for k, v in config.export.items() if k in ("opset", "batch", "size")})
+    for what, path in (("dataset", config.dataset), ("model", config.model), ("checkpoint", config.checkpoint)):
+        if path and within(path, out):
+            raise InputError(f"the output folder {out} is or contains the {what} {path}; choose another")
+    check_output_folder(out)
+
+
 def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
              echo: Callable[[str], None] = print) -> dict:
-    """Run the flow; returns the summary (also written to ``summary.json``/``summary.md``)."""
+    """Run the flow; returns the summary (also written to ``summary.json``/``summary.md``).
+
+    Everything is written in a staging folder beside the output folder and put in place at the
+    end: a run that fails on bad input (or is interrupted) leaves nothing; one that fails a
+    verdict (a pass, the check, a gate) leaves its folder with the summary that says which."""
+    out = Path(output or config.output)
+    check_flow(config, out)
+    with staged_folder(out, keep=_explains) as work:
+        return _run_flow(config, work, out, echo)
+
+
+def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], None]) -> dict:
+    """The flow, written in ``work``, which becomes ``out``: paths are reported as they will be."""
     from . import api
     from .check.feeds import ImageInput
     from .check.session import make_session
@@ -91,52 +166,56 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
     from .stages.infer import infer
     from .stages.prep import prep
 
-    out = Path(output or config.output)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"config": asdict(config), "output": str(out), "gates": {}, "failed": None}
+    def shown(path: str | os.PathLike | None) -> str | None:
+        if path is None:
+            return None
+        path = Path(path)
+        return str(out / path.relative_to(work)) if path.is_relative_to(work) else str(path)
+
+    config_shown = {**asdict(config), **{k: shown(getattr(config, k)) for k in ("dataset", "model", "checkpoint")}}
+    summary: dict = {"config": {**config_shown, "output": str(out)}, "output": str(out), "gates": {}, "failed": None}
     try:
         model = Path(config.model) if config.model else None
         if config.checkpoint:
             from .export import export_checkpoint
 
-            echo(f"[export] {config.checkpoint}")
-            model = export_checkpoint(config.checkpoint, out / "model.onnx", notice=echo, **config.export)
+            echo(f"[export] {shown(config.checkpoint)}")
+            model = export_checkpoint(config.checkpoint, work / "model.onnx", notice=echo, **config.export)
         if model is None:  # a FlowConfig built directly, not through from_dict's check
             raise InputError("the flow config gives neither 'model' (ONNX) nor 'checkpoint' (.pth)")
-        summary["model"] = str(model)
+        summary["model"] = shown(model)
         image = ImageInput.of(make_session(model))
         dtype = "uint8" if image.dtype.name == "uint8" else "float32"
-        echo(f"[prep] {config.dataset}")
-        prepped = prep(config.dataset, out / "data", size=image.sample_shape[-1], dtype=dtype,
+        echo(f"[prep] {shown(config.dataset)}")
+        prepped = prep(config.dataset, work / "data", size=image.sample_shape[-1], dtype=dtype,
                        warn=echo, progress=False)
-        summary["prep"] = {"info": str(prepped.info), "samples": prepped.written, "skipped": prepped.skipped}
+        summary["prep"] = {"info": shown(prepped.info), "samples": prepped.written,
+                           "skipped": [(shown(f), why) for f, why in prepped.skipped]}
         echo(f"[apply] {config.pipeline}")
-        rewritten = out / "model_rewritten.onnx"
-        report = api.ReportSettings(out / "report", data=prepped.info, samples=config.samples,
-                                    min_cos=config.min_cos, min_psnr=config.min_psnr)
+        rewritten = work / "model_rewritten.onnx"
+        report = api.ReportSettings(work / "report", data=prepped.info, samples=config.samples,
+                                    min_cos=config.min_cos, min_psnr=config.min_psnr, label=shown(model))
         try:
             result = api.apply(model, rewritten, config.pipeline, check=config.check, report=report)
         finally:
-            if (out / "report" / "report.json").exists():
+            if (work / "report" / "report.json").exists():
                 summary["report"] = str(out / "report" / "report.html")
-                summary["passes"] = json.loads((out / "report" / "report.json").read_text())["passes"]
+                summary["passes"] = json.loads((work / "report" / "report.json").read_text())["passes"]
         summary["gates"]["report"] = "passed" if config.min_cos or config.min_psnr else "none"
         summary["pipeline"] = result.pipeline
         for name, path in (("original", model), ("rewritten", rewritten)):
             echo(f"[infer] {name}")
-            infer(path, prepped.info, out / f"infer_{name}", batch=config.infer_batch, progress=False)
+            infer(path, prepped.info, work / f"infer_{name}", batch=config.infer_batch, progress=False)
         echo("[eval] rewritten vs original")
-        evaluation = evaluate_dirs(out / "infer_original", out / "infer_rewritten")
-        (out / "eval.json").write_text(json.dumps(json_safe(evaluation.as_dict()), indent=2, allow_nan=False) + "\n")
+        evaluation = evaluate_dirs(work / "infer_original", work / "infer_rewritten")
+        (work / "eval.json").write_text(json.dumps(json_safe(evaluation.as_dict()), indent=2, allow_nan=False) + "\n")
         summary["eval"] = evaluation.summary
         summary["bench"] = {}
         for name, path in (("original", model), ("rewritten", rewritten)):
             echo(f"[bench] {name}")
             timing = bench(path, config.batch_sizes, rounds=config.bench_rounds, warmup=config.bench_warmup)
             summary["bench"][name] = timing.as_dict()
-        (out / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
+        (work / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
         if config.min_cos is not None:
             try:
                 evaluation.gate(config.min_cos)
@@ -148,7 +227,7 @@ def run_flow(config: FlowConfig, output: str | os.PathLike | None = None,
         summary["failed"] = str(exc)
         raise
     finally:
-        _write_summary(out, summary)
+        _write_summary(work, summary)
     return summary
 
 
@@ -173,7 +252,20 @@ def _write_summary(out: Path, summary: dict) -> None:
 
 def demo(out_dir: str | os.PathLike = "cgsurg-demo", ngf: int = 64, blocks: int = 9, size: int = 256,
          batch_sizes: tuple = (1, 16), rounds: int = 3, echo: Callable[[str], None] = print) -> dict:
-    """Seeded reference-size generator + bundled photos -> the whole flow (no downloads)."""
+    """Seeded reference-size generator + bundled photos -> the whole flow (no downloads).
+    Every setting is checked before any work; a failure leaves nothing behind, as in ``run_flow``."""
+    from .core.modelio import check_output_folder
+    from .export import check_export_options
+
+    for name, value in (("ngf", ngf), ("blocks", blocks), ("rounds", rounds)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"the demo's {name} must be a positive integer, got {value!r}")
+    check_export_options(size=size)
+    if not batch_sizes or not all(isinstance(b, int) and b > 0 for b in batch_sizes):
+        raise InputError(f"the demo's batch sizes must be positive integers, got {list(batch_sizes)}")
+    out = Path(out_dir)
+    check_output_folder(out)
+
     import numpy as np
     import torch
     from PIL import Image
@@ -181,18 +273,17 @@ def demo(out_dir: str | os.PathLike = "cgsurg-demo", ngf: int = 64, blocks: int 
 
     from .export.architectures import GeneratorSpec, build_generator
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    generator = build_generator(GeneratorSpec(f"resnet_{blocks}blocks", ngf=ngf))
-    checkpoint = out / "latest_net_G_A.pth"
-    torch.save(generator.state_dict(), checkpoint)
-    images = out / "images"
-    images.mkdir(exist_ok=True)
-    for name in DEMO_IMAGES:
-        Image.fromarray(np.asarray(getattr(data, name)())).save(images / f"{name}.jpg", quality=95)
-    config = FlowConfig(pipeline=DEMO_PIPELINE, dataset=str(images), checkpoint=str(checkpoint),
-                        export={"size": size, "input_name": "img_sat_maps", "output_name": "maps"},
-                        output=str(out), batch_sizes=list(batch_sizes), bench_rounds=rounds, bench_warmup=1,
-                        samples=len(DEMO_IMAGES))
-    return run_flow(config, out, echo)
+    with staged_folder(out, keep=_explains) as work:
+        torch.manual_seed(0)
+        generator = build_generator(GeneratorSpec(f"resnet_{blocks}blocks", ngf=ngf))
+        checkpoint = work / "latest_net_G_A.pth"
+        torch.save(generator.state_dict(), checkpoint)
+        images = work / "images"
+        images.mkdir()
+        for name in DEMO_IMAGES:
+            Image.fromarray(np.asarray(getattr(data, name)())).save(images / f"{name}.jpg", quality=95)
+        config = FlowConfig(pipeline=DEMO_PIPELINE, dataset=str(images), checkpoint=str(checkpoint),
+                            export={"size": size, "input_name": "img_sat_maps", "output_name": "maps"},
+                            output=str(out), batch_sizes=list(batch_sizes), bench_rounds=rounds, bench_warmup=1,
+                            samples=len(DEMO_IMAGES))
+        return _run_flow(config, work, out, echo)
