@@ -214,7 +214,7 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
         for name, path in (("original", model), ("rewritten", rewritten)):
             echo(f"[bench] {name}")
             timing = bench(path, config.batch_sizes, rounds=config.bench_rounds, warmup=config.bench_warmup)
-            summary["bench"][name] = timing.as_dict()
+            summary["bench"][name] = {**timing.as_dict(), "model": shown(path)}
         (work / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
         if config.min_cos is not None:
             try:

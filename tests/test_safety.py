@@ -332,6 +332,20 @@ def test_unwritable_or_invalid_outputs_are_one_line(tmp_path, case):
     fails_cleanly(tmp_path, *args)
 
 
+def test_run_is_staged_and_names_its_final_paths(tmp_path):
+    save_images(tmp_path / "images", size=64)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: {OPSET11}\npipeline: fold-constants\ndataset: images\nbatch_sizes: [1]\n"
+                      "bench_rounds: 1\nbench_warmup: 0\nsamples: 1\n")
+    for _ in range(2):  # a new folder, then the same one again
+        result = invoke("run", config, "-o", tmp_path / "out")
+        assert result.exit_code == 0, result.stderr
+    names = [p.name for p in tmp_path.rglob("*")]
+    assert not [n for n in names if ".tmp-" in n]
+    for path in (tmp_path / "out").rglob("*.json"):
+        assert ".tmp-" not in path.read_text(), path
+
+
 def test_run_reports_every_unknown_key_at_once_export_included(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("model: m.onnx\npipeline: x\ndataset: d\nfoo: 1\nbar: 2\nexport: {sizee: 16}\n")
