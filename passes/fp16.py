@@ -17,6 +17,7 @@ import warnings
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, cosine, cosine_bound, register_pass
+from graphsurgeon_cg.core.graphutil import export_without_aliased_outputs, restore_aliased_outputs
 
 
 @register_pass
@@ -40,22 +41,13 @@ class Fp16(Pass):
             return PassResult(0, ["the model already has float16 weights"], modified=False)
         if not any(t.dtype == np.float32 for t in constants):
             return PassResult(0, ["no float32 weights to convert"], modified=False)
-        inputs = {id(t) for t in graph.inputs}
-        aliased = {index: t.name for index, t in enumerate(graph.outputs) if id(t) in inputs}
-        if len(aliased) == len(graph.outputs):
+        if all(any(o is i for i in graph.inputs) for o in graph.outputs):
             return PassResult(0, ["every output is a graph input: nothing is computed"], modified=False)
-        outputs = list(graph.outputs)
-        graph.outputs = [t for index, t in enumerate(outputs) if index not in aliased]  # for the export only
-        try:
-            source = gs.export_onnx(graph)
-        finally:
-            graph.outputs = outputs
+        source, aliased = export_without_aliased_outputs(graph)  # else they would get a second producer
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = convert_float_to_float16(source, keep_io_types=True, op_block_list=list(self.block))
         converted = gs.import_onnx(model)
-        by_name = {t.name: t for t in converted.inputs}
-        for index, name in sorted(aliased.items()):
-            converted.outputs.insert(index, by_name[name])
+        restore_aliased_outputs(converted, aliased)
         rewrites = sum(1 for t in converted.tensors().values() if isinstance(t, gs.Constant) and t.dtype == np.float16)
         return PassResult(rewrites, graph=converted)

@@ -13,7 +13,8 @@ and last convolutions stay float by default (``keep_first_last``): they are the 
 sensitive and the cheapest; ``keep_float=[node,...]`` leaves more in float (mixed precision).
 Every graph input is fed during calibration: each float input that takes the info file's
 images (N x the samples' shape) gets the same sample; any other input (a mask, an index, an
-image of another size) has no calibration data and the pass refuses, naming it.
+image of another size) has no calibration data and the pass refuses, naming it. An output
+that is also a graph input is set aside while quantising and put back as it was.
 Accuracy depends on the model and the calibration data; the declared bound is ``min_cos``
 (default 0.95), to be tightened for a trained model.
 """
@@ -30,6 +31,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, at_least, cosine, cosine_bound, register_pass
+from graphsurgeon_cg.core.graphutil import export_without_aliased_outputs, restore_aliased_outputs
 
 from .opset import convert_opset
 
@@ -70,7 +72,9 @@ class Int8(Pass):
         for node in targets:  # the quantiser excludes nodes by name: an empty name would match them all
             if not node.name:
                 node.name = ctx.fresh_name(node.op.lower())
-        model = gs.export_onnx(graph)
+        if all(any(o is i for i in graph.inputs) for o in graph.outputs):
+            return PassResult(0, ["every output is a graph input: nothing is computed"], modified=False)
+        model, aliased = export_without_aliased_outputs(graph)  # the quantiser finds a cycle in them
         reader = _Calibration(info, model, self.samples, self)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
             model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self.name)
@@ -95,6 +99,7 @@ class Int8(Pass):
                                 calibrate_method=method, nodes_to_exclude=exclude,
                                 calibration_providers=["CPUExecutionProvider"])
                 quantized = gs.import_onnx(onnx.load(str(out)))
+                restore_aliased_outputs(quantized, aliased)
         finally:
             root.setLevel(level)
         rewrites = sum(1 for n in quantized.nodes if n.op.startswith("QLinearConv") or

@@ -405,3 +405,14 @@ def test_int8_refuses_an_input_without_calibration_data(tmp_path, case):
         run_pass(model, "int8(samples=3)", data=_info(tmp_path))
     assert raised.value.exit_code == 2
     assert "\n" not in str(raised.value)
+
+
+def test_int8_quantises_a_model_whose_input_is_an_output(tmp_path):
+    model = model_from_text(f"""{HEADER}
+        g (float[N,3,8,8] x) => (float[N,3,8,8] x, float[N,4,8,8] y) <{_conv_weights((4, 3, 3, 3))}>
+        {{ y = Conv<pads=[1,1,1,1]>(x, w) }}""")
+    info = _info(tmp_path)
+    new, record = run_pass(model, "int8(samples=3,min_cos=0.9)", data=info)
+    assert record.rewrites == 1
+    _valid(model, new)
+    check_pass_contract("int8(samples=3,min_cos=0.9)", model, data=info)

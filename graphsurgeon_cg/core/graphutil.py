@@ -1,5 +1,5 @@
-"""Small helpers that passes share: constant values, the operands of Pad, and taking out a
-no-op node."""
+"""Small helpers that passes share: constant values, the operands of Pad, taking out a no-op
+node, and exporting around outputs that are also inputs."""
 
 from __future__ import annotations
 
@@ -28,6 +28,27 @@ def present(node: gs.Node, index: int) -> gs.Tensor | None:
     if index < len(node.inputs) and node.inputs[index].name:
         return node.inputs[index]
     return None
+
+
+def export_without_aliased_outputs(graph: gs.Graph) -> tuple[onnx.ModelProto, dict[int, str]]:
+    """``graph`` exported without the outputs that are graph inputs (their positions and names
+    returned): tools that rebuild the whole graph (ORT's float16 converter, its quantiser) give
+    such a name a second producer or find a cycle. ``graph`` itself is left as it was."""
+    inputs = {id(t) for t in graph.inputs}
+    aliased = {index: t.name for index, t in enumerate(graph.outputs) if id(t) in inputs}
+    outputs = list(graph.outputs)
+    graph.outputs = [t for index, t in enumerate(outputs) if index not in aliased]
+    try:
+        return gs.export_onnx(graph), aliased
+    finally:
+        graph.outputs = outputs
+
+
+def restore_aliased_outputs(graph: gs.Graph, aliased: dict[int, str]) -> None:
+    """Put back, at their positions, the outputs ``export_without_aliased_outputs`` set aside."""
+    by_name = {t.name: t for t in graph.inputs}
+    for index, name in sorted(aliased.items()):
+        graph.outputs.insert(index, by_name[name])
 
 
 def type_name(dtype) -> str:
