@@ -2,7 +2,7 @@
 
 Uses ``onnx.version_converter``, which rewrites each node whose operator changed between the
 versions (e.g. Pad attributes -> inputs at 11, Resize operands at 13). Compilers accept a
-fixed range of opsets (Ascend ATC: 11). Two things the converter gets wrong are fixed:
+fixed range of opsets (Ascend ATC: 11). What the converter gets wrong is fixed:
 
 - Resize-10 and Upsample (< 11) map output to input coordinates as ``x / scale`` and, in
   ``nearest`` mode, round down when enlarging and up when shrinking (ONNX Runtime's reading
@@ -13,18 +13,21 @@ fixed range of opsets (Ascend ATC: 11). Two things the converter gets wrong are 
   in nearest mode have no opset-11 equivalent: the pass fails and says so.
 - A Pad before opset 11 in ``reflect`` or ``edge`` mode may carry a ``value`` attribute that
   means nothing there; the converter turns it into an operand those modes reject, so it is
-  dropped first.
+  dropped first. The ``constant_value`` operand the converter makes is always float32: on
+  float16 or float64 data it is given the data's type.
 
 Then the converted model is run against the original in ONNX Runtime on seeded random inputs
 (graph optimisations off): outputs that move by more than an exact pass allows (1e-5) fail
 the pass, naming the output. Where the inputs cannot be made up (dynamic axes other than
 the batch, types ORT cannot feed) or ORT cannot run the original, the reasons say that the
-check was skipped. Any other conversion the converter cannot do fails the pass with its
-message.
+check was skipped. A conversion the converter has no adapter for (e.g. Pad-18 with
+``axes`` down to 11) is refused, naming the operator (exit 2); any other converter error fails
+the pass with its message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -33,9 +36,9 @@ import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import InputError, Option, Pass, PassContext, PassFailed, PassResult, between, register_pass
 from graphsurgeon_cg.core.bounds import EXACT_MAX_ABS
-from graphsurgeon_cg.core.modelio import default_opset
+from graphsurgeon_cg.core.modelio import default_opset, weightless
 
-RESIZE_COORDINATE_MODES = 11  # the opset that added Resize's coordinate_transformation_mode and nearest_mode
+OPSET_11 = 11  # Resize got coordinate_transformation_mode and nearest_mode, Pad its operands
 
 
 @register_pass
@@ -51,7 +54,15 @@ class Opset(Pass):
         if graph.opset == self.version:
             return PassResult(0, [f"the model is already at opset {self.version}"], modified=False)
         original = gs.export_onnx(graph)
-        converted = convert_opset(original, self.version, self.name)
+        try:
+            converted = convert_opset(original, self.version, self.name)
+        except RuntimeError as exc:
+            found = re.search(r"No Adapter (To|From) Version \$?(\d+) for (\w+)", str(exc))
+            if found is None:
+                raise
+            raise self.refuse(f"onnx.version_converter cannot take this model from opset {graph.opset} to "
+                              f"{self.version}: it has no adapter {found[1].lower()} version {found[2]} of "
+                              f"{found[3]}") from None
         reasons = self._verify(original, converted)
         return PassResult(1, reasons, graph=gs.import_onnx(converted))
 
@@ -95,10 +106,37 @@ def convert_opset(model: onnx.ModelProto, version: int, pass_name: str) -> onnx.
             if dead is not None:
                 node.attribute.remove(dead)
         model = copy
+    crossing = default_opset(model) < OPSET_11 <= version
+    attribute_pads = crossing and any(n.op_type == "Pad" for n in _nodes(model.graph))
+    types = _element_types(model) if attribute_pads else {}
     converted = onnx.version_converter.convert_version(model, version)
-    if default_opset(model) < RESIZE_COORDINATE_MODES <= version:
+    if crossing:
         _keep_opset10_resize(converted.graph, version, pass_name)
+        _match_pad_value_types(converted.graph, types)
     return converted
+
+
+def _element_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference can type, subgraphs included."""
+    inferred = onnx.shape_inference.infer_shapes(weightless(model))
+    found = {t.name: t.data_type for g in _graphs(inferred.graph) for t in g.initializer}
+    found.update((v.name, v.type.tensor_type.elem_type) for g in _graphs(inferred.graph)
+                 for v in [*g.input, *g.value_info, *g.output] if v.type.HasField("tensor_type"))
+    return found
+
+
+def _match_pad_value_types(graph: onnx.GraphProto, types: dict[str, int]) -> None:
+    """Give the converter's float32 ``constant_value`` of each Pad the type of its data."""
+    for g in _graphs(graph):
+        constants = {n.output[0]: n for n in g.node if n.op_type == "Constant" and n.attribute}
+        for node in g.node:
+            if node.op_type != "Pad" or len(node.input) < 3 or node.input[2] not in constants:
+                continue
+            want = types.get(node.input[0])
+            tensor = constants[node.input[2]].attribute[0].t
+            if want and tensor.data_type != want:
+                value = onnx.numpy_helper.to_array(tensor).astype(onnx.helper.tensor_dtype_to_np_dtype(want))
+                tensor.CopyFrom(onnx.numpy_helper.from_array(value, tensor.name))
 
 
 def _keep_opset10_resize(graph: onnx.GraphProto, version: int, pass_name: str) -> None:

@@ -323,6 +323,27 @@ def test_opset_drops_a_dead_pad_value(mode):
     assert_numerically_equal(model, new, atol=0)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "double"])
+def test_opset_pad_value_takes_the_data_type(dtype):
+    model = model_from_text(f"""<ir_version: 5, opset_import: ["" : 10]>
+        g ({dtype}[1,3,4,4] x) => ({dtype}[1,3,4,5] y)
+        {{ t = Relu(x)  y = Pad<mode="constant", pads=[0,0,0,0,0,0,0,1], value=2.0>(t) }}""")
+    new, record = run_pass(model, "opset(version=18)")
+    assert record.rewrites == 1 and not record.reasons  # converted and verified
+    _valid(model, new)
+    assert_numerically_equal(model, new, atol=0)
+
+
+def test_opset_refuses_a_conversion_the_converter_has_no_adapter_for():
+    model = model_from_text("""<ir_version: 8, opset_import: ["" : 18]>
+        g (float[1,3,4,4] x) => (float[1,3,4,5] y) <int64[8] pads = {0,0,0,0,0,0,0,1}>
+        { y = Pad<mode="constant">(x, pads) }""")
+    with pytest.raises(InputError, match="opset: onnx.version_converter cannot take this model from opset 18 to 11: "
+                                         "it has no adapter to version 17 of Pad") as raised:
+        run_pass(model, "opset(version=11)")
+    assert raised.value.exit_code == 2
+
+
 def test_opset_fails_when_the_conversion_changes_the_outputs(monkeypatch):
     real = onnx.version_converter.convert_version
 
