@@ -20,9 +20,9 @@ Then the converted model is run against the original in ONNX Runtime on seeded r
 (graph optimisations off): outputs that move by more than an exact pass allows (1e-5) fail
 the pass, naming the output. Where the inputs cannot be made up (dynamic axes other than
 the batch, types ORT cannot feed) or ORT cannot run the original, the reasons say that the
-check was skipped. A conversion the converter has no adapter for (e.g. Pad-18 with
-``axes`` down to 11) is refused, naming the operator (exit 2); any other converter error fails
-the pass with its message.
+check was skipped. A conversion the converter's adapters cannot do (no Pad adapter below
+18, Resize ``axes`` below 18, ...) is refused with the converter's reason (exit 2); any other
+converter error fails the pass with its message.
 """
 
 from __future__ import annotations
@@ -56,13 +56,16 @@ class Opset(Pass):
         original = gs.export_onnx(graph)
         try:
             converted = convert_opset(original, self.version, self.name)
-        except RuntimeError as exc:
-            found = re.search(r"No Adapter (To|From) Version \$?(\d+) for (\w+)", str(exc))
+        except RuntimeError as exc:  # the converter's adapters assert what they cannot do
+            found = re.search(r"version_converter.*?Assertion `.*?` failed: (.+)", str(exc))
             if found is None:
                 raise
+            reason = found[1].strip().splitlines()[0]
+            adapter = re.fullmatch(r"No Adapter (To|From) Version \$?(\d+) for (\w+)", reason)
+            if adapter:
+                reason = f"it has no adapter {adapter[1].lower()} version {adapter[2]} of {adapter[3]}"
             raise self.refuse(f"onnx.version_converter cannot take this model from opset {graph.opset} to "
-                              f"{self.version}: it has no adapter {found[1].lower()} version {found[2]} of "
-                              f"{found[3]}") from None
+                              f"{self.version}: {reason}") from None
         reasons = self._verify(original, converted)
         return PassResult(1, reasons, graph=gs.import_onnx(converted))
 
@@ -95,8 +98,8 @@ class Opset(Pass):
 
 
 def convert_opset(model: onnx.ModelProto, version: int, pass_name: str) -> onnx.ModelProto:
-    """``onnx.version_converter.convert_version`` with what it gets wrong fixed (dead Pad values,
-    Resize semantics; see the module docstring). ``model`` itself is left unchanged. int8 uses it
+    """``onnx.version_converter.convert_version`` with what it gets wrong fixed (Resize semantics,
+    dead Pad values, Pad value types; see the module docstring). ``model`` itself is left unchanged. int8 uses it
     too, for its upgrade to opset 13."""
     if any(_dead_pad_value(node) is not None for node in _nodes(model.graph)):
         copy = onnx.ModelProto()
@@ -128,7 +131,8 @@ def _element_types(model: onnx.ModelProto) -> dict[str, int]:
 def _match_pad_value_types(graph: onnx.GraphProto, types: dict[str, int]) -> None:
     """Give the converter's float32 ``constant_value`` of each Pad the type of its data."""
     for g in _graphs(graph):
-        constants = {n.output[0]: n for n in g.node if n.op_type == "Constant" and n.attribute}
+        constants = {n.output[0]: n for n in g.node
+                     if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
         for node in g.node:
             if node.op_type != "Pad" or len(node.input) < 3 or node.input[2] not in constants:
                 continue

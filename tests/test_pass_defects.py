@@ -342,6 +342,11 @@ def test_opset_refuses_a_conversion_the_converter_has_no_adapter_for():
                                          "it has no adapter to version 17 of Pad") as raised:
         run_pass(model, "opset(version=11)")
     assert raised.value.exit_code == 2
+    model = model_from_text("""<ir_version: 8, opset_import: ["" : 18]>
+        g (float[1,3,4] x) => (float[1,3,8] y) <float[1] scales = {2.0}>
+        { y = Resize<axes=[2], mode="nearest">(x, "", scales) }""")
+    with pytest.raises(InputError, match="opset 18 to 13: Resize axes is not supported when converting from opset 18"):
+        run_pass(model, "opset(version=13)")
 
 
 def test_opset_fails_when_the_conversion_changes_the_outputs(monkeypatch):
