@@ -77,7 +77,7 @@ class Int8(Pass):
         model, aliased = export_without_aliased_outputs(graph)  # the quantiser finds a cycle in them
         reader = _Calibration(info, model, self.samples, self)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
-            model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self.name)
+            model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self)
         exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
         names = {n.name for n in targets}
         unknown = [n for n in self.keep_float if n not in names]

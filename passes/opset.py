@@ -10,7 +10,7 @@ fixed range of opsets (Ascend ATC: 11). What the converter gets wrong is fixed:
   ``nearest_mode`` with other defaults (``half_pixel``, ``round_prefer_floor``), which the
   converter leaves unset: the pass sets ``asymmetric`` and ``floor`` (``ceil`` when every
   scale shrinks) on each Resize it upgrades. Scales that enlarge one axis and shrink another
-  in nearest mode have no opset-11 equivalent: the pass fails and says so.
+  in nearest mode have no opset-11 equivalent: the pass refuses and says so (exit 2).
 - A Pad before opset 11 in ``reflect`` or ``edge`` mode may carry a ``value`` attribute that
   means nothing there; the converter turns it into an operand those modes reject, so it is
   dropped first. The ``constant_value`` operand the converter makes is always float32: on
@@ -55,7 +55,7 @@ class Opset(Pass):
             return PassResult(0, [f"the model is already at opset {self.version}"], modified=False)
         original = gs.export_onnx(graph)
         try:
-            converted = convert_opset(original, self.version, self.name)
+            converted = convert_opset(original, self.version, self)
         except RuntimeError as exc:  # the converter's adapters assert what they cannot do
             found = re.search(r"version_converter.*?Assertion `.*?` failed: (.+)", str(exc))
             if found is None:
@@ -97,7 +97,7 @@ class Opset(Pass):
         return []
 
 
-def convert_opset(model: onnx.ModelProto, version: int, pass_name: str) -> onnx.ModelProto:
+def convert_opset(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.ModelProto:
     """``onnx.version_converter.convert_version`` with what it gets wrong fixed (Resize semantics,
     dead Pad values, Pad value types; see the module docstring). ``model`` itself is left unchanged. int8 uses it
     too, for its upgrade to opset 13."""
@@ -114,7 +114,7 @@ def convert_opset(model: onnx.ModelProto, version: int, pass_name: str) -> onnx.
     types = _element_types(model) if attribute_pads else {}
     converted = onnx.version_converter.convert_version(model, version)
     if crossing:
-        _keep_opset10_resize(converted.graph, version, pass_name)
+        _keep_opset10_resize(converted.graph, version, owner)
         _match_pad_value_types(converted.graph, types)
     return converted
 
@@ -143,7 +143,7 @@ def _match_pad_value_types(graph: onnx.GraphProto, types: dict[str, int]) -> Non
                 tensor.CopyFrom(onnx.numpy_helper.from_array(value, tensor.name))
 
 
-def _keep_opset10_resize(graph: onnx.GraphProto, version: int, pass_name: str) -> None:
+def _keep_opset10_resize(graph: onnx.GraphProto, version: int, owner: Pass) -> None:
     """Give every upgraded Resize (one without a coordinate mode) the opset-10 semantics."""
     constants = _constants(graph)
     for node in _nodes(graph):
@@ -159,9 +159,9 @@ def _keep_opset10_resize(graph: onnx.GraphProto, version: int, pass_name: str) -
             scales = np.ones(1, np.float32)
         shrink = bool((scales < 1).any())
         if shrink and bool((scales > 1).any()):
-            raise PassFailed(pass_name, f"the Resize producing '{node.output[0]}' (nearest, scales "
-                                        f"{[round(float(v), 6) for v in scales]}) rounds down on the enlarged axes and "
-                                        f"up on the shrunk ones in opset 10, which opset {version} cannot express")
+            raise owner.refuse(f"the Resize producing '{node.output[0]}' (nearest, scales "
+                               f"{[round(float(v), 6) for v in scales]}) rounds down on the enlarged axes and up on "
+                               f"the shrunk ones in opset 10, which opset {version} cannot express")
         node.attribute.append(onnx.helper.make_attribute("nearest_mode", "ceil" if shrink else "floor"))
 
 
