@@ -106,3 +106,20 @@ def test_model_zoo_networks_with_initializers_as_inputs(name):
     inputs = {i.name for i in result.model.graph.input}
     assert inits <= inputs
     assert result.model.ir_version == model.ir_version
+
+
+def test_the_callers_model_is_never_modified():
+    """Folding inlines the If branch and renames its weight: once that renamed the weight in the
+    caller's own ModelProto too (onnx-graphsurgeon writes names into the imported protos)."""
+    model = model_from_text("""<ir_version: 7, opset_import: ["" : 13]>
+        g (float[1,3,4,4] x) => (float[?,?,?,?] y)
+           <bool cond = {0}, int64[8] pads_a = {0,0,0,0,0,0,0,1}, int64[8] pads_b = {0,0,0,0,0,0,0,1}>
+        {
+           y = If (cond) <else_branch: graph = e () => (float[?,?,?,?] pe) { pe = Pad <mode = "constant"> (x, pads_b) },
+                          then_branch: graph = t () => (float[?,?,?,?] pt) { pt = Pad <mode = "constant"> (x, pads_a) }>
+        }""")
+    before = model.SerializeToString()
+    result = PassManager("fold-constants", instruments=[NumericChecker()]).run(model)
+    assert result.records[0].modified
+    assert [n.op_type for n in result.model.graph.node] == ["Pad"]
+    assert model.SerializeToString() == before

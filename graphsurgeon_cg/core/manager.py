@@ -355,6 +355,7 @@ def _node_digraph(graph: gs.Graph):
 def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
                      provenance: dict[str, str]) -> onnx.ModelProto:
     """Export, carry over model-level fields, tag provenance, infer shapes strictly, check."""
+    _own_renamed_weights(graph)
     try:
         model = gs.export_onnx(graph, do_type_check=True, ir_version=template.ir_version)
     except Exception as exc:
@@ -384,6 +385,28 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
     return model
+
+
+def _own_renamed_weights(graph: gs.Graph) -> None:
+    """onnx-graphsurgeon keeps the caller's TensorProto of each imported weight and, on export,
+    writes the weight's current name into it: a pass that renames a weight (folding inlines an
+    If branch) would rename it in the caller's model too. A renamed weight gets its own copy."""
+    from onnx_graphsurgeon.ir.tensor import LazyValues
+
+    def visit(g: gs.Graph) -> None:
+        for node in g.nodes:
+            for tensor in node.inputs:
+                values = getattr(tensor, "_values", None)
+                if isinstance(values, LazyValues) and values.tensor.name != tensor.name:
+                    proto = onnx.TensorProto()
+                    proto.CopyFrom(values.tensor)
+                    proto.name = tensor.name
+                    tensor._values = LazyValues(proto)
+            for attr in node.attrs.values():
+                if isinstance(attr, gs.Graph):
+                    visit(attr)
+
+    visit(graph)
 
 
 def _keep_initializers_as_inputs(model: onnx.ModelProto, template: onnx.ModelProto) -> None:
