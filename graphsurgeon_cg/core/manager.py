@@ -421,6 +421,18 @@ def _keep_initializers_as_inputs(model: onnx.ModelProto, template: onnx.ModelPro
     for tensor in model.graph.initializer:
         if tensor.name not in present and (every or tensor.name in listed):
             model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+    # In the original's order (weights a pass made unused are gone: listing them would turn
+    # them into inputs a caller must feed).
+    rank = {i.name: k for k, i in enumerate(template.graph.input)}
+    ordered = [_copied(i) for i in sorted(model.graph.input, key=lambda i: rank.get(i.name, len(rank)))]
+    del model.graph.input[:]
+    model.graph.input.extend(ordered)
+
+
+def _copied(info: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
+    out = onnx.ValueInfoProto()
+    out.CopyFrom(info)
+    return out
 
 
 def _min_ir_version(opset: int) -> int:
