@@ -20,17 +20,18 @@ class FoldConstants(Pass):
     exact = True
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        before = len(graph.nodes)
+        before = {id(n) for n in graph.nodes}
         if _has_foldable_node(graph):  # folding copies the whole graph: skip it when it cannot fold
             graph.fold_constants(error_ok=False)
             graph.cleanup(remove_unused_graph_inputs=False)
         elif _has_dead_node(graph):
             graph.cleanup(remove_unused_graph_inputs=False)
-        removed = before - len(graph.nodes)
-        # Folding may also replace a node's computed input by an initializer without removing
-        # a node (a shared subgraph): say nothing, and let the manager's fingerprint decide.
-        return PassResult(removed, [] if removed else ["no constant or dead subgraph found"],
-                          modified=True if removed else None)
+        # Rewrites: nodes folded or removed (an If with a constant condition is replaced by its
+        # branch's nodes: the If counts). Folding may also replace a node's computed input by an
+        # initializer without removing a node (a shared subgraph): the manager's fingerprint sees it.
+        gone = len(before - {id(n) for n in graph.nodes})
+        return PassResult(gone, [] if gone else ["no constant or dead subgraph found"],
+                          modified=True if gone else None)
 
 
 def _has_foldable_node(graph: gs.Graph) -> bool:

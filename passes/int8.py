@@ -92,7 +92,7 @@ class Int8(Pass):
         try:
             with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # calibrator prints
                 out = Path(tmp) / "int8.onnx"
-                quantize_static(model, out, reader,
+                _quantize(self, quantize_static, model, out, reader,
                                 quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
                                 op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -106,6 +106,17 @@ class Int8(Pass):
                        (n.op in self.ops and len(n.inputs) > 1 and n.inputs[1].inputs and
                         n.inputs[1].inputs[0].op == "DequantizeLinear"))
         return PassResult(rewrites, [f"kept in float: {', '.join(exclude)}"] if exclude else [], graph=quantized)
+
+
+def _quantize(p: Int8, quantize_static, *args, **kwargs) -> None:
+    """onnxruntime's quantiser; a calibration that cannot bin an activation is one clear line."""
+    try:
+        quantize_static(*args, **kwargs)
+    except ValueError as exc:
+        if "bins" not in str(exc):
+            raise
+        raise p.refuse(f"{p.method} calibration failed on a (nearly) constant activation ({exc}); "
+                       "try method=minmax") from None
 
 
 class _Calibration:

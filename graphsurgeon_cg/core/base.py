@@ -191,7 +191,10 @@ class NodeRewritePass(Pass):
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         rewrites, reasons = 0, []
-        for node in [n for n in graph.nodes if n.op in self.op_types]:
+        for subgraph, node in _nodes_in(graph):
+            if node.op not in self.op_types:
+                continue
+            ctx.graph = subgraph  # new nodes go where the matched node lives (If/Loop bodies too)
             found = self.match(node, ctx)
             if found is None:
                 continue
@@ -202,6 +205,18 @@ class NodeRewritePass(Pass):
             if note:
                 reasons.append(f"{node.name or node.op}: {note}")
             rewrites += 1
+        ctx.graph = graph
         if not rewrites and not reasons:
             reasons.append(self.nothing_found)
         return PassResult(rewrites, reasons, modified=rewrites > 0)
+
+
+def _nodes_in(graph: gs.Graph) -> list[tuple[gs.Graph, gs.Node]]:
+    """(graph, node) for every node, those of If/Loop/Scan bodies included (a snapshot)."""
+    found = []
+    for node in list(graph.nodes):
+        found.append((graph, node))
+        for value in node.attrs.values():
+            if isinstance(value, gs.Graph):
+                found.extend(_nodes_in(value))
+    return found
