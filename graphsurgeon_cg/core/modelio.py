@@ -99,12 +99,18 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise InputError(f"output {path} is a directory, expected a file name")
     if not parent.is_dir():
         raise InputError(f"output directory {parent} does not exist")
-    try:  # a real probe: permission bits say little to root or on read-only mounts
-        with tempfile.TemporaryFile(dir=parent):
+    _probe(parent, f"output directory {parent} is not writable")
+    return path
+
+
+def _probe(folder: Path, message: str) -> None:
+    """Create and remove a file in ``folder``: permission bits say little to root or on
+    read-only mounts."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise InputError(f"output directory {parent} is not writable ({exc.strerror or exc})") from None
-    return path
+        raise InputError(f"{message} ({exc.strerror or exc})") from None
 
 
 def check_output_folder(folder: str | os.PathLike) -> Path:
@@ -119,11 +125,7 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
         base = base.parent
     if not base.is_dir():
         raise InputError(f"cannot create the folder {folder}: {base} is a file")
-    try:  # a real probe: permission bits say little to root or on read-only mounts
-        with tempfile.TemporaryFile(dir=base):
-            pass
-    except OSError as exc:
-        raise InputError(f"cannot write in {base} ({exc.strerror or exc})") from None
+    _probe(base, f"cannot write in {base}")
     return base
 
 
