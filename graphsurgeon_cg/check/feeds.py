@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..core.errors import InputError
+from ..core.errors import InputError, first_line
 from .images import IMAGE_SUFFIXES, load_image
 from .session import numpy_dtype
 
@@ -101,7 +101,7 @@ def file_feeds(session: Any, folder: str | os.PathLike, warn: Callable[[str], No
         except InputError:
             raise
         except Exception as exc:  # numpy and PIL raise many types for broken or unknown files
-            warn(f"warning: skipped {path}: {_reason(exc)}")
+            warn(f"warning: skipped {path}: {first_line(exc)}")
             continue
         for inp in inputs:
             arr = feed[inp.name]
@@ -132,11 +132,6 @@ def _check_image_input(inp: Any) -> None:
     shape = inp.shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
         raise InputError(f"input '{inp.name}' is not an NCHW image of static size; use .npy inputs")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def static_batch(model: onnx.ModelProto) -> int | None:

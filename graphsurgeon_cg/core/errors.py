@@ -7,6 +7,14 @@ Exit codes: 0 success, 1 a pass failed or produced an invalid model, 2 bad input
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """A library's exception as one line for our messages: its first non-empty line (or its
+    type when it says nothing), cut at ``limit`` characters."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class CgsurgError(Exception):
     """Base class: the message is one line meant for the user."""
 

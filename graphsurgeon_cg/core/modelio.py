@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 # Protobuf cannot serialise a message of 2 GiB or more; stay clear of the limit.
 PROTOBUF_LIMIT = 2**31 - 2**26
@@ -42,13 +42,13 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         model = onnx.load(str(path), load_external_data=False)
         _resolve_external_data(model, path.resolve().parent)
     except (DecodeError, RuntimeError, ValueError, OSError) as exc:
-        raise InputError(f"{path} is not a readable ONNX model ({_first_line(exc)})") from None
+        raise InputError(f"{path} is not a readable ONNX model ({first_line(exc)})") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise InputError(f"{path} is not an ONNX model (no graph with nodes found)")
     try:
         onnx.checker.check_model(weightless(model))
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise InputError(f"{path} is not a valid ONNX model: {_first_line(exc)}") from None
+        raise InputError(f"{path} is not a valid ONNX model: {first_line(exc)}") from None
     return model
 
 
@@ -311,8 +311,3 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

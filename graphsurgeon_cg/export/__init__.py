@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 
 from ..check.session import make_session
-from ..core.errors import CgsurgError, InputError
+from ..core.errors import CgsurgError, InputError, first_line
 from ..core.modelio import check_writable, default_opset, load_model, same_file, save_model, staged_folder
 from .architectures import NORMS, GeneratorSpec, build_generator
 
@@ -65,7 +65,7 @@ def load_state_dict(path: str | os.PathLike, notice: Callable[[str], None] = lam
         if not_checkpoint:
             raise InputError(not_checkpoint) from None
         if not isinstance(exc, pickle.UnpicklingError):
-            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            reason = first_line(exc, limit=200)
             raise InputError(f"{path} is not a PyTorch checkpoint ({reason})") from None
         text = str(exc)
         if "Weights only load failed" in text or "weights_only" in text:
@@ -279,7 +279,7 @@ def _torch_export(model, dummy, path: Path, opset: int, input_name: str, output_
                               input_names=[input_name], output_names=[output_name], dynamic_axes=axes,
                               external_data=False)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:300]
+        reason = first_line(exc)
         raise ExportFailed(f"torch.onnx.export failed at opset {opset}: {reason}") from None
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..check.images import RESAMPLE, load_image
-from ..core.errors import InputError
+from ..core.errors import InputError, first_line
 from ..core.modelio import check_output_folder, staged_folder, within
 from .dataset import Sample, write_info
 
@@ -62,7 +62,7 @@ def _prep_files(files: list[Path], src: Path, dst: Path, size: int, resample: st
         try:
             arr, width, height = load_image(path, size, resample, dtype)
         except Exception as exc:  # PIL raises many types for broken or unknown files
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc, limit=10_000)
             skipped.append((str(path), reason))
             warn(f"warning: skipped {path}: {reason}")
             continue
