@@ -256,7 +256,7 @@ def _drop_dead_nodes(graph: gs.Graph) -> None:
 def _fingerprint(graph: gs.Graph) -> int:
     """A hash of the graph's structure: nodes (op, domain, name, attributes, wiring), tensors
     (name, dtype, shape; for constants a strided sample of the values), inputs, outputs and
-    opset. Cheap (no full copy of the weights), so it runs before every pass; an edit inside a
+    opset. Cheap (no full copy of the weights), run before each pass that does not report ``modified``; an edit inside a
     weight array that the sample misses goes unseen: such a pass must say ``modified=True``."""
     def value_key(value: Any) -> Any:
         if isinstance(value, gs.Constant):
