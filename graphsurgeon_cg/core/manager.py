@@ -256,8 +256,9 @@ def _drop_dead_nodes(graph: gs.Graph) -> None:
 def _fingerprint(graph: gs.Graph) -> int:
     """A hash of the graph's structure: nodes (op, domain, name, attributes, wiring), tensors
     (name, dtype, shape; for constants a strided sample of the values), inputs, outputs and
-    opset. Cheap (no full copy of the weights), run before each pass that does not report ``modified``; an edit inside a
-    weight array that the sample misses goes unseen: such a pass must say ``modified=True``."""
+    opset. Cheap (no full copy of the weights); it runs before each pass that does not report
+    ``modified``. An edit inside a weight array that the sample misses goes unseen: such a pass
+    must say ``modified=True``."""
     def value_key(value: Any) -> Any:
         if isinstance(value, gs.Constant):
             return ("const", id(value), tuple(value.shape), str(value.dtype), _sample(value))
