@@ -13,7 +13,9 @@ and last convolutions stay float by default (``keep_first_last``): they are the 
 sensitive and the cheapest; ``keep_float=[node,...]`` leaves more in float (mixed precision).
 Every graph input is fed during calibration: each float input that takes the info file's
 images (N x the samples' shape) gets the same sample; any other input (a mask, an index, an
-image of another size) has no calibration data and the pass refuses, naming it. An output
+image of another size) has no calibration data and the pass refuses, naming it; an input
+with a default (an initializer listed as an input) gets its default, and a Conv whose weight
+is such an input stays float (the caller may override it). An output
 that is also a graph input is set aside while quantising and put back as it was.
 Accuracy depends on the model and the calibration data; the declared bound is ``min_cos``
 (default 0.95), to be tightened for a trained model.
@@ -75,7 +77,7 @@ class Int8(Pass):
         if all(any(o is i for i in graph.inputs) for o in graph.outputs):
             return PassResult(0, ["every output is a graph input: nothing is computed"], modified=False)
         model, aliased = export_without_aliased_outputs(graph)  # the quantiser finds a cycle in them
-        reader = _Calibration(info, model, self.samples, self)
+        reader = _Calibration(info, model, self.samples, self, ctx.defaults)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
             model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self)
         exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
@@ -84,6 +86,9 @@ class Int8(Pass):
         if unknown:
             raise self.refuse(f"keep_float names no {'/'.join(self.ops)} node: {', '.join(unknown)}")
         exclude += [n for n in self.keep_float if n not in exclude]
+        # A weight the caller may override (an initializer listed as a graph input) is no constant
+        # to quantise: its node stays float.
+        exclude += [n.name for n in targets if n.name not in exclude and not isinstance(n.inputs[1], gs.Constant)]
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[self.method]
         root = logging.getLogger()
@@ -123,7 +128,7 @@ class _Calibration:
     """onnxruntime.quantization's CalibrationDataReader over an info file's samples, feeding
     every graph input that takes them; ``owner.refuse`` names an input that cannot be fed."""
 
-    def __init__(self, info: str, model: onnx.ModelProto, limit: int, owner: Pass):
+    def __init__(self, info: str, model: onnx.ModelProto, limit: int, owner: Pass, defaults: dict):
         from graphsurgeon_cg.stages.dataset import load_sample, read_info
 
         arrays = [load_sample(s) for s in read_info(info)[:limit]]
@@ -133,15 +138,18 @@ class _Calibration:
                                f"({sorted({_dims(a.shape) for a in arrays})})")
         initializers = {t.name for t in model.graph.initializer}
         dtypes = {}
+        listed = {inp.name for inp in model.graph.input}
+        fixed = {name: c.values for name, c in defaults.items() if name in listed}  # overridable: their defaults
         for inp in model.graph.input:
-            if inp.name in initializers:
+            if inp.name in initializers or inp.name in fixed:
                 continue
             why = _cannot_take(inp, shape)
             if why:
                 raise owner.refuse(f"input '{inp.name}' has no calibration data: {why}; the samples in {info} "
                                    f"are {_dims(shape)} float images")
             dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-        self._feeds = iter([{name: a[None].astype(dtype) for name, dtype in dtypes.items()} for a in arrays])
+        self._feeds = iter([{**{name: a[None].astype(dtype) for name, dtype in dtypes.items()},
+                             **fixed} for a in arrays])
 
     def get_next(self):
         return next(self._feeds, None)

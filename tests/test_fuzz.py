@@ -23,12 +23,7 @@ from graphsurgeon_cg.testing import assert_numerically_equal, model_from_text, r
 
 # Known, not-yet-fixed defects: the corners (generator tags) the property test leaves out. Each has
 # an xfail regression test below; remove the entry when its test flips.
-ALL_PASSES = {
-    # Initializers also listed as graph inputs are dropped from the inputs when a pass consumes
-    # them (reflect2slice, pad-conv-fusion, fold-constants, int8) or when they are read only inside
-    # an If/Loop body (every rewriting pass): test_initializer_inputs_*.
-    "initializers-as-inputs",
-}
+ALL_PASSES: set[str] = set()
 KNOWN_BAD: dict[str, set[str]] = {}
 SUITE_PASSES = [spec for spec in fuzzing.PASSES if not spec.startswith("opset")] + \
     ["opset(version=11)", "opset(version=13)", "opset(version=21)"]
@@ -207,8 +202,6 @@ CONSUMED_INITIALIZER_INPUTS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a pass that consumes an initializer listed as a graph input "
-                                       "drops it from the inputs (and treats an overridable value as constant)")
 @pytest.mark.parametrize("spec", sorted(CONSUMED_INITIALIZER_INPUTS))
 def test_initializer_inputs_consumed_by_a_pass_stay_inputs(spec):
     model = model_from_text(CONSUMED_INITIALIZER_INPUTS[spec])
@@ -216,6 +209,27 @@ def test_initializer_inputs_consumed_by_a_pass_stay_inputs(spec):
     assert [i.name for i in new.graph.input] == [i.name for i in model.graph.input]
     onnx.checker.check_model(new, full_check=True)
     assert_numerically_equal(model, new, atol=1e-5)
+
+
+def test_an_overridden_initializer_input_still_overrides():
+    """From IR 4 an initializer listed as an input is a default the caller may override: folding
+    it into the constant it feeds would bake the default in."""
+    model = model_from_text(CONSUMED_INITIALIZER_INPUTS["fold-constants"])
+    new, record = run_pass(model, "fold-constants")
+    assert record.rewrites == 0 and [t.name for t in new.graph.initializer] == ["w", "v"]
+    x = np.arange(8, dtype=np.float32).reshape(1, 2, 4)
+    assert_numerically_equal(model, new, [{"x": x, "w": np.array([5.0], np.float32)}, {"x": x}])
+
+
+def test_before_ir4_initializers_are_constants_to_fold():
+    """Before IR 4 every initializer had to be an input: listing one says nothing, it folds."""
+    text = CONSUMED_INITIALIZER_INPUTS["fold-constants"].replace("ir_version: 8", "ir_version: 3").replace(
+        "float[1] w) =>", "float[1] w, float[1] v) =>")
+    model = model_from_text(text)
+    assert model.ir_version == 3
+    new, record = run_pass(model, "fold-constants")
+    assert record.rewrites == 1 and [i.name for i in new.graph.input][0] == "x"
+    assert_numerically_equal(model, new)
 
 
 def _calibration(folder, shape) -> str:
@@ -227,7 +241,6 @@ def _calibration(folder, shape) -> str:
     return str(info)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: int8 drops the Conv weights listed as graph inputs")
 def test_initializer_inputs_survive_int8(tmp_path):
     model = model_from_text(f"""{H13}
         g (float[1,3,4,4] x, float[1,3,1,1] w) => (float[1,1,4,4] y) <float[1,3,1,1] w = {{0.1, -0.2, 0.3}}> {{
@@ -236,8 +249,6 @@ def test_initializer_inputs_survive_int8(tmp_path):
     assert [i.name for i in new.graph.input] == ["x", "w"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: an initializer listed as an input and read only inside an If "
-                                       "body is dropped from the inputs by any rewriting pass")
 @pytest.mark.parametrize("spec", ["fp16out", "static-batch(batch=2)"])
 def test_initializer_inputs_read_in_a_subgraph_stay_inputs(spec):
     model = model_from_text(f"""{H13}

@@ -14,7 +14,7 @@ the result's ``adapter``. Passes never print.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -24,10 +24,17 @@ from .errors import InputError
 from .options import Option
 from .pipeline import PassSpec
 
+if TYPE_CHECKING:
+    import onnx
+
 
 class IOAdapter:
     """How a pass changed what the model takes or gives (dtype, layout, units), so that the
-    numeric check and the report compare like with like. The identity by default."""
+    numeric check and the report compare like with like. The identity by default.
+    ``removed_inputs``: graph inputs the pass bound to constants and took out of the interface
+    (``freeze-inputs``); the manager lets exactly these go, and ``feeds`` should drop them."""
+
+    removed_inputs: tuple[str, ...] = ()
 
     def feeds(self, feed: dict) -> dict:
         """Inputs of the model before the pass -> the equivalent inputs after it."""
@@ -64,6 +71,9 @@ class PassContext:
     opset: int
     graph: gs.Graph
     data: str | None = None  # an info file of preprocessed samples, e.g. for calibration
+    # Default values of the inputs a caller may override (initializers listed as graph inputs,
+    # IR >= 4): in the graph they are variables; a pass that runs the model feeds these.
+    defaults: dict[str, gs.Constant] = field(default_factory=dict)
     touched: list[gs.Node] = field(default_factory=list)
     _names: set[str] | None = None
     _constants: dict = field(default_factory=dict)
@@ -139,6 +149,12 @@ class Pass:
         """``(mean, scale)`` when the pass makes the model take 8-bit images normalised as
         ``(u - mean) / scale``: random check inputs are then drawn from that grid."""
         return None
+
+    def pinned_inputs(self, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+        """Graph inputs of ``model`` (the original) that this pass binds to fixed values
+        (``freeze-inputs``), by name. Every stage of a run is fed these values, so the stages
+        before the pass are compared at the point where the pass froze the model."""
+        return {}
 
     def refuse(self, message: str) -> InputError:
         """An error for options that do not fit this graph (exit code 2, names the pass)."""

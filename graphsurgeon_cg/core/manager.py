@@ -98,10 +98,12 @@ class PassManager:
         try:
             self.instruments.call("before_pipeline", run)
             graph = gs.import_onnx(model)
+            defaults = _overridable_as_variables(graph, model)
             for index, p in enumerate(self.passes):
                 self.instruments.call("before_pass", run, index, p)
                 try:
-                    record, graph, current, adapter = self._run_one(p, graph, model, run.stages[-1], provenance)
+                    record, graph, current, adapter = self._run_one(p, graph, model, run.stages[-1], provenance,
+                                                                     defaults)
                     run.stages.append(current)
                     run.adapters.append(adapter)
                     run.records.append(record)
@@ -120,8 +122,9 @@ class PassManager:
         return result
 
     def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto, previous: onnx.ModelProto,
-                 provenance: dict[str, str]) -> tuple[PassRecord, gs.Graph, onnx.ModelProto, IOAdapter]:
-        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data)
+                 provenance: dict[str, str], defaults: dict[str, gs.Constant]
+                 ) -> tuple[PassRecord, gs.Graph, onnx.ModelProto, IOAdapter]:
+        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults)
         before_order = [id(n) for n in graph.nodes]
         before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}
@@ -152,7 +155,7 @@ class PassManager:
             return record, graph, previous, adapter
         if result.graph is not None:
             graph = result.graph
-        _check_interface(p, interface, _interface(graph))
+        _check_interface(p, interface, _interface(graph), removable=adapter.removed_inputs)
         _drop_dead_nodes(graph)
         graph.cleanup(remove_unused_graph_inputs=False)
         if not _is_sorted(graph):
@@ -195,9 +198,13 @@ def _interface(graph: gs.Graph) -> Interface:
     return describe([t for t in graph.inputs if not isinstance(t, gs.Constant)]), describe(graph.outputs)
 
 
-def _check_interface(p: Pass, before: Interface, after: Interface) -> None:
+def _check_interface(p: Pass, before: Interface, after: Interface, removable: Sequence[str] = ()) -> None:
     """A pass may not rename, add, drop or re-rank graph inputs or outputs, nor change their
-    element types unless it declares ``changes_io_dtypes``: callers feed and read by name."""
+    element types unless it declares ``changes_io_dtypes``: callers feed and read by name. The
+    one exception: inputs the pass bound to constants and says so in its adapter's
+    ``removed_inputs`` (the checker feeds the original their frozen values)."""
+    gone_on_purpose = set(removable) - {n for n, _, _ in after[0]}
+    before = ([i for i in before[0] if i[0] not in gone_on_purpose], before[1])
     for side, old, new in (("input", before[0], after[0]), ("output", before[1], after[1])):
         old_names, new_names = [n for n, _, _ in old], [n for n, _, _ in new]
         if old_names != new_names:
@@ -410,9 +417,57 @@ def _own_renamed_weights(graph: gs.Graph) -> None:
     visit(graph)
 
 
+def _overridable(model: onnx.ModelProto) -> set[str]:
+    """The initializers a caller may override: from IR 4 on, those also listed as graph inputs
+    (ONNX Runtime reads them so). Before IR 4 every initializer had to be listed, and listing
+    says nothing: they are constants."""
+    if model.ir_version < 4:
+        return set()
+    return {i.name for i in model.graph.input} & {t.name for t in model.graph.initializer}
+
+
+def _overridable_as_variables(graph: gs.Graph, model: onnx.ModelProto) -> dict[str, gs.Constant]:
+    """To the passes, an overridable initializer is a variable input, not a constant to fold,
+    consume or quantise (a caller feeding their own pads would get the old ones baked in);
+    ``_keep_initializers_as_inputs`` gives it back its default value on export. Returns the
+    default values (constants, loaded when read), for passes that run the model (calibration)."""
+    names = _overridable(model)
+    if not names:
+        return {}
+    # onnx-graphsurgeon imports them as constants and drops them from the inputs.
+    variables: dict[str, gs.Variable] = {}
+    for tensor in model.graph.input:
+        if tensor.name in names:
+            typed = tensor.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in typed.shape.dim] if typed.HasField("shape") else None
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.type.tensor_type.elem_type)
+            variables[tensor.name] = gs.Variable(tensor.name, dtype=dtype, shape=dims)
+    order = [i.name for i in model.graph.input]
+    kept = {t.name: t for t in graph.inputs}
+    graph.inputs = [kept[name] if name in kept else variables[name]
+                    for name in order if name in kept or name in variables]
+    defaults: dict[str, gs.Constant] = {}  # values load lazily: old big exports list every weight
+
+    def rewire(g: gs.Graph) -> None:  # subgraphs read outer tensors directly
+        for node in g.nodes:
+            for k, tensor in enumerate(node.inputs):
+                if isinstance(tensor, gs.Constant) and tensor.name in variables:
+                    defaults.setdefault(tensor.name, tensor)
+                    node.inputs[k] = variables[tensor.name]
+            for attr in node.attrs.values():
+                for sub in attr if isinstance(attr, list) else [attr]:
+                    if isinstance(sub, gs.Graph):
+                        rewire(sub)
+
+    rewire(graph)
+    return defaults
+
+
 def _keep_initializers_as_inputs(model: onnx.ModelProto, template: onnx.ModelProto) -> None:
     """IR < 4 requires every initializer to be a graph input, and older exports list some as
-    inputs on purpose (overridable weights); onnx-graphsurgeon drops them: put them back."""
+    inputs on purpose (overridable weights, which the passes saw as variables): put back what
+    onnx-graphsurgeon drops, overridable ones with their original default value."""
     template_inits = {t.name for t in template.graph.initializer}
     listed = {i.name for i in template.graph.input if i.name in template_inits}
     every = model.ir_version < 4
@@ -422,6 +477,10 @@ def _keep_initializers_as_inputs(model: onnx.ModelProto, template: onnx.ModelPro
     for tensor in model.graph.initializer:
         if tensor.name not in present and (every or tensor.name in listed):
             model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+    defaults = _overridable(template) & present - {t.name for t in model.graph.initializer}
+    for tensor in template.graph.initializer:
+        if tensor.name in defaults:
+            model.graph.initializer.append(tensor)  # a copy (protobuf); external data keeps its location
     # In the original's order (weights a pass made unused are gone: listing them would turn
     # them into inputs a caller must feed).
     rank = {i.name: k for k, i in enumerate(template.graph.input)}
