@@ -15,6 +15,9 @@ fixed range of opsets (Ascend ATC: 11). What the converter gets wrong is fixed:
   means nothing there; the converter turns it into an operand those modes reject, so it is
   dropped first. The ``constant_value`` operand the converter makes is always float32: on
   float16 or float64 data it is given the data's type.
+- A Resize-11 given ``sizes`` carries an empty ``scales`` operand; from opset 13 the operand
+  is optional and ONNX Runtime refuses both unless it can see scales is an empty constant (an
+  empty initializer listed as an input is overridable, so it cannot): the empty operand goes.
 
 Then the converted model is run against the original in ONNX Runtime on seeded random inputs
 (graph optimisations off): outputs that move by more than an exact pass allows (1e-5) fail
@@ -39,6 +42,7 @@ from graphsurgeon_cg.core.bounds import EXACT_MAX_ABS
 from graphsurgeon_cg.core.modelio import default_opset, weightless
 
 OPSET_11 = 11  # Resize got coordinate_transformation_mode and nearest_mode, Pad its operands
+OPSET_13 = 13  # Resize's scales became optional (sizes alone)
 
 
 @register_pass
@@ -113,6 +117,8 @@ def convert_opset(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.Mod
     attribute_pads = crossing and any(n.op_type == "Pad" for n in _nodes(model.graph))
     types = _element_types(model) if attribute_pads else {}
     converted = onnx.version_converter.convert_version(model, version)
+    if default_opset(model) < OPSET_13 <= version:
+        _drop_empty_scales_beside_sizes(converted.graph)
     if crossing:
         _keep_opset10_resize(converted.graph, version, owner)
         _match_pad_value_types(converted.graph, types)
@@ -141,6 +147,21 @@ def _match_pad_value_types(graph: onnx.GraphProto, types: dict[str, int]) -> Non
             if want and tensor.data_type != want:
                 value = onnx.numpy_helper.to_array(tensor).astype(onnx.helper.tensor_dtype_to_np_dtype(want))
                 tensor.CopyFrom(onnx.numpy_helper.from_array(value, tensor.name))
+
+
+def _drop_empty_scales_beside_sizes(graph: onnx.GraphProto) -> None:
+    """Resize-11 takes ``sizes`` with an empty ``scales``; from 13 on, ``scales`` is optional and
+    ONNX Runtime refuses to load a Resize given both unless it can see that scales is an empty
+    constant (an empty initializer listed as a graph input is overridable, so it cannot). The
+    converter keeps the empty operand: leave it out."""
+    for g in _graphs(graph):
+        empty = {t.name for t in g.initializer if 0 in t.dims}
+        empty |= {v.name for v in g.input if v.type.tensor_type.HasField("shape") and
+                  [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim] == [0]}
+        for node in g.node:
+            if node.op_type == "Resize" and node.domain in ("", "ai.onnx") and len(node.input) > 3 and \
+                    node.input[3] and node.input[2] in empty:
+                node.input[2] = ""
 
 
 def _keep_opset10_resize(graph: onnx.GraphProto, version: int, owner: Pass) -> None:

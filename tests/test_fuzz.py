@@ -154,6 +154,21 @@ def test_opset_down_conversion_is_exact_or_refused(text, spec):
     assert_numerically_equal(model, new, atol=1e-5)
 
 
+@pytest.mark.parametrize("version", [13, 18, 21])
+def test_opset_upgrade_of_a_resize_with_sizes_and_an_overridable_empty_scales(version):
+    """Found by benchmarks/fuzz.py --graphs 400 --seed 1: the upgraded Resize kept its empty scales
+    operand, an initializer listed as an input, and ORT refused to load it ('Either sizes or scales
+    must be provided, but not both')."""
+    model = model_from_text("""<ir_version: 6, opset_import: ["" : 11]>
+        g (float[1,3,4] x, float[0] roi, float[0] scales, int64[3] sizes) => (float[1,3,8] y)
+          <float[0] roi = {}, float[0] scales = {}, int64[3] sizes = {1,3,8}> {
+            y = Resize<mode="nearest">(x, roi, scales, sizes) }""")
+    new, _ = run_pass(model, f"opset(version={version})")
+    assert [i.name for i in new.graph.input] == ["x", "roi", "scales", "sizes"]
+    onnx.checker.check_model(new, full_check=True)
+    assert_numerically_equal(model, new, atol=0)
+
+
 @pytest.mark.parametrize("text", [
     """<ir_version: 5, opset_import: ["" : 10]>
        g (float16[1,2,4] x) => (float16[1,2,5] y) { y = Pad<pads=[0,0,0,0,0,1]>(x) }""",
