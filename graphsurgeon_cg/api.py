@@ -143,7 +143,14 @@ def diff(
     seed: int = 0,
     bound: Bound | None = None,
     warn: Callable[[str], None] = lambda m: None,
+    backend: str = "ort",
 ) -> Comparison:
-    """Compare two models' outputs on the same inputs (A is the reference)."""
-    a, b = load_model(model_a), load_model(model_b)
-    return compare_models(a, b, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir, warn=warn)
+    """Compare two models' outputs on the same inputs (A is the reference, in ONNX Runtime; B
+    there too, or on ``backend`` ``openvino``, which also reads an OpenVINO IR ``.xml``)."""
+    from .check.backends import backend_for
+
+    runtime = backend_for(backend, optimize=False)
+    a = load_model(model_a)
+    b = load_model(model_b) if runtime.name == "ort" else model_b
+    return compare_models(a, b, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir, warn=warn,
+                          backend=None if runtime.name == "ort" else runtime)

@@ -21,6 +21,7 @@ from ..core.bounds import Bound
 from ..core.errors import NumericCheckFailed
 from ..core.instruments import Instrument, PipelineRun
 from ..core.manager import PassRecord, PipelineResult
+from .backends import Backend, OrtBackend, run_all
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, input_shape, random_feeds
 from .metrics import Comparison, compare_outputs
 from .session import make_session, run_session
@@ -117,10 +118,12 @@ def compare_models(ref_model: onnx.ModelProto | str | os.PathLike, new_model: on
                    feeds: Sequence[Feeds] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
                    seed: int = 0, bound: Bound | None = None,
                    inputs_dir: str | os.PathLike | None = None,
-                   warn: Callable[[str], None] = lambda m: None) -> Comparison:
-    """Run both models on the same inputs and compare (the engine of ``cgsurg diff``)."""
+                   warn: Callable[[str], None] = lambda m: None, backend: Backend | None = None) -> Comparison:
+    """Run both models on the same inputs and compare (the engine of ``cgsurg diff``): the
+    reference in ONNX Runtime, the new model there too or on ``backend`` (e.g. OpenVINO, which
+    also reads an IR ``.xml`` path)."""
     ref_sess = make_session(ref_model)
-    new_sess = make_session(new_model)
     if feeds is None:
         feeds = file_feeds(ref_sess, inputs_dir, warn) if inputs_dir else random_feeds(ref_sess, shapes, seed)
-    return compare_outputs(run_session(ref_sess, list(feeds)), run_session(new_sess, list(feeds)), bound)
+    runner = backend.load(new_model) if backend else OrtBackend(optimize=False).load(new_model)
+    return compare_outputs(run_session(ref_sess, list(feeds)), run_all(runner, list(feeds)), bound)

@@ -1,4 +1,7 @@
-"""ONNX Runtime execution providers by short name (no onnxruntime import: the CLI lists them)."""
+"""ONNX Runtime execution providers by short name, and the backends (no onnxruntime import: the
+CLI lists them)."""
+
+BACKENDS = ("ort", "openvino")  # check.backends: ONNX Runtime, OpenVINO's runtime
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..check.providers import PROVIDERS
+from ..check.providers import BACKENDS, PROVIDERS
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -72,8 +72,13 @@ check_inputs = group(
                  help="Folder of .npy/.npz files or images to compare on, instead of seeded random inputs."),
     click.option("--seed", default=0, show_default=True, help="Seed of the random inputs."),
 )
+backend_option = click.option(
+    "--backend", default="ort", show_default=True, type=click.Choice(list(BACKENDS)),
+    help="Run on ONNX Runtime (ort) or compiled by OpenVINO for its CPU device (openvino; reads ONNX or an IR .xml).")
 runtime_options = group(
-    click.option("--threads", type=click.IntRange(min=1), help="ORT intra-op threads (default: ORT's choice)."),
+    backend_option,
+    click.option("--threads", type=click.IntRange(min=1),
+                 help="Intra-op threads of ORT, or OpenVINO's INFERENCE_NUM_THREADS (default: the runtime's choice)."),
     click.option("--provider", default="cpu", show_default=True, type=click.Choice(list(PROVIDERS)),
                  help="ONNX Runtime execution provider."),
 )

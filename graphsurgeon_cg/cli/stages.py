@@ -36,12 +36,12 @@ def prep(src_dir, dst_dir, size, resample, dtype):
               help="Batch size (a static-batch model uses its own).")
 @runtime_options
 @click.option("--png", is_flag=True, help="Also write each output as an 8-bit PNG.")
-def infer(model, info, out_dir, batch, threads, provider, png):
+def infer(model, info, out_dir, batch, backend, threads, provider, png):
     """Batched offline inference over an info file."""
     from ..stages.infer import infer as run_infer
 
     result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
-                       notice=lambda m: click.echo(m, err=True))
+                       notice=lambda m: click.echo(m, err=True), backend=backend)
     click.echo(f"{result.count} images in {result.seconds:.2f}s at batch {result.batch}: "
                f"{result.throughput:.2f} images/s overall, "
                f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
@@ -59,8 +59,11 @@ def infer(model, info, out_dir, batch, threads, provider, png):
               help="Fail (exit 3) when the mean cosine (per-pixel for images, flat otherwise) is below this.")
 @json_option
 @click.option("--csv", "csv_path", metavar="FILE.csv", help="Write the per-image scores to this CSV file.")
-def evaluate(dirs, ref_model, model, info, batch, threads, provider, min_cos, as_json, csv_path):
-    """Accuracy: REF_DIR OUT_DIR, or --ref REF.onnx --model NEW.onnx --data INFO."""
+def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, min_cos, as_json, csv_path):
+    """Accuracy: REF_DIR OUT_DIR, or --ref REF.onnx --model NEW.onnx --data INFO.
+
+    With --backend openvino, --model (ONNX or an OpenVINO IR .xml) runs compiled by OpenVINO and
+    --ref in ONNX Runtime."""
     from ..core.modelio import check_writable
     from ..stages.evaluate import evaluate_dirs, evaluate_models
 
@@ -71,9 +74,12 @@ def evaluate(dirs, ref_model, model, info, batch, threads, provider, min_cos, as
     if dirs:
         if len(dirs) != 2:
             raise InputError("give exactly two folders: REF_DIR OUT_DIR")
+        if backend != "ort":
+            raise InputError("--backend runs models: give --ref, --model and --data with it, not output folders")
         result = evaluate_dirs(*dirs)
     elif ref_model and model and info:
-        result = evaluate_models(ref_model, model, info, batch=batch, threads=threads, provider=provider)
+        result = evaluate_models(ref_model, model, info, batch=batch, threads=threads, provider=provider,
+                                 backend=backend)
     else:
         raise InputError("give REF_DIR OUT_DIR, or all of --ref, --model and --data")
     if csv_path:
@@ -96,12 +102,12 @@ def evaluate(dirs, ref_model, model, info, batch, threads, provider, min_cos, as
 @data_option(help="Info file: time real batches instead of random inputs.")
 @runtime_options
 @json_option
-def bench(model, batch_sizes, rounds, warmup, info, threads, provider, as_json):
+def bench(model, batch_sizes, rounds, warmup, info, backend, threads, provider, as_json):
     """Throughput and latency per batch size."""
     from ..stages.bench import bench as run_bench
 
     result = run_bench(model, batch_sizes, rounds=rounds, warmup=warmup, data=info, threads=threads,
-                       provider=provider, notice=lambda m: click.echo(m, err=True))
+                       provider=provider, notice=lambda m: click.echo(m, err=True), backend=backend)
     if as_json:
         tables.echo_json(result.as_dict())
     else:
@@ -114,11 +120,11 @@ def bench(model, batch_sizes, rounds, warmup, info, threads, provider, as_json):
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Profiled runs.")
 @runtime_options
 @json_option
-def profile_command(model, batch, rounds, threads, provider, as_json):
-    """Per-operator time from ONNX Runtime's profiler."""
+def profile_command(model, batch, rounds, backend, threads, provider, as_json):
+    """Per-operator time from ONNX Runtime's profiler (or OpenVINO's per-layer counters)."""
     from ..stages.profiling import profile
 
-    result = profile(model, batch=batch, rounds=rounds, threads=threads, provider=provider)
+    result = profile(model, batch=batch, rounds=rounds, threads=threads, provider=provider, backend=backend)
     if as_json:
         tables.echo_json(result.as_dict())
     else:

@@ -12,7 +12,7 @@ from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import same_file
 from ..core.registry import available_passes, load_plugin
 from . import cli, tables
-from .options import check_inputs, data_option, group, json_option, plugin_option, shapes_of
+from .options import backend_option, check_inputs, data_option, group, json_option, plugin_option, shapes_of
 
 report_options = group(
     click.option("--report", "report_dir", metavar="DIR",
@@ -86,15 +86,17 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
 @click.option("--min-cos", type=click.FloatRange(-1, 1),
               help="Fail (exit 3) when an output's cosine (per-pixel for images, flat otherwise) is below this.")
 @json_option
-def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json):
-    """Compare the outputs of MODEL_B against MODEL_A on the same inputs."""
+@backend_option
+def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json, backend):
+    """Compare the outputs of MODEL_B against MODEL_A on the same inputs (MODEL_B on --backend)."""
     bound = Bound(max_abs=atol, min_cos=min_cos) if atol is not None or min_cos is not None else None
     result = api.diff(model_a, model_b, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, bound=bound,
-                      warn=lambda m: click.echo(m, err=True))
+                      warn=lambda m: click.echo(m, err=True), backend=backend)
     if as_json:
         tables.echo_json(result.as_dict())
     else:
-        tables.comparison(result, f"{model_b} vs {model_a}" + (f" ({bound.describe()})" if bound else ""))
+        on = " on OpenVINO" if backend == "openvino" else ""
+        tables.comparison(result, f"{model_b}{on} vs {model_a}" + (f" ({bound.describe()})" if bound else ""))
     if not result.ok:
         raise NumericCheckFailed(result.violations[0])
 

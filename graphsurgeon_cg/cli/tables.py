@@ -67,7 +67,7 @@ def evaluation(summary: dict, worst: list) -> None:
 
 def bench(model: str, result: Any) -> None:
     env = result.environment
-    click.echo(f"{model} ({result.mode} inputs) on {env['provider']}, onnxruntime {env['onnxruntime']}, "
+    click.echo(f"{model} ({result.mode} inputs) on {env['provider']}, {env['runtime']}, "
                f"threads {env['threads']}, {env['cpu']} ({env['cores']} cores)")
     click.echo(f"  {'batch':>5}  {'images/s':>9}  {'mean ms':>8}  {'p50 ms':>8}  {'p90 ms':>8}  {'p99 ms':>8}")
     for r in result.results:
@@ -84,5 +84,6 @@ def profile(model: str, result: Any) -> None:
     for op in result.ops:
         click.echo(f"  {op['op_type']:<24} {op['nodes']:>5}  {op['per_run_ms']:>9.3f}  {op['share']:>6.1%}")
     click.echo("top nodes:")
+    width = max([16, *(len(n["op_type"]) for n in result.top_nodes)])  # OpenVINO's op names run longer
     for n in result.top_nodes:
-        click.echo(f"  {n['node'][:48]:<48} {n['op_type']:<16} {n['per_run_ms']:>9.3f} ms  {n['share']:>6.1%}")
+        click.echo(f"  {n['node'][:48]:<48} {n['op_type']:<{width}} {n['per_run_ms']:>9.3f} ms  {n['share']:>6.1%}")

@@ -1,14 +1,16 @@
 """bench: throughput and latency per batch size, like the vendor tool's two modes.
 
-Pure inference: random inputs of the model's shape and range (floats in [-1, 1], uint8
-images over 0..255), ``warmup`` untimed runs, then ``rounds`` timed runs. Real data: batches
-cut from an info file's samples, cycled. Only ``session.run`` is timed. A static-batch model
-runs only its own batch size, and the result says so. A batch that cannot fit in memory is
-refused before anything runs (see ``memory_needed``), rather than the process being killed.
+On ONNX Runtime or OpenVINO (``backend``). Pure inference: random inputs of the model's
+shape and range (floats in [-1, 1], uint8 images over 0..255), ``warmup`` untimed runs, then
+``rounds`` timed runs. Real data: batches cut from an info file's samples, cycled. Only
+``run`` is timed. A static-batch model runs only its own batch size, and the result says so.
+A batch that cannot fit in memory is refused before anything runs (see ``memory_needed``),
+rather than the process being killed.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -16,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..check.backends import Runner, backend_for
 from ..check.feeds import ImageInput
-from ..check.session import environment, make_session, numpy_dtype, run_feed
+from ..check.session import numpy_dtype
 from ..core.errors import InputError
 from .dataset import load_sample, read_info
 
@@ -79,7 +82,8 @@ def available_memory() -> int | None:
     return min(found) if found else None
 
 
-def memory_needed(session, batch: int, data_images: int = 0, factor: int = ACTIVATIONS_AT_LEAST) -> tuple[int, int]:
+def memory_needed(session: Runner, batch: int, data_images: int = 0,
+                  factor: int = ACTIVATIONS_AT_LEAST) -> tuple[int, int]:
     """(bytes, bytes per image) that one run at ``batch`` needs: each image's input and output
     bytes (an output with dynamic dims other than the batch counted as large as the input)
     times ``factor`` for the activations, plus ``data_images`` real samples held in memory."""
@@ -89,7 +93,7 @@ def memory_needed(session, batch: int, data_images: int = 0, factor: int = ACTIV
     for out in session.get_outputs():
         dims = out.shape[1:]
         if all(isinstance(d, int) and d > 0 for d in dims):
-            output_bytes += int(np.prod(dims)) * numpy_dtype(out.type).itemsize
+            output_bytes += math.prod(d for d in dims if isinstance(d, int)) * numpy_dtype(out.type).itemsize
         else:
             output_bytes += input_bytes
     per_image = input_bytes + output_bytes
@@ -103,7 +107,7 @@ def _gb(n: float) -> str:
     return f"{n / 2**10:.0f} KB"
 
 
-def check_memory(session, batch_sizes: Sequence[int], data_images: Callable[[int], int],
+def check_memory(session: Runner, batch_sizes: Sequence[int], data_images: Callable[[int], int],
                  notice: Callable[[str], None] = lambda m: None) -> None:
     """Refuse a batch size that cannot fit in the memory available; a notice for one that may not."""
     available = available_memory()
@@ -122,13 +126,14 @@ def check_memory(session, batch_sizes: Sequence[int], data_images: Callable[[int
 
 def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds: int = 20, warmup: int = 3,
           data: str | os.PathLike | None = None, threads: int | None = None, provider: str = "cpu",
-          seed: int = 0, notice: Callable[[str], None] = lambda m: None) -> BenchResult:
+          seed: int = 0, notice: Callable[[str], None] = lambda m: None, backend: str = "ort") -> BenchResult:
     if rounds < 1 or warmup < 0:
         raise InputError("rounds must be at least 1 and warm-up runs at least 0")
     if not batch_sizes or min(batch_sizes) < 1:
         raise InputError("batch sizes must be at least 1")
     samples = read_info(data) if data else None
-    session = make_session(model, optimize=True, provider=provider, threads=threads)
+    runtime = backend_for(backend, provider=provider, threads=threads)
+    session = runtime.load(model)
     image = ImageInput.of(session)
     skipped = []
     if image.static_batch:
@@ -150,11 +155,11 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
             if feed.shape[1:] != image.sample_shape:
                 raise InputError(f"the data has shape {feed.shape[1:]}; the model takes {image.sample_shape}")
         for k in range(warmup):
-            run_feed(session, {image.name: feeds[k % len(feeds)]})
+            session.run({image.name: feeds[k % len(feeds)]})
         times = []
         for k in range(rounds):
             start = time.perf_counter()
-            run_feed(session, {image.name: feeds[k % len(feeds)]})
+            session.run({image.name: feeds[k % len(feeds)]})
             times.append(time.perf_counter() - start)
         ms = np.array(times) * 1000
         results.append(BatchTiming(batch=batch, rounds=rounds, throughput=batch * rounds / sum(times),
@@ -162,4 +167,4 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
                                                "p90": float(np.percentile(ms, 90)),
                                                "p99": float(np.percentile(ms, 99))}))
     return BenchResult(model=str(model), mode="data" if samples else "random", results=results, skipped=skipped,
-                       environment=environment(provider, threads))
+                       environment=runtime.environment())

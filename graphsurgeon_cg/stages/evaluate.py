@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..check.backends import OrtBackend, backend_for
 from ..check.metrics import Metrics, meets, score, summarise
-from ..check.session import make_session
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_writable
 from .dataset import read_info
@@ -99,13 +99,16 @@ def evaluate_dirs(ref_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Eva
 
 
 def evaluate_models(ref_model: str | os.PathLike, model: str | os.PathLike, info: str | os.PathLike,
-                    batch: int = 16, threads: int | None = None, provider: str = "cpu") -> EvalResult:
-    """Run both models over the info file and compare their first outputs image by image."""
+                    batch: int = 16, threads: int | None = None, provider: str = "cpu",
+                    backend: str = "ort") -> EvalResult:
+    """Run both models over the info file and compare their first outputs image by image:
+    ``ref_model`` on ONNX Runtime (``provider``), ``model`` on ``backend`` (``openvino``: the
+    compiled model, an ONNX file or an OpenVINO IR, against ORT on the same inputs)."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
-    ref_session = make_session(ref_model, optimize=True, provider=provider, threads=threads)
-    session = make_session(model, optimize=True, provider=provider, threads=threads)
+    ref_session = OrtBackend(provider=provider, threads=threads).load(ref_model)
+    session = backend_for(backend, provider=provider if backend == "ort" else "cpu", threads=threads).load(model)
     scores: list[Metrics] = []
     reference: dict[str, np.ndarray] = {}
     ref_stream = batches(ref_session, samples, batch)

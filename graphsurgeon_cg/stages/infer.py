@@ -1,9 +1,10 @@
 """infer: batched offline inference over an info file, one output ``.npy`` per input.
 
-Reading the next batch and writing the previous outputs run in background threads while ONNX
-Runtime computes (it releases the GIL), so the stage runs close to ``bench``'s pure-inference
-speed. A static-batch model gets its own batch size; the last partial batch is padded with
-copies of its last sample and the padding's outputs dropped.
+Reading the next batch and writing the previous outputs run in background threads while the
+backend (ONNX Runtime or OpenVINO, ``check.backends``) computes (both release the GIL), so the
+stage runs close to ``bench``'s pure-inference speed. A static-batch model gets its own batch
+size; the last partial batch is padded with copies of its last sample and the padding's
+outputs dropped.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..check.backends import Runner, backend_for
 from ..check.feeds import ImageInput
 from ..check.images import save_png
-from ..check.session import make_session, run_feed
 from ..core.errors import InputError
 from ..core.modelio import check_output_folder, staged_folder, within
 from .dataset import Sample, load_sample, read_info
@@ -37,12 +38,12 @@ class InferResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-def batches(session, samples: list[Sample], batch: int) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
-    """(samples, outputs without padding, seconds in session.run) per batch, reading the next
+def batches(runner: Runner, samples: list[Sample],
+            batch: int) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
+    """(samples, outputs without padding, seconds in ``runner.run``) per batch, reading the next
     batch in the background while the current one runs."""
-    image = ImageInput.of(session)
+    image = ImageInput.of(runner)
     size = image.static_batch or batch
-    output_names = [o.name for o in session.get_outputs()]
 
     def load(chunk: list[Sample]) -> np.ndarray:
         arrays = []
@@ -69,17 +70,19 @@ def batches(session, samples: list[Sample], batch: int) -> Iterator[tuple[list[S
             if k + 1 < len(chunks):
                 pending = reader.submit(load, chunks[k + 1])
             t0 = time.perf_counter()
-            outputs = run_feed(session, {image.name: data}, output_names)
+            outputs = runner.run({image.name: data})
             yield chunk, [o[:len(chunk)] for o in outputs], time.perf_counter() - t0
 
 
 def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
           threads: int | None = None, provider: str = "cpu", png: bool = False,
-          notice: Callable[[str], None] = lambda m: None, progress: bool = True) -> InferResult:
+          notice: Callable[[str], None] = lambda m: None, progress: bool = True, backend: str = "ort") -> InferResult:
+    """Run ``model`` over the samples of ``info`` on ``backend`` (``ort`` with ``provider``, or
+    ``openvino``: an ONNX file or an OpenVINO IR ``.xml``), one output file per sample."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
-    session = make_session(model, optimize=True, provider=provider, threads=threads)
+    session = backend_for(backend, provider=provider, threads=threads).load(model)
     image = ImageInput.of(session)
     if image.static_batch and image.static_batch != batch:
         notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
@@ -93,7 +96,7 @@ def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.P
         return _infer(session, image, samples, staging, batch, png, progress)
 
 
-def _infer(session, image: ImageInput, samples: list[Sample], out: Path, batch: int, png: bool,
+def _infer(session: Runner, image: ImageInput, samples: list[Sample], out: Path, batch: int, png: bool,
            progress: bool) -> InferResult:
     from tqdm import tqdm
 

@@ -1,8 +1,11 @@
-"""profile: where the time goes, per operator type and per node, from ONNX Runtime's profiler.
+"""profile: where the time goes, per operator type and per node, from ONNX Runtime's profiler
+or OpenVINO's per-layer counters (``PERF_COUNT``).
 
 The analogue of the vendor profiler that found the slow operators. One warm-up run is
 excluded; kernel times of the following ``rounds`` runs are summed per op type (count of
 nodes, total and per-run milliseconds, share of all kernel time) and per node (top 10).
+ORT's nodes are those of its optimised graph; OpenVINO's are the layers of the compiled model
+(its own op names: Convolution, MVN, ...; layers fused into others do not appear).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..check.backends import OpenVinoBackend, OrtBackend, backend_for
 from ..check.feeds import ImageInput
-from ..check.session import environment, make_session, run_feed
 from ..core.errors import InputError
 
 TOP_NODES = 10
@@ -36,19 +39,21 @@ class ProfileResult:
 
 
 def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: int | None = None,
-            provider: str = "cpu", seed: int = 0) -> ProfileResult:
+            provider: str = "cpu", seed: int = 0, backend: str = "ort") -> ProfileResult:
     if batch < 1 or rounds < 1:
         raise InputError("the batch size and rounds must be at least 1")
+    runtime = backend_for(backend, provider=provider, threads=threads)
+    if runtime.name == "openvino":
+        return _profile_openvino(model, batch, rounds, threads, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        session = make_session(model, optimize=True, provider=provider, threads=threads,
-                               profile_prefix=os.path.join(tmp, "cgsurg"))
-        image = ImageInput.of(session)
+        runner = OrtBackend(provider=provider, threads=threads, profile_prefix=os.path.join(tmp, "cgsurg")).load(model)
+        image = ImageInput.of(runner)
         if image.static_batch:
             batch = image.static_batch
         feed = {image.name: image.random_batch(batch, np.random.default_rng(seed))}
         for _ in range(rounds + 1):
-            run_feed(session, feed)
-        with open(session.end_profiling()) as f:
+            runner.run(feed)
+        with open(runner.session.end_profiling()) as f:
             events = json.load(f)
     runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
     after_warmup = runs[1]["ts"] if len(runs) > 1 else 0
@@ -63,6 +68,33 @@ def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: 
         per_op[op] += e["dur"] / 1000.0
         per_node[node] += e["dur"] / 1000.0
         node_op[node] = op
+    return _result(model, batch, rounds, per_op, per_node, node_op, runtime.environment())
+
+
+def _profile_openvino(model: str | os.PathLike, batch: int, rounds: int, threads: int | None,
+                      seed: int) -> ProfileResult:
+    """OpenVINO's per-layer counters, read after each run (they describe the last one)."""
+    runtime = OpenVinoBackend(threads=threads, profiling=True)
+    runner = runtime.load(model)
+    image = ImageInput.of(runner)
+    if image.static_batch:
+        batch = image.static_batch
+    feed = {image.name: image.random_batch(batch, np.random.default_rng(seed))}
+    runner.run(feed)  # warm-up
+    per_op: defaultdict[str, float] = defaultdict(float)
+    per_node: defaultdict[str, float] = defaultdict(float)
+    node_op: dict[str, str] = {}
+    for _ in range(rounds):
+        runner.run(feed)
+        for node, op, ms in runner.layer_times():
+            per_op[op] += ms
+            per_node[node] += ms
+            node_op[node] = op
+    return _result(model, batch, rounds, per_op, per_node, node_op, runtime.environment())
+
+
+def _result(model: str | os.PathLike, batch: int, rounds: int, per_op: dict[str, float], per_node: dict[str, float],
+            node_op: dict[str, str], environment: dict) -> ProfileResult:
     total = sum(per_op.values()) or 1.0
     nodes_per_op: defaultdict[str, int] = defaultdict(int)
     for op in node_op.values():
@@ -72,4 +104,4 @@ def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: 
     top = [{"node": n, "op_type": node_op[n], "total_ms": ms, "per_run_ms": ms / rounds, "share": ms / total}
            for n, ms in sorted(per_node.items(), key=lambda kv: -kv[1])[:TOP_NODES]]
     return ProfileResult(model=str(model), batch=batch, rounds=rounds, ops=ops, top_nodes=top,
-                         environment=environment(provider, threads))
+                         environment=environment)
