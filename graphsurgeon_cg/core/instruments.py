@@ -6,7 +6,8 @@ instruments; passes never know about them. An instrument may stop the run by rai
 ``CgsurgError`` from ``after_pass`` or ``after_pipeline``; the ``*_failed`` hooks must not
 raise. ``PipelineRun`` is the instruments' view of the run: the model after each pass
 (``stages[k]`` is the model after ``k`` passes), each pass's record and I/O adapter, and the
-one place where inputs and outputs are translated across passes that change them.
+one place where inputs and outputs are translated across passes that change them (and where
+the values a pass froze inputs to are fed to every stage).
 """
 
 from __future__ import annotations
@@ -31,13 +32,22 @@ class PipelineRun:
     stages: list[onnx.ModelProto]
     adapters: list[IOAdapter] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
+    pins: dict[str, Any] = field(default_factory=dict)  # input name -> the value a pass froze it to
+
+    def __post_init__(self) -> None:
+        for p in self.passes:
+            self.pins.update(p.pinned_inputs(self.stages[0]))
 
     @property
     def original(self) -> onnx.ModelProto:
         return self.stages[0]
 
     def feeds_for(self, feed: dict, stage: int) -> dict:
-        """Inputs of the original model -> the equivalent inputs of ``stages[stage]``."""
+        """Inputs of the original model -> the equivalent inputs of ``stages[stage]``. Inputs
+        that a pass of the run freezes take the frozen value at every stage (the passes that
+        remove them drop them from the feed)."""
+        if self.pins:
+            feed = {**feed, **self.pins}
         for adapter in self.adapters[:stage]:
             feed = adapter.feeds(feed)
         return feed
