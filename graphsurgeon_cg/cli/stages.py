@@ -1,4 +1,4 @@
-"""prep, infer, eval, bench, profile: the vendor flow's stages."""
+"""prep, infer, eval, bench, profile, compile: the vendor flow's stages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import click
 from ..check.images import RESAMPLE
 from ..core.errors import InputError
 from . import cli, tables
-from .options import BatchSizes, data_option, json_option, runtime_options
+from .options import BatchSizes, check_inputs, data_option, json_option, runtime_options, shapes_of
 
 
 @cli.command()
@@ -129,3 +129,35 @@ def profile_command(model, batch, rounds, backend, threads, provider, as_json):
         tables.echo_json(result.as_dict())
     else:
         tables.profile(model, result)
+
+
+@cli.command("compile")
+@click.argument("model")
+@click.option("--target", required=True, metavar="openvino", help="The compiler (openvino: the one that runs here).")
+@click.option("-o", "--output", "out_dir", required=True, help="Folder for the compiled model (model.xml, model.bin).")
+@click.option("--fp16", is_flag=True,
+              help="Store the weights as float16 (ovc's default; computed in float32 on the CPU).")
+@click.option("--no-check", is_flag=True, help="Do not run the compiled model against ONNX Runtime.")
+@click.option("--min-cos", type=click.FloatRange(-1, 1),
+              help="Fail (exit 3) when the compiled model's cosine to ORT is below this "
+                   "(default 0.9999, 0.999 with --fp16).")
+@check_inputs
+@click.option("--threads", type=click.IntRange(min=1), help="OpenVINO's INFERENCE_NUM_THREADS for the check.")
+@json_option
+def compile_command(model, target, out_dir, fp16, no_check, min_cos, input_shapes, inputs_dir, seed, threads, as_json):
+    """Compile MODEL with a vendor compiler (OpenVINO: the IR) and check it against ONNX Runtime."""
+    from ..stages.compile import compile_model
+
+    result = compile_model(model, out_dir, target, fp16=fp16, check=not no_check, min_cos=min_cos,
+                           shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, threads=threads,
+                           warn=lambda m: click.echo(m, err=True))
+    if as_json:
+        tables.echo_json(result.as_dict())
+        return
+    click.echo(f"compiled {model} with {result.compiler} in {result.seconds:.2f}s, weights "
+               f"{'float16' if result.fp16 else 'float32'}")
+    if result.check is not None:
+        tables.comparison(result.check, f"check on OpenVINO vs ONNX Runtime (cosine >= {result.min_cos:g})")
+    else:
+        click.echo("check: skipped (--no-check)")
+    click.echo(f"wrote {result.xml} and {result.bin}")
