@@ -5,14 +5,25 @@ Ascend ATC supports only nearest and linear Resize, and nearest only with
 every target. Interpolated values become copies of a neighbour, so outputs change wherever
 the upsampled feature map is not flat. Declared bound: cosine >= ``min_cos`` (default 0.9;
 model-dependent, measure on real data). The coordinate transformation mode is kept unless
-set; cubic-only and antialias attributes are dropped since nearest ignores them.
+set; cubic-only and antialias attributes are dropped since nearest ignores them. A Resize or
+Upsample already in nearest mode is reported as such ("already nearest").
 """
 
 from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg import Bound, Match, NodeRewritePass, Option, PassContext, cosine, cosine_bound, register_pass
+from graphsurgeon_cg import (
+    Bound,
+    Match,
+    NodeRewritePass,
+    NoMatch,
+    Option,
+    PassContext,
+    cosine,
+    cosine_bound,
+    register_pass,
+)
 
 NEAREST_MODES = ("round_prefer_ceil", "round_prefer_floor", "floor", "ceil")
 COORDINATE_MODES = ("keep", "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -25,7 +36,7 @@ class ResizeNearest(NodeRewritePass):
     summary = "Resize/Upsample linear or cubic -> nearest (lossy; ATC wants round_prefer_ceil)"
     exact = False
     op_types = ("Resize", "Upsample")
-    nothing_found = "no Resize or Upsample in linear or cubic mode"
+    nothing_found = "no Resize or Upsample node"
     min_cos = Option(float, 0.9, "cosine the numeric check requires (model-dependent)", check=cosine())
     nearest_mode = Option(str, "round_prefer_ceil", "rounding of nearest (Resize opset >= 11)", NEAREST_MODES)
     coordinate_mode = Option(str, "keep", "coordinate_transformation_mode to set", COORDINATE_MODES)
@@ -33,8 +44,11 @@ class ResizeNearest(NodeRewritePass):
     def bound(self) -> Bound:
         return cosine_bound(self.min_cos)
 
-    def match(self, node: gs.Node, ctx: PassContext) -> Match | None:
-        return None if node.attrs.get("mode", "nearest") == "nearest" else Match(node)
+    def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch:
+        mode = node.attrs.get("mode", "nearest")
+        if (mode.decode() if isinstance(mode, bytes) else mode) == "nearest":
+            return NoMatch("already nearest: nothing to change")
+        return Match(node)
 
     def rewrite(self, match: Match, ctx: PassContext) -> str | None:
         node = match.node

@@ -748,7 +748,7 @@ NOT_FIRING = [
         <float[4] scales = {1.0, 1.0, 2.0, 2.0}>
         {
           y = Resize <mode = "nearest"> (x, , scales)
-        }""", ["no Resize or Upsample in linear or cubic mode"]),
+        }""", ["Resize: already nearest: nothing to change"]),
     ("pad-conv-fusion", "a nonzero pad value", OPSET13 + """
         g (float[1,2,5,6] x) => (float[1,1,5,6] y)
         <int64[8] pads = {0, 0, 1, 1, 0, 0, 1, 1}, float value = {1.0}, float[1,2,3,3] w = $W>
