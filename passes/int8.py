@@ -52,7 +52,9 @@ class Int8(Pass):
     format = Option(str, "qdq", "quantised model format", ("qdq", "qoperator"))
     per_channel = Option(bool, True, "per-output-channel weight scales")
     keep_first_last = Option(bool, True, "leave the first and last convolution in float")
-    keep_float = Option(tuple, (), "names of further nodes to leave in float (mixed precision)")
+    keep_float = Option(tuple, (), "names of further nodes to leave in float; [auto]: search for the fewest "
+                                   "that meet min_cos on the calibration samples (mixed precision)")
+    keep_ops = Option(tuple, ("ConvTranspose",), "operator types left in float ([] quantises every type in ops)")
     ops = Option(tuple, ("Conv", "ConvTranspose"), "operator types to quantise")
     min_cos = Option(float, 0.95, "cosine the numeric check requires (model-dependent)", check=cosine())
 
@@ -60,8 +62,6 @@ class Int8(Pass):
         return cosine_bound(self.min_cos)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
         targets = [n for n in graph.nodes if n.op in self.ops]
         if not targets:
             return PassResult(0, [f"no {', '.join(self.ops)} node to quantise"], modified=False)
@@ -77,18 +77,37 @@ class Int8(Pass):
         if all(any(o is i for i in graph.inputs) for o in graph.outputs):
             return PassResult(0, ["every output is a graph input: nothing is computed"], modified=False)
         model, aliased = export_without_aliased_outputs(graph)  # the quantiser finds a cycle in them
-        reader = _Calibration(info, model, self.samples, self, ctx.defaults)
+        calibration = _Calibration(info, model, self.samples, self, ctx.defaults)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
             model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self)
-        exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
+        auto = "auto" in self.keep_float
         names = {n.name for n in targets}
-        unknown = [n for n in self.keep_float if n not in names]
+        unknown = [n for n in self.keep_float if n not in names and n != "auto"]
         if unknown:
             raise self.refuse(f"keep_float names no {'/'.join(self.ops)} node: {', '.join(unknown)}")
-        exclude += [n for n in self.keep_float if n not in exclude]
+        exclude = [targets[0].name, targets[-1].name] if self.keep_first_last and len(targets) > 2 else []
+        exclude += [n.name for n in targets if n.op in self.keep_ops]
+        exclude += [n for n in self.keep_float if n != "auto"]
         # A weight the caller may override (an initializer listed as a graph input) is no constant
         # to quantise: its node stays float.
-        exclude += [n.name for n in targets if n.name not in exclude and not isinstance(n.inputs[1], gs.Constant)]
+        exclude += [n.name for n in targets if not isinstance(n.inputs[1], gs.Constant)]
+        exclude = list(dict.fromkeys(exclude))
+        reasons = []
+        if auto:
+            exclude, reasons = _MixedPrecision(self, model, calibration, targets).search(exclude)
+        quantized = gs.import_onnx(self._quantized(model, calibration, exclude))
+        restore_aliased_outputs(quantized, aliased)
+        rewrites = sum(1 for n in quantized.nodes if n.op.startswith("QLinearConv") or
+                       (n.op in self.ops and len(n.inputs) > 1 and n.inputs[1].inputs and
+                        n.inputs[1].inputs[0].op == "DequantizeLinear"))
+        if exclude:
+            reasons.append(f"kept in float: {', '.join(exclude)}")
+        return PassResult(rewrites, reasons, graph=quantized)
+
+    def _quantized(self, model: onnx.ModelProto, calibration: _Calibration, exclude: list[str]) -> onnx.ModelProto:
+        """``model`` quantised by onnxruntime.quantization with ``exclude`` left in float."""
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[self.method]
         root = logging.getLogger()
@@ -97,20 +116,79 @@ class Int8(Pass):
         try:
             with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # calibrator prints
                 out = Path(tmp) / "int8.onnx"
-                _quantize(self, quantize_static, model, out, reader,
-                                quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
-                                op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=method, nodes_to_exclude=exclude,
-                                calibration_providers=["CPUExecutionProvider"])
-                quantized = gs.import_onnx(onnx.load(str(out)))
-                restore_aliased_outputs(quantized, aliased)
+                copy = onnx.ModelProto()
+                copy.CopyFrom(model)  # the quantiser moves the weights of what it is given to its own temp folder
+                _quantize(self, quantize_static, copy, out, calibration.reader(),
+                          quant_format=QuantFormat.QDQ if self.format == "qdq" else QuantFormat.QOperator,
+                          op_types_to_quantize=list(self.ops), per_channel=self.per_channel,
+                          activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                          calibrate_method=method, nodes_to_exclude=exclude,
+                          calibration_providers=["CPUExecutionProvider"])
+                return onnx.load(str(out))
         finally:
             root.setLevel(level)
-        rewrites = sum(1 for n in quantized.nodes if n.op.startswith("QLinearConv") or
-                       (n.op in self.ops and len(n.inputs) > 1 and n.inputs[1].inputs and
-                        n.inputs[1].inputs[0].op == "DequantizeLinear"))
-        return PassResult(rewrites, [f"kept in float: {', '.join(exclude)}"] if exclude else [], graph=quantized)
+
+
+class _MixedPrecision:
+    """``keep_float=[auto]``: which layers to leave in float so that the quantised model meets
+    ``min_cos`` (mean per-pixel cosine against the float model, on the calibration samples).
+    Candidates are every operator type as a group (the two ConvTransposes of a generator only
+    help together), the first and last layer as a pair, and each layer alone. One quantisation
+    per candidate measures how much keeping it float helps; the smallest candidate that meets
+    the bar alone wins, else candidates are added, most helpful per float layer first, until
+    the bar holds: 1 + candidates + steps quantisations, linear in the number of layers."""
+
+    def __init__(self, owner: Int8, model: onnx.ModelProto, calibration: _Calibration, targets: list[gs.Node]):
+        self.owner, self.model, self.calibration = owner, model, calibration
+        groups = {f"all {op}": [n.name for n in targets if n.op == op] for op in owner.ops}
+        groups["first and last"] = [targets[0].name, targets[-1].name]
+        groups.update((n.name, [n.name]) for n in targets)
+        self.groups = {k: v for k, v in groups.items() if v}
+        self.reference = _run(model, calibration.feeds)
+
+    def score(self, exclude: list[str]) -> float:
+        from graphsurgeon_cg.check.metrics import measure
+
+        outputs = _run(self.owner._quantized(self.model, self.calibration, exclude), self.calibration.feeds)
+        return measure("out", self.reference, outputs).judged_cos
+
+    def search(self, exclude: list[str]) -> tuple[list[str], list[str]]:
+        bar = self.owner.min_cos
+        current = self.score(exclude)
+        steps = [f"auto: {current:.4f} on calibration with {len(exclude)} float layer(s)"]
+        if current >= bar:
+            return exclude, steps
+        gains: dict[str, tuple[float, int]] = {}  # score with the group float, layers it adds
+        for label, names in self.groups.items():
+            extra = [n for n in names if n not in exclude]
+            if extra:
+                gains[label] = (self.score(exclude + extra), len(extra))
+        enough = [label for label, (score, _) in gains.items() if score >= bar]
+        if enough:  # one group does it: the one that keeps the fewest layers float
+            label = min(enough, key=lambda g: (gains[g][1], -gains[g][0]))
+            steps.append(f"auto: + {label} in float -> {gains[label][0]:.4f}")
+            return exclude + [n for n in self.groups[label] if n not in exclude], steps
+        # Else the most helpful per float layer first, until the bar holds.
+        for label in sorted(gains, key=lambda g: (gains[g][0] - current) / gains[g][1], reverse=True):
+            extra = [n for n in self.groups[label] if n not in exclude]
+            if not extra:
+                continue
+            exclude = exclude + extra
+            current = self.score(exclude)
+            steps.append(f"auto: + {label} in float -> {current:.4f}")
+            if current >= bar:
+                break
+        else:
+            steps.append(f"auto: no mix reached min_cos {bar} on calibration (best {current:.4f})")
+        return exclude, steps
+
+
+def _run(model: onnx.ModelProto, feeds: list[dict]) -> list:
+    """The first output of ``model`` for each feed (ONNX Runtime, graph optimisations off)."""
+    from graphsurgeon_cg.check.session import make_session, run_feed
+
+    session = make_session(model)
+    return [run_feed(session, feed)[0] for feed in feeds]
 
 
 def _quantize(p: Int8, quantize_static, *args, **kwargs) -> None:
@@ -125,8 +203,8 @@ def _quantize(p: Int8, quantize_static, *args, **kwargs) -> None:
 
 
 class _Calibration:
-    """onnxruntime.quantization's CalibrationDataReader over an info file's samples, feeding
-    every graph input that takes them; ``owner.refuse`` names an input that cannot be fed."""
+    """The calibration feeds from an info file's samples, for every graph input that takes them
+    (``owner.refuse`` names an input that cannot be fed), and readers for the quantiser."""
 
     def __init__(self, info: str, model: onnx.ModelProto, limit: int, owner: Pass, defaults: dict):
         from graphsurgeon_cg.stages.dataset import load_sample, read_info
@@ -148,11 +226,20 @@ class _Calibration:
                 raise owner.refuse(f"input '{inp.name}' has no calibration data: {why}; the samples in {info} "
                                    f"are {_dims(shape)} float images")
             dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-        self._feeds = iter([{**{name: a[None].astype(dtype) for name, dtype in dtypes.items()},
-                             **fixed} for a in arrays])
+        self.feeds = [{**{name: a[None].astype(dtype) for name, dtype in dtypes.items()}, **fixed} for a in arrays]
 
-    def get_next(self):
-        return next(self._feeds, None)
+    def reader(self):
+        """A fresh CalibrationDataReader over the samples (each quantisation consumes one)."""
+        from onnxruntime.quantization import CalibrationDataReader
+
+        class Reader(CalibrationDataReader):
+            def __init__(self, feeds: list[dict]):
+                self._feeds = iter(feeds)
+
+            def get_next(self):
+                return next(self._feeds, None)
+
+        return Reader(self.feeds)
 
 
 def _dims(shape) -> str:

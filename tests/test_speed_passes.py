@@ -44,7 +44,8 @@ def test_int8_quantises_convs_within_bound_on_held_out_images(calibration):
     pipeline = f"int8(data={calibration['calib']},min_cos=0.9)"
     new, record = run_pass(model, pipeline)
     counts = ops(new)
-    assert record.rewrites == _convs(model) - 2  # every conv but the first and last, kept in float
+    # every Conv but the first and last; ConvTranspose stays float by default (keep_ops)
+    assert record.rewrites == ops(model)["Conv"] - 2
     assert counts["QuantizeLinear"] > 0
     assert counts["DequantizeLinear"] > 0
     assert "kept in float" in record.reasons[0]
@@ -74,10 +75,39 @@ def test_int8_keep_float_leaves_named_convs_in_float(calibration):
     model = folded(OPSET11)
     conv = next(n.name for n in model.graph.node if n.op_type == "Conv" and "model.4" in n.name)
     new, record = run_pass(model, f"int8(data={calibration['calib']},keep_float=[{conv}])")
-    assert record.rewrites == _convs(model) - 3  # first, last and the named one kept in float
+    assert record.rewrites == ops(model)["Conv"] - 3  # first, last and the named one kept in float
     assert conv in record.reasons[0]
     with pytest.raises(InputError, match="int8: keep_float names no Conv/ConvTranspose node: nope"):
         run_pass(model, f"int8(data={calibration['calib']},keep_float=[nope])")
+
+
+def test_int8_keeps_conv_transpose_float_unless_asked(calibration):
+    model = folded(OPSET11)
+    new, record = run_pass(model, f"int8(data={calibration['calib']},keep_first_last=false)")
+    assert record.rewrites == ops(model)["Conv"]
+    quantised, record = run_pass(model, f"int8(data={calibration['calib']},keep_first_last=false,keep_ops=[])")
+    assert record.rewrites == _convs(model)
+
+
+def _calibration_cosine(model, new, info):
+    return float(np.mean([pixel_cosine(ort_run(model, f)[0], ort_run(new, f)[0]) for f in eval_feeds(info)]))
+
+
+@pytest.mark.parametrize("bar", [0.999, 0.99999])
+def test_int8_auto_mixed_precision_meets_the_bar_on_calibration_or_says_it_cannot(calibration, bar):
+    """keep_float=[auto] keeps float the fewest layers that make the calibration cosine meet min_cos
+    (the ORT quantiser's result on this random-weight model: 0.996 with every layer quantised)."""
+    model = folded(OPSET11)
+    spec = f"int8(data={calibration['calib']},keep_float=[auto],keep_first_last=false,keep_ops=[],min_cos={bar})"
+    new, record = run_pass(model, spec)
+    first = float(record.reasons[0].split()[1])
+    assert first < 0.999, "the test needs a model whose full quantisation misses the bar"
+    got = _calibration_cosine(model, new, calibration["calib"])
+    if bar < 0.9999:
+        assert got >= bar and 0 < record.rewrites < _convs(model), (got, record.reasons)
+    else:  # met only by keeping (nearly) everything float, or said to be out of reach
+        assert got >= bar or any("no mix reached" in r for r in record.reasons), record.reasons
+        assert record.rewrites <= 2, record.reasons
 
 
 def test_int8_needs_data_and_is_a_noop_without_convs(calibration):
