@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .check.checker import CheckSettings, NumericChecker, compare_models
-from .check.feeds import file_feeds, random_feeds
+from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.metrics import Comparison
 from .check.session import make_session
 from .core.base import Pass
@@ -97,6 +97,8 @@ def apply(
     settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed, warn=warn_once)
     manager = PassManager(pipeline, data=str(data) if data else None)  # names and options checked here
     model = load_model(model_path)
+    if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
+        settings.feeds = _info_feeds(model, data, report.samples if report is not None else 4)[0]
     chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
     if report is not None:
         chain.append(_report(model, report.label or str(model_path), report, settings))
@@ -109,20 +111,13 @@ def apply(
 def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
     from .report import AccuracyReport, Gates
-    from .stages.dataset import load_sample, read_info
 
     session = make_session(model)
+    names: list[str] | None = None
+    source = ""
     if report.data:
-        inp = session.get_inputs()[0]
-        dtype = np.float32 if "float" in inp.type else np.uint8
-        samples = read_info(report.data)[: report.samples]
-        feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in samples]
-        for sample, feed in zip(samples, feeds):
-            got = feed[inp.name].shape
-            if len(got) != len(inp.shape) or any(isinstance(d, int) and d != g for d, g in zip(inp.shape[1:], got[1:])):
-                raise InputError(f"sample {sample.path} has shape {got[1:]}; the model's input '{inp.name}' takes "
-                                 f"{tuple(inp.shape[1:])}")
-        kind = "info"
+        feeds, names = _info_feeds(model, report.data, report.samples)
+        kind, source = "info", Path(report.data).name
     elif settings.inputs_dir:
         feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[: report.samples], "folder"
     else:
@@ -131,7 +126,24 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
     return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
                           gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,
                           baseline_cos_tol=report.baseline_cos_tol, baseline_psnr_tol=report.baseline_psnr_tol,
-                          bench=report.bench)
+                          bench=report.bench, names=names, source=source)
+
+
+def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feeds], list[str]]:
+    """The first ``samples`` samples of an info file as feeds of the model's first input, and
+    their names; a sample of the wrong shape is an error, before any work."""
+    from .stages.dataset import load_sample, read_info
+
+    inp = make_session(model).get_inputs()[0]
+    dtype = np.float32 if "float" in inp.type else np.uint8
+    chosen = read_info(info)[:samples]
+    feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in chosen]
+    for sample, feed in zip(chosen, feeds):
+        got = feed[inp.name].shape
+        if len(got) != len(inp.shape) or any(isinstance(d, int) and d != g for d, g in zip(inp.shape[1:], got[1:])):
+            raise InputError(f"sample {sample.path} has shape {got[1:]}; the model's input '{inp.name}' takes "
+                             f"{tuple(inp.shape[1:])}")
+    return feeds, [s.stem for s in chosen]
 
 
 def diff(

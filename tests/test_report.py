@@ -32,7 +32,7 @@ def test_report_json_md_html(tmp_path, info):
     data = json.loads((rep / "report.json").read_text())
     assert data["schema"] == "cgsurg-report"
     assert data["version"] == 2
-    assert data["inputs"] == {"kind": "info", "samples": 3}
+    assert data["inputs"] == {"kind": "info", "samples": 3, "names": ["p0", "p1", "p2"], "source": "imgs.info"}
     names = [p["name"] for p in data["passes"]]
     assert names == ["fold-constants", "reflect2const", "pad-conv-fusion", "fp16out"]
     fold, r2c, fusion, fp16 = data["passes"]
@@ -53,8 +53,13 @@ def test_report_json_md_html(tmp_path, info):
     md = (rep / "report.md").read_text()
     assert md.count("\n| ") == 5  # header and one row per pass
     assert "reflect2const(min_cos=0.5)" in md
+    assert "3 samples of imgs.info (p0, p1, p2)" in md  # not "3 info input(s)"
     page = (rep / "report.html").read_text()
-    assert len(re.findall(r"<img [^>]*src='data:image/png;base64,", page)) >= 1 + 3 * 6  # chart + samples
+    # chart, colour bar, then per sample: input, original, reflect2const's output and heat map
+    # (fp16out's change is under half a grey level, pad-conv-fusion changed nothing)
+    assert len(re.findall(r"<img [^>]*src='data:image/png;base64,", page)) == 2 + 3 * 4
+    assert all(f"<h3>p{i}</h3>" in page for i in range(3))  # sample rows named by their image
+    assert "143\u00a0→\u00a035" in page and "white-space:nowrap" in page  # no wrapped node counts
     for remote in ("http://", "https://", "<script"):  # self-contained
         assert remote not in page
 
@@ -116,3 +121,61 @@ def test_report_options_need_report_dir(tmp_path):
     result = invoke("apply", OPSET11, "-o", tmp_path / "o.onnx", "--passes", "fold-constants", "--min-cos", 0.9)
     assert result.exit_code == 2
     assert "--min-cos needs --report DIR" in result.stderr
+
+
+def test_report_shows_each_pass_own_effect_and_its_bound(tmp_path, info):
+    """Δ columns (the pass's own change), pictures only for passes that visibly changed the
+    outputs, each pass's declared bound judged on its own change, scoring time apart."""
+    out, rep = tmp_path / "out.onnx", tmp_path / "rep"
+    result = invoke("apply", OPSET11, "-o", out, "--passes", PIPELINE, "--report", rep, "--data", info)
+    assert result.exit_code == 0, result.stderr
+    fold, r2c, fusion, fp16 = json.loads((rep / "report.json").read_text())["passes"]
+    assert fold["delta"] == {"cos": 0.0, "psnr_db": None}  # exact: nothing moved (PSNR stays infinite)
+    assert r2c["delta"]["cos"] == pytest.approx(r2c["metrics"]["pixel_cos_mean"] - 1.0)
+    assert r2c["delta"]["cos"] < -0.01  # lossy: the cosine drops, and this pass is the one that did it
+    assert fusion["delta"] == {"cos": 0.0, "psnr_db": 0.0}
+    assert -1e-4 < fp16["delta"]["cos"] <= 0
+    assert r2c["step"]["held"] and r2c["step"]["bound"] == "cosine >= 0.5"
+    assert fold["step"]["held"] and fp16["step"]["held"]
+    assert all(p["score_seconds"] > 0 for p in (fold, r2c, fusion, fp16))
+    md = (rep / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| reflect2const"))
+    assert "lossy, cosine >= 0.5: held" in row
+    assert f"| −{-r2c['delta']['cos']:.6f} |" in row and "| −∞ |" in row  # Δ cosine, Δ PSNR (from identical)
+    assert "Δ pixel cos" in md and "Δ PSNR" in md and "scoring s" in md
+    page = (rep / "report.html").read_text()
+    assert "after reflect2const(min_cos=0.5)" in page
+    assert "changed by reflect2const(min_cos=0.5) (max " in page
+    for quiet in ("pad-conv-fusion", "fp16out", "fold-constants"):  # no pictures of passes that changed nothing
+        assert f"<figcaption>after {quiet}" not in page and f"<figcaption>changed by {quiet}" not in page
+    assert "Outputs unchanged by fold-constants, pad-conv-fusion." in page
+    assert "fp16out changed the outputs by at most" in page
+
+
+def test_report_shows_a_broken_bound(tmp_path, info):
+    """Without the check stopping the run, the report still says which pass broke its bound."""
+    rep = tmp_path / "rep"
+    result = invoke("apply", OPSET11, "-o", tmp_path / "o.onnx", "--passes", "fold-constants,reflect2const",
+                    "--report", rep, "--data", info, "--no-check")
+    assert result.exit_code == 0, result.stderr
+    fold, r2c = json.loads((rep / "report.json").read_text())["passes"]
+    assert fold["step"]["held"]
+    assert not r2c["step"]["held"]
+    assert "is below 0.9" in r2c["step"]["violation"]
+    assert "lossy, cosine >= 0.9: FAILED" in (rep / "report.md").read_text()
+
+
+def test_final_check_runs_on_the_data_samples(tmp_path, info):
+    """With --data the final check uses the same real samples as the report: the cosine it
+    prints is the report's final one."""
+    rep = tmp_path / "rep"
+    result = invoke("apply", OPSET11, "-o", tmp_path / "o.onnx", "--passes", PIPELINE, "--report", rep,
+                    "--data", info, "--samples", 2)
+    assert result.exit_code == 0, result.stderr
+    assert "OK on 2 sample(s)" in result.output
+    printed = re.search(r"pixel_cos (\d\.\d+)", result.output).group(1)
+    final = json.loads((rep / "report.json").read_text())["passes"][-1]["metrics"]["pixel_cos_mean"]
+    assert printed == f"{final:.6f}"
+    alone = invoke("apply", OPSET11, "-o", tmp_path / "p.onnx", "--passes", PIPELINE, "--data", info)
+    assert alone.exit_code == 0, alone.stderr
+    assert "OK on 3 sample(s)" in alone.output  # without a report: the info file's samples (up to 4)

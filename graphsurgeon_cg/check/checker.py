@@ -22,21 +22,23 @@ from ..core.errors import NumericCheckFailed
 from ..core.instruments import Instrument, PipelineRun
 from ..core.manager import PassRecord, PipelineResult
 from .backends import Backend, OrtBackend, run_all
-from .feeds import Feeds, check_shape_names, file_feeds, first_dims, input_shape, random_feeds
+from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
 from .metrics import Comparison, compare_outputs
 from .session import make_session, run_session
 
 
 @dataclass
 class CheckSettings:
-    """Inputs for the numeric check: real ones from ``inputs_dir``, or seeded random ones
-    (``shapes`` for inputs with dynamic axes other than the batch). ``warn`` hears about files
-    of ``inputs_dir`` that could not be read and were skipped."""
+    """Inputs for the numeric check: given ``feeds`` (samples of an info file), real ones from
+    ``inputs_dir``, or seeded random ones (``shapes`` for inputs with dynamic axes other than
+    the batch). ``warn`` hears about files of ``inputs_dir`` that could not be read and were
+    skipped."""
 
     shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     inputs_dir: str | os.PathLike | None = None
     seed: int = 0
     warn: Callable[[str], None] = field(default=lambda m: None, repr=False, compare=False)
+    feeds: list[Feeds] | None = None
 
 
 class NumericChecker(Instrument):
@@ -56,7 +58,9 @@ class NumericChecker(Instrument):
         self._feed_shapes = None
         self._inputs = make_session(run.original).get_inputs()
         check_shape_names(self._inputs, self.settings.shapes)  # fail before any pass runs
-        if self.settings.inputs_dir is not None:
+        if self.settings.feeds:
+            self._feeds = list(self.settings.feeds)
+        elif self.settings.inputs_dir is not None:
             self._feeds = file_feeds(make_session(run.original), self.settings.inputs_dir, self.settings.warn)
         else:
             self._grid = next((g for g in (p.feed_grid() for p in run.passes) if g is not None), None)
@@ -86,7 +90,9 @@ class NumericChecker(Instrument):
     # --- comparing stages ---------------------------------------------------------------
     def compare(self, run: PipelineRun, i: int, j: int, bound: Bound) -> Comparison:
         """Stage ``j`` against stage ``i`` (i < j), in stage ``i``'s units."""
-        if self.settings.inputs_dir is None:
+        if self.settings.feeds:
+            self._given_feeds(run.stages[j])
+        elif self.settings.inputs_dir is None:
             self._random_feeds(run.stages[j])
         new = [run.outputs_back(o, j, i) for o in self._stage_outputs(run, j)]
         return compare_outputs(self._stage_outputs(run, i), new, bound)
@@ -96,6 +102,15 @@ class NumericChecker(Instrument):
             feeds = [run.feeds_for(f, k) for f in self._feeds]
             self._outputs[k] = run_session(make_session(run.stages[k]), feeds)
         return self._outputs[k]
+
+    def _given_feeds(self, stage: onnx.ModelProto) -> None:
+        """The given feeds at the stage's static batch, if it has one (first sample repeated)."""
+        batch = static_batch(stage)
+        feeds = [fit_batch(f, batch) for f in self.settings.feeds or []]
+        if [{k: v.shape for k, v in f.items()} for f in feeds] != [{k: v.shape for k, v in f.items()}
+                                                                   for f in self._feeds]:
+            self._feeds = feeds
+            self._outputs.clear()
 
     def _random_feeds(self, stage: onnx.ModelProto) -> None:
         """Feeds for the original's inputs; an input whose batch axis was dynamic takes the

@@ -35,9 +35,18 @@ def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic
     return (arr.astype(np.float32) / np.float32(127.5) - np.float32(1.0)), width, height
 
 
-def to_image(chw: np.ndarray):
-    """A CHW array (uint8, or float in [-1, 1] like generator outputs; HWC uint8 too) as a PIL
-    image, or None when it is not image-shaped."""
+def display_range(chw: np.ndarray) -> tuple[float, float]:
+    """The value range a float image is shown in: [0, 1] when its values lie there (sigmoid
+    outputs, inputs scaled to 0..1), else [-1, 1] (tanh outputs, the reference normalisation)."""
+    arr = np.asarray(chw)
+    if arr.dtype != np.uint8 and arr.size and np.isfinite(arr).all() and arr.min() >= 0 and arr.max() <= 1:
+        return (0.0, 1.0)
+    return (-1.0, 1.0)
+
+
+def to_image(chw: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)):
+    """A CHW array (uint8, or float in ``value_range``, [-1, 1] like generator outputs by
+    default; HWC uint8 too) as a PIL image, or None when it is not image-shaped."""
     from PIL import Image
 
     arr = np.asarray(chw)
@@ -46,7 +55,9 @@ def to_image(chw: np.ndarray):
     if arr.ndim != 3 or arr.shape[0] not in (1, 3):
         return None
     if arr.dtype != np.uint8:
-        arr = np.clip((np.nan_to_num(arr.astype(np.float32)) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+        low, high = value_range
+        scaled = (np.nan_to_num(arr.astype(np.float32)) - low) * (255.0 / (high - low))
+        arr = np.clip(scaled, 0, 255).round().astype(np.uint8)
     hwc = arr.transpose(1, 2, 0)
     return Image.fromarray(hwc[..., 0] if hwc.shape[2] == 1 else hwc)
 

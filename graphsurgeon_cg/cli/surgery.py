@@ -18,7 +18,7 @@ report_options = group(
     click.option("--report", "report_dir", metavar="DIR",
                  help="Write a per-pass accuracy report (json, md, html) here."),
     click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
-                 help="Number of report inputs."),
+                 help="Number of report inputs (and of --data samples the final check runs on)."),
     click.option("--min-cos", type=click.FloatRange(-1, 1),
                  help="Report gate: fail (exit 3) when the mean cosine drops below this after a pass."),
     click.option("--min-psnr", type=float, help="Report gate: fail (exit 3) when the mean PSNR drops below this."),
