@@ -53,6 +53,14 @@ def test_prep_writes_npy_and_info_and_skips_the_bad_file(tmp_path, images, prepp
     np.testing.assert_allclose(np.load(tmp_path / "prep" / "d_grad.npy"), expected, atol=1e-6)
 
 
+def test_prep_range_0_1_is_to_tensor_alone(tmp_path, images):
+    """--range 0..1: x / 255 (fast style transfer takes that), not Normalize(0.5, 0.5)."""
+    result = invoke("prep", images, "-o", tmp_path / "p", "--size", 64, "--range", "0..1")
+    assert result.exit_code == 0, result.stderr
+    ref = np.asarray(Image.open(images / "d_grad.bmp").convert("RGB").resize((64, 64), Image.BICUBIC), np.float32)
+    np.testing.assert_allclose(np.load(tmp_path / "p" / "d_grad.npy"), ref.transpose(2, 0, 1) / 255, atol=1e-6)
+
+
 def test_prep_cli_reports_the_skip(tmp_path, images):
     result = invoke("prep", images, "-o", tmp_path / "p", "--size", 32, "--dtype", "uint8")
     assert result.exit_code == 0

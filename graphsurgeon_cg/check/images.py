@@ -14,12 +14,13 @@ import numpy as np
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 RESAMPLE = ("bicubic", "bilinear", "lanczos", "nearest", "box", "hamming")
+VALUE_RANGES = ("-1..1", "0..1")  # the reference's Normalize(0.5, 0.5), or ToTensor alone
 
 
 def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic",
-               dtype: str = "float32") -> tuple[np.ndarray, int, int]:
-    """One image as a CHW array (float32 in [-1, 1] or uint8) resized to ``size`` (square, or
-    (width, height)), and its original width and height."""
+               dtype: str = "float32", value_range: str = "-1..1") -> tuple[np.ndarray, int, int]:
+    """One image as a CHW array (float32 in [-1, 1], or in [0, 1] with ``value_range="0..1"``,
+    or uint8) resized to ``size`` (square, or (width, height)), and its original width and height."""
     from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
@@ -32,6 +33,8 @@ def load_image(path: Path, size: int | tuple[int, int], resample: str = "bicubic
     arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
     if dtype == "uint8":
         return np.ascontiguousarray(arr), width, height
+    if value_range == "0..1":
+        return arr.astype(np.float32) / np.float32(255.0), width, height
     return (arr.astype(np.float32) / np.float32(127.5) - np.float32(1.0)), width, height
 
 

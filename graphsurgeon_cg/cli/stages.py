@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..check.images import RESAMPLE
+from ..check.images import RESAMPLE, VALUE_RANGES
 from ..core.errors import InputError
 from . import cli, tables
 from .options import BatchSizes, check_inputs, data_option, json_option, runtime_options, shapes_of
@@ -18,11 +18,13 @@ from .options import BatchSizes, check_inputs, data_option, json_option, runtime
               help="Resampling filter of the resize.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "uint8"]),
               help="float32 in [-1, 1] like the reference, or uint8 for models that normalise in the graph.")
-def prep(src_dir, dst_dir, size, resample, dtype):
+@click.option("--range", "value_range", default="-1..1", show_default=True, type=click.Choice(VALUE_RANGES),
+              help="Values of float32 samples: -1..1 (Normalize(0.5, 0.5), CycleGAN) or 0..1 (x / 255).")
+def prep(src_dir, dst_dir, size, resample, dtype, value_range):
     """Preprocess the images of SRC_DIR into .npy files and an info file."""
     from ..stages.prep import prep as run_prep
 
-    result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype,
+    result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype, value_range=value_range,
                       warn=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {result.written} samples and {result.info}" +
                (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
