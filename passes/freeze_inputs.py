@@ -49,7 +49,7 @@ def _number(text: str) -> bool:
 def _value_syntax(items: tuple) -> str | None:
     """Why ``values`` is refused before any graph is seen, or None."""
     if not items:
-        return "must not be empty"
+        return None  # the default; run() asks for values
     for item in items:
         # The split at each ':' (names may hold ':'; the graph decides which name is meant).
         values = [item[i + 1:] for i, ch in enumerate(item) if ch == ":" and i > 0]
@@ -93,7 +93,7 @@ class FreezeInputs(Pass):
         outputs = {id(t) for t in graph.outputs}
         frozen: list[str] = []
         reasons = []
-        for name, text in self._items([*inputs, *constants]):
+        for name, text in self._items([*inputs, *constants], known=list(inputs)):
             if name in constants and name not in inputs:
                 const = constants[name]
                 value = self._resolve(name, text, const.shape, const.dtype)
@@ -115,7 +115,7 @@ class FreezeInputs(Pass):
         initializers = {t.name for t in model.graph.initializer}
         declared = {i.name: i for i in model.graph.input if i.name not in initializers}
         pins = {}
-        for name, text in self._items(list(declared), strict=False):
+        for name, text in self._items(list(declared)):
             typed = declared[name].type.tensor_type
             shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in typed.shape.dim] \
                 if typed.HasField("shape") else None
@@ -126,15 +126,16 @@ class FreezeInputs(Pass):
         return pins
 
     # --- values ---------------------------------------------------------------------------
-    def _items(self, names: list[str], strict: bool = True) -> list[tuple[str, str]]:
-        """(name, value text) per item: the name is the longest known name followed by ':'."""
+    def _items(self, names: list[str], known: list[str] | None = None) -> list[tuple[str, str]]:
+        """(name, value text) per item: the name is the longest of ``names`` followed by ':'. An
+        item naming none is refused, listing the inputs ``known``; without ``known``, skipped."""
         found = []
         for item in self.values:
             matches = [n for n in names if item.startswith(n + ":")]
             if not matches:
-                if strict:
-                    known = ", ".join(n for n in names) or "none"
-                    raise self.refuse(f"no graph input named '{item.partition(':')[0]}' (inputs: {known})")
+                if known is not None:
+                    listed = ", ".join(known) or "none"
+                    raise self.refuse(f"no graph input named '{item.partition(':')[0]}' (inputs: {listed})")
                 continue
             name = max(matches, key=len)
             found.append((name, item[len(name) + 1:]))

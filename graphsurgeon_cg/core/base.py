@@ -113,7 +113,8 @@ class Pass:
     summary: ClassVar[str]
     exact: ClassVar[bool]
     # Whether the pass may change the element types of graph inputs/outputs (fp16out,
-    # preproc-fold). Names, count and rank of the interface never change; the manager checks.
+    # preproc-fold). Names, count and rank of the interface never change (but for inputs a pass
+    # binds to constants and lists in its adapter's ``removed_inputs``); the manager checks.
     changes_io_dtypes: ClassVar[bool] = False
     # Whether ``run`` always sets ``PassResult.modified``. Then the manager skips the structural
     # fingerprint before the pass (it costs a walk over the whole graph); a result that leaves
