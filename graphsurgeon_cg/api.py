@@ -25,6 +25,8 @@ from .core.manager import PassManager, PipelineResult
 from .core.modelio import check_output_folder, check_writable, load_model, same_file, save_model
 from .core.pipeline import PassSpec
 from .core.registry import load_plugin
+from .targets import LintResult, get_target
+from .targets.steps import TargetLint, compile_step, with_preset
 
 Shapes = Mapping[str, Sequence[int]]
 
@@ -48,7 +50,7 @@ class ReportSettings:
 def apply(
     model_path: str | os.PathLike,
     output_path: str | os.PathLike,
-    pipeline: str | Sequence[PassSpec | Pass],
+    pipeline: str | Sequence[PassSpec | Pass] | None,
     *,
     check: bool = True,
     check_each: bool = False,
@@ -61,6 +63,9 @@ def apply(
     data: str | os.PathLike | None = None,
     instruments: Sequence[Instrument] = (),
     warn: Callable[[str], None] = lambda m: None,
+    target: str | None = None,
+    lossy: bool = False,
+    aipp: bool = False,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -69,11 +74,18 @@ def apply(
     on success, and on a failed verdict (a pass, the check, a gate) once the original could be
     measured; a bad input leaves nothing. The input file is never modified unless
     ``in_place`` is set and ``output_path`` names it. ``warn`` hears about skipped input files.
+
+    ``target`` (``ascend``, ``ascend:cann5``, ...): its preset (``lossy`` variant on request) runs
+    before ``pipeline``, the result must lint without errors (``targets.TargetCheckFailed``,
+    findings in ``result.extras["lint"]``), and the compile command is written beside the
+    output (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too).
     """
+
     from .stages.dataset import read_info
 
     for plugin in plugins:
         load_plugin(plugin)
+    chosen, pipeline = with_preset(target, pipeline, lossy, aipp)
     if same_file(model_path, output_path) and not in_place:
         raise InputError(f"output {output_path} is the input file; allow overwriting it explicitly (in place)")
     check_writable(output_path)
@@ -102,9 +114,13 @@ def apply(
     chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
     if report is not None:
         chain.append(_report(model, report.label or str(model_path), report, settings))
-    manager.instruments.items.extend([*chain, *instruments])
+    manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     result = manager.run(model)
+    step = compile_step(chosen, result.model, output_path, aipp) if chosen else None
     save_model(result.model, output_path)
+    if step is not None:
+        step.write()
+        result.extras["compile"] = step
     return result
 
 
@@ -144,6 +160,15 @@ def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feed
             raise InputError(f"sample {sample.path} has shape {got[1:]}; the model's input '{inp.name}' takes "
                              f"{tuple(inp.shape[1:])}")
     return feeds, [s.stem for s in chosen]
+
+
+def lint(model_path: str | os.PathLike, target: str, *, plugins: Iterable[str | os.PathLike] = ()) -> LintResult:
+    """What the compiler named by ``target`` (``ascend``, ``ascend:cann5``, ...) will refuse
+    (errors) or accept slowly or with other numbers (warnings) in the model."""
+    for plugin in plugins:
+        load_plugin(plugin)
+    chosen = get_target(target)  # an unknown target or version fails before the model is read
+    return chosen.lint(load_model(model_path))
 
 
 def diff(

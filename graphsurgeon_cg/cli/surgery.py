@@ -12,6 +12,7 @@ from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import same_file
 from ..core.registry import available_passes, load_plugin
 from . import cli, tables
+from . import targets as target_cli
 from .options import backend_option, check_inputs, data_option, group, json_option, plugin_option, shapes_of
 
 report_options = group(
@@ -41,8 +42,9 @@ def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, ben
 @cli.command()
 @click.argument("model")
 @click.option("-o", "--output", required=True, help="Where to write the rewritten model.")
-@click.option("--passes", "pipeline", required=True, metavar="PIPELINE",
-              help="Comma-separated passes with options, e.g. 'fold-constants,static-batch(batch=1)'.")
+@click.option("--passes", "pipeline", metavar="PIPELINE",
+              help="Comma-separated passes with options, e.g. 'fold-constants,static-batch(batch=1)' "
+                   "(with --target: run after its preset).")
 @click.option("--no-check", is_flag=True, help="Skip the numeric check in ONNX Runtime.")
 @click.option("--check-each", is_flag=True, help="Check after every pass, not only at the end.")
 @check_inputs
@@ -51,22 +53,27 @@ def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, ben
 @json_option
 @data_option(help="Info file of preprocessed samples: report inputs and int8 calibration.")
 @report_options
+@target_cli.target_options
 def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json,
-          info, report_dir, samples, min_cos, min_psnr, baseline, bench):
-    """Rewrite MODEL with a pipeline of passes and write the result to -o."""
+          info, report_dir, samples, min_cos, min_psnr, baseline, bench, target, lossy, aipp):
+    """Rewrite MODEL with a pipeline of passes (or a --target's preset) and write the result to -o."""
+    if not pipeline and not target:
+        raise click.UsageError("give --passes PIPELINE, --target NAME, or both")
     report = _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, bench)
     if same_file(model, output) and not in_place:
         raise InputError(f"-o {output} is the input file; pass --in-place to overwrite it")
     try:
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
-                           plugins=plugins, report=report, data=info, warn=lambda m: click.echo(m, err=True))
+                           plugins=plugins, report=report, data=info, warn=lambda m: click.echo(m, err=True),
+                           target=target, lossy=lossy, aipp=aipp)
     except CgsurgError as exc:
+        target_cli.explain_failure(exc, output)
         if report_dir and not isinstance(exc, InputError) and (Path(report_dir) / "report.html").exists():
             click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)
         raise
     if as_json:
-        tables.echo_json({"input": model, "output": output, **result.as_dict()})
+        tables.echo_json({"input": model, "output": output, **result.as_dict(), **target_cli.extras(result)})
         return
     tables.pass_records(result)
     if result.check is not None:
@@ -75,6 +82,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         click.echo("check: skipped (--no-check)")
     if result.report_dir:
         click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
+    target_cli.after_apply(result, output)
     click.echo(f"wrote {output}")
 
 

@@ -87,3 +87,35 @@ def profile(model: str, result: Any) -> None:
     width = max([16, *(len(n["op_type"]) for n in result.top_nodes)])  # OpenVINO's op names run longer
     for n in result.top_nodes:
         click.echo(f"  {n['node'][:48]:<48} {n['op_type']:<{width}} {n['per_run_ms']:>9.3f} ms  {n['share']:>6.1%}")
+
+
+def lint(result: Any, model: str, err: bool = False) -> None:
+    """Findings grouped by rule: count, the fixing pass, distinct messages, the first nodes."""
+    click.echo(f"{result.target}: {len(result.errors)} error(s), {len(result.warnings)} warning(s) in {model}", err=err)
+    groups = result.by_rule()
+    if not groups:
+        return
+    width = max(len(rule) for rule, _ in groups)
+    click.echo(f"  {'severity':<8}  {'rule':<{width}}  {'count':>5}  fix", err=err)
+    for (rule, severity), found in groups.items():
+        fixes = sorted({f.fix for f in found if f.fix})
+        click.echo(f"  {severity:<8}  {rule:<{width}}  {len(found):>5}  {', '.join(fixes) or '-'}", err=err)
+        for message in list(dict.fromkeys(f.message for f in found))[:3]:
+            click.echo(f"      {message}", err=err)
+        nodes = list(dict.fromkeys(f.node for f in found if f.node))
+        if nodes:
+            more = f" (+{len(nodes) - 3} more)" if len(nodes) > 3 else ""
+            click.echo(f"      nodes: {', '.join(nodes[:3])}{more}", err=err)
+
+
+def targets(rows: list[dict]) -> None:
+    for row in rows:
+        tool = f"[{row['tool']}]" if row["tool"] else "[no compile step]"
+        click.echo(f"{row['name']:<10} {row['summary']}  {tool}")
+        for version, info in row["versions"].items():
+            default = " (default)" if version == row["default_version"] else ""
+            click.echo(f"  {row['name']}:{version}{default}: {info['release']}")
+            click.echo(f"    preset: {info['preset']}")
+            click.echo(f"    lossy:  {info['lossy_preset']}")
+            for rule in info["rules"]:
+                click.echo(f"    rule {rule['id']}: {rule['summary']}")

@@ -1,0 +1,97 @@
+"""lint, targets, and what ``apply --target`` adds to apply: compiler targets on the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import api
+from ..core.errors import CgsurgError
+from ..core.registry import load_plugin
+from ..targets import TargetCheckFailed, available_targets
+from . import cli, tables
+from .options import group, json_option, plugin_option
+
+target_options = group(
+    click.option("--target", metavar="NAME[:VERSION]",
+                 help="Compiler target (see 'cgsurg targets'): run its preset before --passes, lint the result "
+                      "(errors: exit 3, nothing written), write the compile command next to -o."),
+    click.option("--lossy", is_flag=True, help="With --target: the target's lossy preset (e.g. reflect2const)."),
+    click.option("--aipp", is_flag=True,
+                 help="With --target ascend: also write OUT.aipp.cfg (the [-1, 1] normalisation done by AIPP on the "
+                      "chip) and pass it to atc; the model keeps its float input."),
+)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--target", required=True, metavar="NAME[:VERSION]", help="e.g. ascend, ascend:cann5, tensorrt:8.0.")
+@plugin_option
+@json_option
+def lint(model, target, plugins, as_json):
+    """Check MODEL against what a compiler accepts. Exit 0 clean, 4 warnings only, 5 errors."""
+    result = api.lint(model, target, plugins=plugins)
+    if as_json:
+        tables.echo_json({"model": model, **result.as_dict()})
+    else:
+        tables.lint(result, model)
+    click.get_current_context().exit(result.exit_code)
+
+
+@cli.command("targets")
+@plugin_option
+@json_option
+def list_targets(plugins, as_json):
+    """List the compiler targets: versions, rules, presets."""
+    for plugin in plugins:
+        load_plugin(plugin)
+    rows = []
+    for name, cls in available_targets().items():
+        versions = {}
+        for version, release in cls.versions.items():
+            target = cls(version)
+            versions[version] = {"release": release, "preset": target.preset(), "lossy_preset": target.preset(True),
+                                 "rules": [{"id": r.id, "summary": r.summary} for r in target.rules()]}
+        rows.append({"name": name, "summary": cls.summary, "tool": cls.tool, "default_version": cls.default_version,
+                     "module": cls.__module__, "versions": versions})
+    if as_json:
+        tables.echo_json(rows)
+    else:
+        tables.targets(rows)
+
+
+def explain_failure(exc: CgsurgError, model: str) -> None:
+    """Before the one-line error of a target apply that left errors: the findings."""
+    if isinstance(exc, TargetCheckFailed):
+        tables.lint(exc.lint, model, err=True)
+
+
+def extras(result: Any) -> dict:
+    """``apply --json`` additions: the lint and the compile step."""
+    out = {}
+    if "lint" in result.extras:
+        out["lint"] = result.extras["lint"].as_dict()
+    if "compile" in result.extras:
+        out["compile"] = result.extras["compile"].as_dict()
+    return out
+
+
+def after_apply(result: Any, output: str) -> None:
+    """Lint warnings left after a target apply, then the compile command and the files written."""
+    lint = result.extras.get("lint")
+    if lint is None:
+        return
+    if lint.warnings:
+        tables.lint(lint, output)
+    else:
+        click.echo(f"{lint.target}: no errors or warnings in {output}")
+    step = result.extras.get("compile")
+    if step is None:
+        return
+    if step.command is None:
+        click.echo(f"{lint.target}: no compile step (the runtime loads {output} itself)")
+    else:
+        click.echo(step.command.line)
+    for path in step.files:
+        click.echo(f"wrote {path}")

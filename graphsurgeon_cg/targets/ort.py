@@ -1,0 +1,28 @@
+"""ort: ONNX Runtime, which loads the ONNX file itself: no compile step.
+
+Release ``1`` (onnxruntime >= 1.18, as cgsurg requires): every ai.onnx operator of the onnx
+release it is built with. What it gets wrong is a reflect Pad at least as wide as its axis:
+invalid ONNX, for which it returned zeros or garbage (issues 8265, 16401, 23878) until a 2026
+fix made CPU and CUDA refuse it.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from .base import Rule, Target, register_target
+from .rules import FOLD, OpsetRange, ReflectPadSize
+
+
+@register_target
+class OnnxRuntime(Target):
+    name = "ort"
+    summary = "ONNX Runtime (no compile step)"
+    versions = {"1": "onnxruntime 1.18 and later"}
+    default_version = "1"
+
+    def rules(self) -> list[Rule]:
+        return [OpsetRange(7, onnx.defs.onnx_opset_version(), "onnxruntime with this onnx release"), ReflectPadSize()]
+
+    def preset(self, lossy: bool = False) -> str:
+        return f"{FOLD},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},pad-conv-fusion"

@@ -1,0 +1,117 @@
+"""tensorrt: NVIDIA TensorRT through its ONNX parser (onnx-tensorrt), built with ``trtexec``.
+
+Releases (facts from ../shared/notes/TARGETS.md and onnx-tensorrt's docs/operators.md of each
+release):
+
+- ``8.0``: operators up to opset 13. Pad: zero padding on the last two axes only (reflect and
+  edge came with TensorRT 8.2). Resize per its operator table: asymmetric coordinates and
+  ``floor`` nearest only; TensorRT 8.0's resize layer itself has more modes, so that is a
+  warning. INT64 and DOUBLE are cast down to INT32 and FLOAT (clamped). ConvTranspose weights
+  must be an initializer.
+- ``10`` (default): TensorRT 10.0 documents opset 9-20 (10.15: up to 24, hence a warning
+  between). Pad reflect/edge supported, Pad ``axes`` must be an initializer. Resize nearest and
+  linear (cubic not listed up to 10.1), every nearest mode, coordinate modes half_pixel,
+  pytorch_half_pixel, tf_half_pixel_for_nn, asymmetric, align_corners; no antialias; aspect
+  policy stretch only. InstanceNormalization native since 8.6, default from 10.0.
+
+No TensorRT runs on the machine cgsurg is developed on: these rules are tested by lint only.
+"""
+
+from __future__ import annotations
+
+from .base import ERROR, WARNING, Rule, Target, register_target
+from .commands import TRT_BATCH, Command, ModelIO, dims_text
+from .rules import (
+    FOLD,
+    LOSSY,
+    ConstantOperands,
+    ConvTransposeAttributes,
+    ConvTransposeFacts,
+    DataTypes,
+    DynamicInputDims,
+    OperatorList,
+    OpsetRange,
+    PadModes,
+    ReflectPadSize,
+    ResizeAttributes,
+    ResizeFacts,
+    Verdict,
+)
+
+CONSTANT_OPERANDS = {"Pad": [(3, "axes")], "Slice": [(3, "axes")], "Squeeze": [(1, "axes")],
+                     "Unsqueeze": [(1, "axes")]}
+CONSTANT_OPERANDS_8 = {**CONSTANT_OPERANDS, "Clip": [(1, "min"), (2, "max")], "Split": [(1, "split")]}
+TRT10_COORDINATES = ("half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners")
+
+
+@register_target
+class TensorRT(Target):
+    name = "tensorrt"
+    summary = "NVIDIA TensorRT (onnx-tensorrt parser), trtexec"
+    versions = {"8.0": "TensorRT 8.0: opset <= 13, zero Pad on the last two axes only",
+                "10": "TensorRT 10.x: opset 9-20 (10.15: 24), reflect/edge Pad"}
+    default_version = "10"
+    tool = "trtexec"
+
+    def rules(self) -> list[Rule]:
+        old = self.version == "8.0"
+        release = self.versions[self.version].split(":")[0]
+        no_pad = Verdict(ERROR, "TensorRT < 8.2 pads with zeros only: reflect2slice (exact) or reflect2const (lossy)",
+                         "reflect2slice")
+        modes = ({"reflect": no_pad, "edge": Verdict(ERROR, "TensorRT < 8.2 pads with zeros only"),
+                  "wrap": Verdict(ERROR, "TensorRT < 8.2 pads with zeros only")} if old else
+                 {"wrap": Verdict(WARNING, "not documented by onnx-tensorrt (constant, reflect, edge are)")})
+        table_8 = Verdict(WARNING, "onnx-tensorrt's 8.0 table lists asymmetric/floor only, while TensorRT 8.0's "
+                          "resize layer has more modes: verify with trtexec")
+        cubic = Verdict(ERROR, f"{release} resizes with nearest or linear only (cubic not listed up to 10.1)",
+                        "resize-nearest")
+        if old:
+            resize = ResizeFacts(release, modes={"cubic": cubic},
+                                 coordinate_modes={m: table_8 for m in (*TRT10_COORDINATES[:3], "align_corners",
+                                                                        "half_pixel_symmetric")}
+                                 | {"tf_crop_and_resize": Verdict(ERROR, "unsupported")},
+                                 nearest_modes={m: table_8 for m in ("round_prefer_floor", "round_prefer_ceil",
+                                                                     "ceil")})
+        else:
+            resize = ResizeFacts(release, modes={"cubic": cubic},
+                                 coordinate_modes={"tf_crop_and_resize": Verdict(ERROR, "unsupported by TensorRT"),
+                                                   "half_pixel_symmetric": Verdict(ERROR, "not among TensorRT's "
+                                                                                   "coordinate modes")},
+                                 antialias=Verdict(ERROR, "TensorRT does not antialias"),
+                                 axes=Verdict(WARNING, "with tensor scales, axes must be 0..rank-1 in order"),
+                                 aspect_policy=Verdict(ERROR, "TensorRT supports the stretch policy only"))
+        return [
+            OpsetRange(9, 13, release) if old else OpsetRange(9, 20, release, soft_high=24),
+            OperatorList(f"tensorrt-{self.version}.txt", release),
+            PadModes(modes, nonzero_value=Verdict(ERROR, "TensorRT < 8.2 pads with zeros only") if old else None,
+                     last_two_axes_only=Verdict(ERROR, "TensorRT < 8.2 pads the last two axes only") if old else None,
+                     release=release),
+            ReflectPadSize(),
+            ConstantOperands(CONSTANT_OPERANDS_8 if old else CONSTANT_OPERANDS, ERROR, release),
+            ResizeAttributes(resize),
+            ConvTransposeAttributes(ConvTransposeFacts(
+                release, spatial_ranks=(2, 3), other_rank=Verdict(ERROR, "TensorRT deconvolves in 2-D or 3-D only"),
+                weights_not_constant=Verdict(ERROR, "TensorRT 8.0 needs constant weights", FOLD) if old else None)),
+            DynamicInputDims(WARNING, "trtexec needs min/opt/max shapes for every dynamic axis; cgsurg's command "
+                             "covers the batch only"),
+            DataTypes(release, float64=Verdict(WARNING, "TensorRT casts DOUBLE down to FLOAT (clamped)"),
+                      int64_io=Verdict(WARNING, "TensorRT 8 casts INT64 down to INT32 (clamped)") if old else None),
+        ]
+
+    def preset(self, lossy: bool = False) -> str:
+        if lossy:
+            return LOSSY
+        # TensorRT 10 pads by reflection itself: its exact preset leaves reflect Pads alone
+        return f"{FOLD},reflect2slice,pad-conv-fusion" if self.version == "8.0" else f"{FOLD},pad-conv-fusion"
+
+    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str]) -> Command:
+        io.static_rest()
+        stem = model_ref.rsplit("/", 1)[-1].removesuffix(".onnx")
+        argv = ["trtexec", f"--onnx={model_ref}"]
+        if any(t.dynamic_batch for t in io.inputs):
+            for flag, batch in zip(("minShapes", "optShapes", "maxShapes"), TRT_BATCH):
+                argv.append(f"--{flag}=" + ",".join(f"{t.name}:{dims_text(t.dims, batch, 'x')}" for t in io.inputs))
+        argv += ["--fp16", f"--saveEngine={stem}.plan"]
+        if io.outputs[0].type_name == "float16":
+            argv.append("--outputIOFormats=fp16:chw")
+        return Command("trtexec", argv)
