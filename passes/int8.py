@@ -92,7 +92,7 @@ class Int8(Pass):
         # to quantise: its node stays float.
         exclude += [n.name for n in targets if not isinstance(n.inputs[1], gs.Constant)]
         exclude = list(dict.fromkeys(exclude))
-        reasons = []
+        reasons: list[str] = []
         if auto:
             exclude, reasons = _MixedPrecision(self, model, calibration, targets).search(exclude)
         quantized = gs.import_onnx(self._quantized(model, calibration, exclude))

@@ -64,4 +64,4 @@ def main() -> None:
     cli(prog_name="cgsurg")
 
 
-from . import flow, stages, surgery, targets  # noqa: E402,F401  (registers the commands)
+from . import flow, stages, surgery, targets, tune  # noqa: E402,F401  (registers the commands)
