@@ -6,7 +6,8 @@ Exporters often write instance norm out: ``m = ReduceMean(x, spatial axes)``, ``
 optionally times a constant per-channel scale and plus a constant bias. Up to ten nodes and three
 passes over the feature map become one ``InstanceNormalization``, which ATC, TensorRT and
 OpenVINO run as one fused kernel. Matches from the first ReduceMean: axes 2..rank-1 (an
-attribute, or a constant input from opset 18; negative axes too), ``keepdims`` 1, operands
+attribute, or a constant input from opset 18; negative axes too), ``keepdims`` 1, or a
+GlobalAveragePool (the same mean, as some converters write it) for either mean; operands
 in either order, every intermediate used only inside the pattern. A scale or bias that is
 not a constant (conditional instance norm before ``freeze-inputs`` + ``fold-constants``)
 stays a Mul/Add after a plain InstanceNormalization (ones and zeros).
@@ -31,6 +32,8 @@ from graphsurgeon_cg import Bound, Match, NodeRewritePass, NoMatch, PassContext,
 from graphsurgeon_cg.core.graphutil import const_value, present
 from graphsurgeon_cg.core.modelio import weightless
 
+MEANS = ("ReduceMean", "GlobalAveragePool")
+
 
 @dataclass
 class _Pattern:
@@ -47,20 +50,20 @@ class InstanceNormFusion(NodeRewritePass):
     name = "instancenorm-fusion"
     summary = "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div (+ constant scale, bias) -> InstanceNormalization"
     exact = False
-    op_types = ("ReduceMean",)
-    nothing_found = "no ReduceMean (no decomposed instance norm)"
+    op_types = MEANS
+    nothing_found = "no ReduceMean or GlobalAveragePool (no decomposed instance norm)"
 
     def bound(self) -> Bound:
         return Bound(max_abs=1e-4, rel=1e-4, min_cos=0.99999)
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        if any(n.op == "ReduceMean" and n.inputs[0].shape is None for n in graph.nodes):
+        if any(n.op in MEANS and n.inputs[0].shape is None for n in graph.nodes):
             _infer_shapes(graph)  # the pattern is judged by the rank of the normalised tensor
         return super().run(graph, ctx)
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
         if not node.outputs or _is_variance(node):
-            return None  # the second ReduceMean of a pattern is matched from the first
+            return None  # the second mean of a pattern is matched from the first
         x, mean = node.inputs[0], node.outputs[0]
         if not mean.outputs and not _is_output(ctx, mean):
             return None  # dead (a pattern rewritten earlier in this pass)
@@ -80,7 +83,9 @@ class InstanceNormFusion(NodeRewritePass):
         subs = _consumers(mean)
         centring = [n for n in subs if n.op == "Sub" and n.inputs[0] is x and n.inputs[1] is mean]
         if not centring:
-            return NoMatch("the mean is not subtracted from the ReduceMean's input")
+            if any(n.op == "QuantizeLinear" for n in subs):
+                return NoMatch("the mean is quantised (QuantizeLinear between the ops): fuse before quantising")
+            return NoMatch("the mean is not subtracted from its input")
         if len(centring) != len(subs) or _is_output(ctx, mean):
             return NoMatch("the mean is used elsewhere")
         centred = [n.outputs[0] for n in centring]
@@ -144,7 +149,9 @@ def _scalar(tensor: gs.Tensor) -> float | None:
 
 
 def _reduce_axes(node: gs.Node, rank: int) -> list[int] | str:
-    """The ReduceMean's axes, sorted and non-negative, or why they cannot be read."""
+    """The mean's axes, sorted and non-negative, or why they cannot be read."""
+    if node.op == "GlobalAveragePool":
+        return list(range(2, rank))
     if "axes" in node.attrs:
         axes = list(node.attrs["axes"])
     elif present(node, 1) is not None:
@@ -171,12 +178,12 @@ def _squared(node: gs.Node) -> gs.Tensor | None:
 
 
 def _is_variance(node: gs.Node) -> bool:
-    """Whether ``node`` is ``ReduceMean((x - ReduceMean(x))^2)``."""
+    """Whether ``node`` is ``mean((x - mean(x))^2)``."""
     square = node.inputs[0].inputs[0] if node.inputs[0].inputs else None
     d = _squared(square) if square is not None else None
     sub = d.inputs[0] if d is not None and d.inputs else None
     return sub is not None and sub.op == "Sub" and bool(sub.inputs[1].inputs) and \
-        sub.inputs[1].inputs[0].op == "ReduceMean" and sub.inputs[1].inputs[0].inputs[0] is sub.inputs[0]
+        sub.inputs[1].inputs[0].op in MEANS and sub.inputs[1].inputs[0].inputs[0] is sub.inputs[0]
 
 
 def _variance_and_normalise(ctx: PassContext, mean: gs.Node, centred: list[gs.Tensor],
@@ -187,8 +194,8 @@ def _variance_and_normalise(ctx: PassContext, mean: gs.Node, centred: list[gs.Te
     if len(squares) != 1:
         return "the centred input is not squared once (Pow 2 or Mul by itself)"
     variance = _only_consumer(ctx, squares[0].outputs[0])
-    if variance is None or variance.op != "ReduceMean":
-        return "the squared deviation is not averaged by one ReduceMean"
+    if variance is None or variance.op not in MEANS:
+        return "the squared deviation is not averaged by one ReduceMean or GlobalAveragePool"
     if _reduce_axes(variance, len(mean.inputs[0].shape)) != axes or variance.attrs.get("keepdims", 1) != 1:
         return "the variance is not averaged over the same axes"
     step = _only_consumer(ctx, variance.outputs[0])
