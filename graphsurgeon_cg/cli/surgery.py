@@ -82,8 +82,8 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         click.echo("check: skipped (--no-check)")
     if result.report_dir:
         click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
-    target_cli.after_apply(result, output)
     click.echo(f"wrote {output}")
+    target_cli.after_apply(result, output)
 
 
 @cli.command()
