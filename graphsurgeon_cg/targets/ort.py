@@ -1,14 +1,13 @@
 """ort: ONNX Runtime, which loads the ONNX file itself: no compile step.
 
 Release ``1`` (onnxruntime >= 1.18, as cgsurg requires): every ai.onnx operator of the onnx
-release it is built with. What it gets wrong is a reflect Pad at least as wide as its axis:
-invalid ONNX, for which it returned zeros or garbage (issues 8265, 16401, 23878) until a 2026
-fix made CPU and CUDA refuse it.
+release it is built with; 1.18 runs opsets up to 21 (above: a warning, later releases run
+more). What it gets wrong is a reflect Pad at least as wide as its axis: invalid ONNX, for
+which it returned zeros or garbage (issues 8265, 16401, 23878) until a 2026 fix made CPU and
+CUDA refuse it.
 """
 
 from __future__ import annotations
-
-import onnx
 
 from .base import Rule, Target, register_target
 from .rules import FOLD, OpsetRange, ReflectPadSize
@@ -22,7 +21,8 @@ class OnnxRuntime(Target):
     default_version = "1"
 
     def rules(self) -> list[Rule]:
-        return [OpsetRange(7, onnx.defs.onnx_opset_version(), "onnxruntime with this onnx release"), ReflectPadSize()]
+        newer = "supported by later onnxruntime releases only: check yours"
+        return [OpsetRange(7, 21, "onnxruntime 1.18", above=newer), ReflectPadSize()]
 
     def preset(self, lossy: bool = False) -> str:
         return f"{FOLD},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},pad-conv-fusion"

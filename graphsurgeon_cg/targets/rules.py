@@ -54,14 +54,17 @@ class OpsetRange(Rule):
 
 def read_op_list(filename: str) -> tuple[dict[str, int], set[str], str]:
     """A data file: ``Op [since-opset]`` per line for supported ops, ``!Op`` for ops the source
-    marks unsupported, ``#`` comments (the first one names the source)."""
+    marks unsupported, ``#`` comments: the first ones, up to ``Format:``, name the source."""
     supported: dict[str, int] = {}
     refused: set[str] = set()
-    source = ""
+    header: list[str] = []
+    in_header = True
     for raw in resources.files(__package__).joinpath("data", filename).read_text().splitlines():
         line = raw.strip()
         if line.startswith("#"):
-            source = source or line.lstrip("# ")
+            text = line.lstrip("# ")
+            in_header = in_header and not text.startswith("Format:")
+            header += [text] if in_header else []
             continue
         if not line:
             continue
@@ -70,7 +73,7 @@ def read_op_list(filename: str) -> tuple[dict[str, int], set[str], str]:
             continue
         name, *since = line.split()
         supported[name] = int(since[0]) if since else 1
-    return supported, refused, source
+    return supported, refused, " ".join(header).removeprefix("Source: ")
 
 
 class OperatorList(Rule):
@@ -82,7 +85,8 @@ class OperatorList(Rule):
     def __init__(self, filename: str, release: str):
         self.supported, self.refused, self.source = read_op_list(filename)
         self.release = release
-        self.summary = f"operators listed for {release} ({self.source})"
+        origin = self.source.split(" (")[0].split(",")[0]
+        self.summary = f"operators listed for {release} (targets/data/{filename}, from {origin})"
 
     def check(self, graph: LintGraph) -> Iterator[Finding]:
         for node in graph.nodes:
