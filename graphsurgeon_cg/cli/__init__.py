@@ -1,12 +1,13 @@
 """Layer 5: the ``cgsurg`` command line, a thin layer over ``graphsurgeon_cg.api`` and the stages.
 
 One module per command family (``surgery``: apply, diff, passes; ``stages``: prep, infer, eval,
-bench, profile; ``flow``: export, run, demo); option groups shared by several commands are
+bench, profile; ``flow``: export, run, demo; ``targets``: lint, targets); option groups shared by several commands are
 declared once in ``options``; tables are rendered in ``tables``; errors become exit codes in
 one place, ``CgsurgGroup.invoke``.
 
 Exit codes: 0 success, 1 a pass failed or produced an invalid model, 2 bad input or usage,
-3 a numeric check or accuracy gate failed, 130 interrupted (Ctrl-C).
+3 a numeric check or accuracy gate failed (or ``apply --target`` left errors), 4/5 ``lint``
+found warnings only / errors, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
