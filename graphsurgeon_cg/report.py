@@ -392,6 +392,10 @@ class AccuracyReport(Instrument):
         ax.plot(range(len(names)), mean, marker="o", label=f"{judged}, mean")
         ax.plot(range(len(names)), low, marker="v", linestyle="--", label=f"{judged}, min")
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        # at least 0.001 of cosine in view, no offset notation: float noise stays a flat line
+        span = max([1e-3] + [1.0 - v for v in low + mean if np.isfinite(v)])
+        ax.set_ylim(1.0 - 1.1 * span, 1.0 + 0.1 * span)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_ylabel("vs original")
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -64,17 +64,20 @@ def run_command(config, output):
 
 @cli.command()
 @click.option("-o", "--output", default="cgsurg-demo", show_default=True, help="Output folder.")
+@click.option("--style", default=19, show_default=True, type=click.IntRange(0, 25),
+              help="Which of the trained model's 26 styles to freeze.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=8),
+              help="Image size (a multiple of 8).")
 @click.option("--ngf", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Generator width (64: the reference size).")
+              help="Width of the seeded generator of the export step (64: the reference size).")
 @click.option("--blocks", default=9, show_default=True, type=click.IntRange(min=1),
-              help="Residual blocks (9: resnet_9blocks).")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(min=8), help="Image size.")
-@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Benchmark rounds per batch size.")
-def demo(output, ngf, blocks, size, rounds):
-    """The whole flow on a seeded reference-size CycleGAN generator and bundled photos."""
+              help="Residual blocks of the seeded generator of the export step (9: resnet_9blocks).")
+@click.option("--rounds", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Benchmark rounds.")
+def demo(output, style, size, ngf, blocks, rounds):
+    """The whole flow on a trained style-transfer generator and bundled photos: an exact and the
+    vendor's lossy pipeline side by side, with per-pass reports (export shown on a seeded one)."""
     from ..flow import demo as run_demo
 
-    summary = run_demo(output, ngf=ngf, blocks=blocks, size=size, rounds=rounds, echo=click.echo)
+    summary = run_demo(output, ngf=ngf, blocks=blocks, size=size, rounds=rounds, style=style, echo=click.echo)
     click.echo((Path(summary["output"]) / "summary.md").read_text().rstrip())
-    click.echo(f"open {Path(summary['output']) / 'report' / 'report.html'} for the per-pass report")
