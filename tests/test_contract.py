@@ -64,6 +64,13 @@ CONTRACT_CASES = {
     "postproc-fold": ("postproc-fold", lambda: OPSET11),
     "fp16": ("fp16(min_cos=0.9)", lambda: _folded(OPSET11)),
     "int8": ("int8(samples=3,min_cos=0.5)", lambda: _folded(OPSET11)),
+    "freeze-inputs": ("freeze-inputs(values=w:0.5)", lambda: model_from_text("""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,4,4] x, float[1,3,1,1] w) => (float[1,3,4,4] y) { y = Mul (x, w) }""")),
+    "instancenorm-fusion": ("instancenorm-fusion", lambda: model_from_text("""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,4,4] x) => (float[1,3,4,4] y) <float two = {2.0}, float eps = {1e-5}> {
+          m = ReduceMean <axes = [2, 3]> (x)  d = Sub (x, m)  sq = Pow (d, two)  v = ReduceMean <axes = [2, 3]> (sq)
+          ve = Add (v, eps)  sd = Sqrt (ve)  y = Div (d, sd)
+        }""")),
 }
 
 
