@@ -10,7 +10,7 @@ from graphsurgeon_cg import InputError
 from graphsurgeon_cg.targets import ERROR, WARNING, available_targets, get_target
 from graphsurgeon_cg.testing import model_from_text, run_pass
 
-from models import FIXTURE_PADS, OPSET11, OPSET17
+from models import BILINEAR, FIXTURE_PADS, OPSET11, OPSET17
 
 ALL = ["ascend:cann5", "ascend:cann8", "tensorrt:8.0", "tensorrt:10", "openvino", "ort"]
 
@@ -229,3 +229,12 @@ def test_the_exact_preset_leaves_no_errors_on_the_fixture(spec):
     target = get_target(spec)
     model, _ = run_pass(onnx.load(OPSET11), target.preset())
     assert target.lint(model).errors == [], spec
+
+
+def test_a_dynamic_batch_through_resize_is_not_a_symbolic_shape():
+    # shape inference names Resize's output batch unk__0, not the input's symbol
+    upsample = graph('z = Resize <mode = "linear"> (x, "", s)  y = Relu(z)', inputs="float[N,3,8,8] x",
+                     outputs="float[N,3,16,16] y", inits=SCALES)
+    assert found(upsample, "ascend:cann8", "symbolic-shapes") == []
+    model, _ = run_pass(onnx.load(BILINEAR), get_target("ascend").preset())
+    assert get_target("ascend").lint(model).findings == []

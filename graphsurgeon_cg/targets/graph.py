@@ -86,9 +86,10 @@ class LintGraph:
         return name in self.constants or name in self.initializers
 
     def is_static(self, name: str) -> bool:
-        """Every dimension known, the input's batch symbol aside."""
+        """Every dimension known but the first when the batch is dynamic: shape inference renames
+        the batch symbol after some ops (Resize gives ``unk__0``), so any first dim passes then."""
         dims = self.shapes.get(name)
-        return dims is not None and all(isinstance(d, int) and d > 0 or (i == 0 and d in self.batch_symbols)
+        return dims is not None and all(isinstance(d, int) and d > 0 or (i == 0 and bool(self.batch_symbols))
                                         for i, d in enumerate(dims))
 
     def const(self, name: str | None) -> np.ndarray | None:
