@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import onnx
 
-from ..core.errors import InputError
+from ..core.errors import InputError, first_line
 from ..core.modelio import fits_in_protobuf, has_external_data, load_model, save_model
 from .providers import BACKENDS
 
@@ -143,6 +143,19 @@ def openvino_reason(exc: BaseException, limit: int = 300) -> str:
     return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
+def _check_ir(path: Path) -> None:
+    """An IR's root element is ``<net>``. Checked here because OpenVINO, handed any other
+    file, tries every frontend it has, and TensorFlow's prints parse errors to stderr."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        _, root = next(ET.iterparse(path, events=("start",)))
+    except (ET.ParseError, StopIteration, OSError) as exc:
+        raise InputError(f"{path} is not an OpenVINO IR (not XML: {first_line(exc)})") from None
+    if root.tag != "net":
+        raise InputError(f"{path} is not an OpenVINO IR (its root element is <{root.tag}>, not <net>)")
+
+
 def import_openvino() -> Any:
     try:
         import openvino
@@ -254,6 +267,7 @@ class OpenVinoBackend:
             if path.suffix.lower() == ".xml":  # an OpenVINO IR: the .bin beside it holds the weights
                 if not path.is_file():
                     raise InputError(f"no such model file: {path}" if not path.exists() else f"{path} is not a file")
+                _check_ir(path)
                 if not path.with_suffix(".bin").is_file():
                     raise InputError(f"{path} is an OpenVINO IR without its weights: {path.with_suffix('.bin')} "
                                      "is missing")
