@@ -249,6 +249,7 @@ def _bad_cases(tmp_path, photos, ir):
         "eval folders with a backend": ["eval", tmp_path, tmp_path, "--backend", "openvino"],
         "bench missing model": ["bench", tmp_path / "nope.xml", "--backend", "openvino"],
         "bench IR that is not XML": ["bench", not_xml, "--backend", "openvino"],
+        "bench the IR's weights": ["bench", ir.with_suffix(".bin"), "--backend", "openvino"],
         "diff not a model": ["diff", OPSET11, text, "--backend", "openvino"],
     }
 
@@ -256,7 +257,8 @@ def _bad_cases(tmp_path, photos, ir):
 BAD = ["compile missing model", "compile not a model", "compile unknown target", "compile output is a file",
        "compile output holds the model", "infer missing model", "infer not a model", "infer IR without weights",
        "infer not an IR", "infer unknown backend", "infer provider with openvino", "eval folders with a backend",
-       "bench missing model", "bench IR that is not XML", "diff not a model"]
+       "bench missing model", "bench IR that is not XML", "bench the IR's weights",
+       "diff not a model"]
 
 
 @pytest.mark.parametrize("case", BAD)

@@ -272,6 +272,8 @@ class OpenVinoBackend:
                     raise InputError(f"{path} is an OpenVINO IR without its weights: {path.with_suffix('.bin')} "
                                      "is missing")
                 return core.read_model(str(path)), ([], [], where)
+            if path.suffix.lower() == ".bin" and path.with_suffix(".xml").is_file():
+                raise InputError(f"{path} holds an OpenVINO IR's weights: give its graph, {path.with_suffix('.xml')}")
             proto = load_model(path)  # ONNX: checked as every command checks it, one-line errors
             names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output], where)
             return core.read_model(str(path)), names
