@@ -117,12 +117,14 @@ def check_disjoint(calib: str | os.PathLike, evaluation: str | os.PathLike) -> N
 def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | os.PathLike,
          out_dir: str | os.PathLike, *, min_cos: float = 0.99, backends: Sequence[str] = ("ort",),
          batches: Sequence[int] = (1, 16), budget_minutes: float = 15.0, rounds: int = 10,
-         threads: int | None = None, only: Sequence[str] = (),
+         threads: int | None = None, only: Sequence[str] = (), ray_address: str | None = None,
          progress: Callable[[str], None] = lambda m: None) -> TuneResult:
     """Try the candidates, time them, pick the winner; writes ``out_dir`` (tune.json, tune.html,
     the candidates' models, best.onnx). Raises ``NumericCheckFailed`` (the folder still
     written) when no candidate meets ``min_cos``. ``only``: label substrings to keep (the
-    original is always measured, as the baseline; it is never the winner)."""
+    original is always measured, as the baseline; it is never the winner). ``ray_address``
+    (``local`` for a local Ray): the candidates are built and judged as Ray tasks of one CPU
+    each and timed in one task holding a whole node (see ``distributed``)."""
     if not 0 < min_cos <= 1:
         raise InputError(f"min_cos must be in (0, 1], got {min_cos}")
     if not batches or min(batches) < 1 or rounds < 1 or budget_minutes <= 0:
@@ -136,19 +138,31 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
     deadline = time.monotonic() + budget_minutes * 60
     with staged_folder(out_dir, keep=lambda exc: isinstance(exc, NumericCheckFailed)) as stage:
         (stage / "candidates").mkdir()
-        tried, skipped = [], []
+        skipped: list[str] = []
         chosen = [c for c in candidates(min_cos, str(calib), backends)
                   if c.pipeline is None or not only or any(word in c.label for word in only)]
         if only and all(c.pipeline is None for c in chosen):
             raise InputError(f"no candidate label contains {', '.join(only)}")
-        for k, c in enumerate(chosen):
-            if time.monotonic() > deadline and c.pipeline is not None:
-                skipped.append(f"{c.label} on {c.backend}: over the budget")
-                continue
-            progress(f"[tune] {k + 1}: {c.label} on {c.backend}")
-            _build_and_judge(c, model, stage / "candidates" / f"{k:02d}.onnx", calib, evaluation, min_cos, threads)
-            tried.append(c)
-        environment = _time(tried, batches, rounds, evaluation, threads, progress)
+        jobs = [(c, str(model), stage / "candidates" / f"{k:02d}.onnx", str(calib), str(evaluation), min_cos,
+                 threads) for k, c in enumerate(chosen)]
+        if ray_address is not None:
+            from .distributed import connect, node_task, run_tasks
+
+            ray = connect(ray_address)
+            progress(f"[tune] {len(jobs)} candidates as Ray tasks")
+            tried = run_tasks(ray, _judged, [(*job[:-1], 1) for job in jobs])
+            progress(f"[tune] timing in one task holding a whole node: {len(batches)} batch sizes x {rounds} rounds")
+            tried, environment = node_task(ray, _timed, tried, batches, rounds, str(evaluation), threads)
+        else:
+            tried = []
+            for k, job in enumerate(jobs):
+                c = job[0]
+                if time.monotonic() > deadline and c.pipeline is not None:
+                    skipped.append(f"{c.label} on {c.backend}: over the budget")
+                    continue
+                progress(f"[tune] {k + 1}: {c.label} on {c.backend}")
+                tried.append(_judged(*job))
+            tried, environment = _timed(tried, batches, rounds, str(evaluation), threads, progress)
         ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None]
         winner = max(ok, key=lambda c: c.speed) if ok else None
         if winner is not None:
@@ -166,7 +180,8 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
     return result
 
 
-def _build_and_judge(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, threads) -> None:
+def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, threads) -> Candidate:
+    """``c`` built into ``path`` and judged on both sets (a failure is the candidate's error)."""
     start = time.perf_counter()
     try:
         if c.pipeline is None:
@@ -187,10 +202,11 @@ def _build_and_judge(c: Candidate, model, path: Path, calib, evaluation, min_cos
             raise  # the original itself: the input is bad
         c.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     c.build_s = time.perf_counter() - start
+    return c
 
 
-def _time(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluation, threads,
-          progress: Callable[[str], None]) -> dict:
+def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluation, threads,
+           progress: Callable[[str], None] = lambda m: None) -> tuple[list[Candidate], dict]:
     """Images per second at each batch size: every candidate loaded, then the rounds interleaved
     (one run of each candidate per round, so that load drifts hit all alike), medians."""
     runnable = [c for c in tried if c.model and not c.error]
@@ -227,7 +243,7 @@ def _time(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluatio
                 c.vs_original[batch] = speed / original.img_per_s[batch]
             if ort_fp32 and batch in ort_fp32.img_per_s:
                 c.vs_ort_fp32[batch] = speed / ort_fp32.img_per_s[batch]
-    return environment
+    return tried, environment
 
 
 def cpu_isa() -> str:

@@ -87,3 +87,9 @@ runtime_options = group(
 def data_option(required: bool = False,
                 help: str = "Info file of preprocessed samples (from 'cgsurg prep').") -> Decorator:
     return click.option("--data", "info", metavar="INFO", required=required, help=help)
+
+
+ray_option = click.option(
+    "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+    help="Run on Ray ([ray] extra): alone, a local Ray; 'auto' or ray://HOST:PORT, a cluster (the files must "
+         "be at the same paths on every node).")

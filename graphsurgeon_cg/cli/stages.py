@@ -7,7 +7,7 @@ import click
 from ..check.images import RESAMPLE, VALUE_RANGES
 from ..core.errors import InputError
 from . import cli, tables
-from .options import BatchSizes, check_inputs, data_option, json_option, runtime_options, shapes_of
+from .options import BatchSizes, check_inputs, data_option, json_option, ray_option, runtime_options, shapes_of
 
 
 @cli.command()
@@ -38,12 +38,19 @@ def prep(src_dir, dst_dir, size, resample, dtype, value_range):
               help="Batch size (a static-batch model uses its own).")
 @runtime_options
 @click.option("--png", is_flag=True, help="Also write each output as an 8-bit PNG.")
-def infer(model, info, out_dir, batch, backend, threads, provider, png):
+@ray_option
+def infer(model, info, out_dir, batch, backend, threads, provider, png, ray_address):
     """Batched offline inference over an info file."""
     from ..stages.infer import infer as run_infer
 
-    result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
-                       notice=lambda m: click.echo(m, err=True), backend=backend)
+    if ray_address is not None:
+        from ..distributed import infer_ray
+
+        result = infer_ray(model, info, out_dir, batch=batch, address=ray_address, threads=threads or 1,
+                           provider=provider, png=png, backend=backend, notice=lambda m: click.echo(m, err=True))
+    else:
+        result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
+                           notice=lambda m: click.echo(m, err=True), backend=backend)
     click.echo(f"{result.count} images in {result.seconds:.2f}s at batch {result.batch}: "
                f"{result.throughput:.2f} images/s overall, "
                f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
@@ -61,7 +68,9 @@ def infer(model, info, out_dir, batch, backend, threads, provider, png):
               help="Fail (exit 3) when the mean cosine (per-pixel for images, flat otherwise) is below this.")
 @json_option
 @click.option("--csv", "csv_path", metavar="FILE.csv", help="Write the per-image scores to this CSV file.")
-def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, min_cos, as_json, csv_path):
+@ray_option
+def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, min_cos, as_json, csv_path,
+             ray_address):
     """Accuracy: REF_DIR OUT_DIR, or --ref REF.onnx --model NEW.onnx --data INFO.
 
     With --backend openvino, --model (ONNX or an OpenVINO IR .xml) runs compiled by OpenVINO and
@@ -76,9 +85,15 @@ def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, mi
     if dirs:
         if len(dirs) != 2:
             raise InputError("give exactly two folders: REF_DIR OUT_DIR")
-        if backend != "ort":
-            raise InputError("--backend runs models: give --ref, --model and --data with it, not output folders")
+        if backend != "ort" or ray_address is not None:
+            raise InputError("--backend and --ray run models: give --ref, --model and --data with them, "
+                             "not output folders")
         result = evaluate_dirs(*dirs)
+    elif ref_model and model and info and ray_address is not None:
+        from ..distributed import evaluate_ray
+
+        result = evaluate_ray(ref_model, model, info, batch=batch, address=ray_address, threads=threads or 1,
+                              provider=provider, backend=backend)
     elif ref_model and model and info:
         result = evaluate_models(ref_model, model, info, batch=batch, threads=threads, provider=provider,
                                  backend=backend)

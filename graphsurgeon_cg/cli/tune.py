@@ -6,7 +6,7 @@ import click
 
 from ..core.errors import NumericCheckFailed
 from . import cli
-from .options import BatchSizes
+from .options import BatchSizes, ray_option
 
 
 @cli.command()
@@ -16,7 +16,8 @@ from .options import BatchSizes
               help="Evaluation samples, disjoint from the calibration ones: the bar is judged here.")
 @click.option("--min-cos", default=0.99, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="The bar: mean vendor per-pixel cosine against the original.")
-@click.option("--backend", type=click.Choice(["ort", "openvino", "both"]), default="ort", show_default=True)
+@click.option("--backend", type=click.Choice(["ort", "openvino", "both"]), default="ort", show_default=True,
+              help="Where candidates run: ONNX Runtime, OpenVINO (fp32, and NNCF int8 when installed), or both.")
 @click.option("--batch", "batches", type=BatchSizes(), default="1,16", show_default=True, help="Batch sizes timed.")
 @click.option("--budget", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Minutes; candidates not started by then are skipped (and listed).")
@@ -26,7 +27,8 @@ from .options import BatchSizes
 @click.option("--only", metavar="WORD[,WORD]", default="",
               help="Try only the candidates whose label contains one of these words (e.g. int8,exact).")
 @click.option("-o", "--output", default="cgsurg-tune", show_default=True, help="Output folder.")
-def tune(model, calib, evaluation, min_cos, backend, batches, budget, rounds, threads, only, output):
+@ray_option
+def tune(model, calib, evaluation, min_cos, backend, batches, budget, rounds, threads, only, output, ray_address):
     """Find the fastest candidate pipeline whose per-pixel cosine meets --min-cos (exit 3 if none does)."""
     from ..tune import apply_line
     from ..tune import tune as run_tune
@@ -35,7 +37,7 @@ def tune(model, calib, evaluation, min_cos, backend, batches, budget, rounds, th
     try:
         result = run_tune(model, calib, evaluation, output, min_cos=min_cos, backends=backends, batches=batches,
                           budget_minutes=budget, rounds=rounds, threads=threads,
-                          only=[w.strip() for w in only.split(",") if w.strip()],
+                          only=[w.strip() for w in only.split(",") if w.strip()], ray_address=ray_address,
                           progress=lambda m: click.echo(m, err=True))
     except NumericCheckFailed:
         _table_from(output)
