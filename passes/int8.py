@@ -134,9 +134,10 @@ class _MixedPrecision:
     ``min_cos`` (mean per-pixel cosine against the float model, on the calibration samples).
     Candidates are every operator type as a group (the two ConvTransposes of a generator only
     help together), the first and last layer as a pair, and each layer alone. One quantisation
-    per candidate measures how much keeping it float helps; the smallest candidate that meets
-    the bar alone wins, else candidates are added, most helpful per float layer first, until
-    the bar holds: 1 + candidates + steps quantisations, linear in the number of layers."""
+    per candidate measures how much keeping it float helps, groups first (when one meets the
+    bar, only its own layers are tried alone); the smallest candidate that meets the bar alone
+    wins, else candidates are added, most helpful per float layer first, until the bar holds.
+    At most 1 + candidates + steps quantisations: linear in the number of layers."""
 
     def __init__(self, owner: Int8, model: onnx.ModelProto, calibration: _Calibration, targets: list[gs.Node]):
         self.owner, self.model, self.calibration = owner, model, calibration
@@ -159,13 +160,28 @@ class _MixedPrecision:
         if current >= bar:
             return exclude, steps
         gains: dict[str, tuple[float, int]] = {}  # score with the group float, layers it adds
-        for label, names in self.groups.items():
-            extra = [n for n in names if n not in exclude]
-            if extra:
-                gains[label] = (self.score(exclude + extra), len(extra))
-        enough = [label for label, (score, _) in gains.items() if score >= bar]
-        if enough:  # one group does it: the one that keeps the fewest layers float
-            label = min(enough, key=lambda g: (gains[g][1], -gains[g][0]))
+
+        def measure(labels: list[str]) -> list[str]:
+            """Score each candidate of ``labels``; those that meet the bar alone."""
+            for label in labels:
+                extra = [n for n in self.groups[label] if n not in exclude]
+                if extra and label not in gains:
+                    gains[label] = (self.score(exclude + extra), len(extra))
+            return [label for label in labels if label in gains and gains[label][0] >= bar]
+
+        def smallest(labels: list[str]) -> str:
+            return min(labels, key=lambda g: (gains[g][1], -gains[g][0]))
+
+        # Cheap first: the groups (a few quantisations); when one meets the bar, whether one of
+        # its layers alone does. Only then every layer alone (one quantisation per layer).
+        groups = [label for label in self.groups if label.startswith("all ") or label == "first and last"]
+        enough = measure(groups)
+        if enough:
+            enough += measure([n for n in self.groups[smallest(enough)] if n in self.groups and n not in groups])
+        else:
+            enough = measure([label for label in self.groups if label not in groups])
+        if enough:  # one candidate does it: the one that keeps the fewest layers float
+            label = smallest(enough)
             steps.append(f"auto: + {label} in float -> {gains[label][0]:.4f}")
             return exclude + [n for n in self.groups[label] if n not in exclude], steps
         # Else the most helpful per float layer first, until the bar holds.
