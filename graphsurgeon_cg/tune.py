@@ -2,16 +2,17 @@
 
 Candidates are pipelines (the exact one; int8 variants over format, calibration method, which
 layers stay float, and a mixed-precision search) on a backend (ONNX Runtime; OpenVINO when
-installed, fp32). Each is built with ``api.apply`` (the calibration set feeds int8), judged on
-the evaluation set only (mean vendor per-pixel cosine against the original on ONNX Runtime;
-the calibration set's figure is reported beside it), and timed as ``bench`` times: warm-up,
-then the candidates *interleaved* round by round with the original in one process, medians.
-The winner is the fastest candidate that meets the bar (the original is the baseline, never
-the winner), written as ``best.onnx`` with the ``cgsurg apply`` line that reproduces it;
-when none does, the verdict fails (exit 3) naming the closest, and the table and the Pareto
-front still show what was reached.
+installed: fp32, and int8 by NNCF with chosen layers float). Each is built with ``api.apply``
+and ``stages.compile`` (the calibration set feeds int8), judged on the evaluation set only
+(mean vendor per-pixel cosine against the original on ONNX Runtime; the calibration set's
+figure is reported beside it), and timed as ``bench`` times: warm-up, then the candidates
+*interleaved* round by round with the original in one process, medians. The winner is the
+fastest candidate that meets the bar (the original is the baseline, never the winner),
+written as ``best.onnx`` (or ``best_ov/`` for an OpenVINO IR) with the command line that
+reproduces it; when none does, the verdict fails (exit 3) naming the closest, and the table
+and the Pareto front still show what was reached.
 
-Not here: Ray (``--ray``) and NNCF; candidates run one after another on this machine.
+With ``ray_address`` the candidates are built and judged as Ray tasks (``distributed``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Candidate:
     label: str
     backend: str
     pipeline: str | None  # None: the original model
+    nncf: tuple[str, ...] | None = None  # then compiled to int8 by NNCF with these layers float
     model: str = ""
     build_s: float = 0.0
     eval_cos: dict | None = None  # mean/min per-pixel cosine on the evaluation set
@@ -58,8 +60,9 @@ class Candidate:
 
     @property
     def speed(self) -> float:
-        """The geometric mean of the speed-ups over ORT fp32 across batch sizes."""
-        values = [v for v in self.vs_ort_fp32.values() if v > 0]
+        """The geometric mean of the speed-ups over ORT fp32 across batch sizes (over the
+        backend's own original when ORT was not run)."""
+        values = [v for v in (self.vs_ort_fp32 or self.vs_original).values() if v > 0]
         return float(np.exp(np.mean(np.log(values)))) if values else 0.0
 
 
@@ -92,7 +95,11 @@ def candidates(min_cos: float, calib: str, backends: Sequence[str]) -> list[Cand
                   Candidate("int8 mixed (auto)", "ort", f"{EXACT},int8(data={calib},keep_float=[auto],"
                                                         f"keep_first_last=false,keep_ops=[],min_cos={min_cos})")]
     if "openvino" in backends:
-        found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT)]
+        found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT),
+                  Candidate("nncf int8 (first/last, ConvTranspose float)", "openvino", EXACT,
+                            nncf=("first-last", "ConvTranspose")),
+                  Candidate("nncf int8 (ConvTranspose float)", "openvino", EXACT, nncf=("ConvTranspose",)),
+                  Candidate("nncf int8, all quantised", "openvino", EXACT, nncf=())]
     return found
 
 
@@ -165,7 +172,11 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
             tried, environment = _timed(tried, batches, rounds, str(evaluation), threads, progress)
         ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None]
         winner = max(ok, key=lambda c: c.speed) if ok else None
-        if winner is not None:
+        if winner is not None and winner.model.endswith(".xml"):
+            (stage / "best_ov").mkdir()
+            for part in (".xml", ".bin"):
+                shutil.copyfile(Path(winner.model).with_suffix(part), stage / "best_ov" / f"model{part}")
+        elif winner is not None:
             shutil.copyfile(winner.model, stage / "best.onnx")
         result = TuneResult(tried, winner, min_cos, environment, skipped)
         (stage / "tune.json").write_text(json.dumps(result.as_dict(), indent=2))
@@ -190,11 +201,17 @@ def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, 
             apply(model, path, c.pipeline, check=False)
         c.model = str(path)
         c.size_mb = path.stat().st_size / 1e6
-        judged = evaluate_models(model, path, evaluation, threads=threads, backend=c.backend)
+        if c.nncf is not None:
+            from .stages.compile import compile_model
+
+            compiled = compile_model(path, path.with_suffix(""), int8=calib, keep_float=c.nncf, check=False)
+            c.model = str(compiled.xml)
+            c.size_mb = (compiled.xml.stat().st_size + compiled.bin.stat().st_size) / 1e6
+        judged = evaluate_models(model, c.model, evaluation, threads=threads, backend=c.backend)
         c.eval_cos = judged.summary.get(judged.judged_by)
         c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
         c.ssim = (judged.summary.get("ssim") or {}).get("mean")
-        on_calib = evaluate_models(model, path, calib, threads=threads, backend=c.backend)
+        on_calib = evaluate_models(model, c.model, calib, threads=threads, backend=c.backend)
         c.calib_cos = on_calib.summary.get(on_calib.judged_by)
         c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
     except Exception as exc:  # a candidate that cannot be built or run is a row, not the end of tune
@@ -271,6 +288,9 @@ def apply_line(c: Candidate, model: str | os.PathLike) -> str:
     if c.pipeline is None:
         return f"(the original model{', compiled by OpenVINO' if c.backend == 'openvino' else ''})"
     line = f"cgsurg apply {model} -o OUT.onnx --passes '{c.pipeline}'"
+    if c.nncf is not None:
+        return line + (f" && cgsurg compile OUT.onnx --target openvino -o OUT_ov --int8 CALIB.info "
+                       f"--keep-float '{','.join(c.nncf)}'")
     return line + ("   # then run it with --backend openvino" if c.backend == "openvino" else "")
 
 

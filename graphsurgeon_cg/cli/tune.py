@@ -43,9 +43,19 @@ def tune(model, calib, evaluation, min_cos, backend, batches, budget, rounds, th
         _table_from(output)
         raise
     _print(result.as_dict())
-    click.echo(f"winner: {result.winner.label} on {result.winner.backend} -> {output}/best.onnx")
+    written = "best_ov/model.xml" if result.winner.model.endswith(".xml") else "best.onnx"
+    click.echo(f"winner: {result.winner.label} on {result.winner.backend} -> {output}/{written}")
     click.echo(f"  {apply_line(result.winner, model)}")
     click.echo(f"see {output}/tune.html")
+
+
+def _at(values: dict, batch: int) -> float:
+    return values.get(str(batch), values.get(batch, 0.0))  # str keys once read back from JSON
+
+
+def _ratio(values: dict, batch: int) -> str:
+    value = _at(values, batch)
+    return f"{value:.2f}x" if value else "-"
 
 
 def _table_from(output: str) -> None:
@@ -66,8 +76,7 @@ def _print(result: dict) -> None:
     for c in result["candidates"]:
         cos = c["eval_cos"] or {}
         calib = (c["calib_cos"] or {}).get("mean")
-        cells = "".join(f"  {c['img_per_s'].get(str(b), c['img_per_s'].get(b, 0)):>10.2f} "
-                        f"{c['vs_ort_fp32'].get(str(b), c['vs_ort_fp32'].get(b, 0)):>6.2f}x" for b in batches)
+        cells = "".join(f"  {_at(c['img_per_s'], b):>10.2f} {_ratio(c['vs_ort_fp32'], b):>7}" for b in batches)
         mark = " *" if result["winner"] == {"label": c["label"], "backend": c["backend"]} else ""
         line = f"  {c['label'] + mark:<44} {c['backend']:<8} "
         if c["error"]:

@@ -9,10 +9,20 @@ The IR is checked before it is put in place: it runs on OpenVINO against the ONN
 ONNX Runtime on the same inputs (seeded random ones, or a folder of real ones), and a cosine
 below ``min_cos`` (default 0.9999 for float32 weights, 0.999 for float16) fails the command with
 nothing written. The folder is staged: a failure leaves nothing new behind.
+
+``int8=INFO`` quantises the converted model with NNCF (``nncf.quantize``, post-training,
+calibrated on the info file's samples) before it is saved; ``keep_float`` leaves layers in
+float through NNCF's ignored scope: ``first-last`` (the first and last convolution),
+``ConvTranspose``/``Conv`` (every layer of that ONNX type) or OpenVINO layer names. The
+default, first-last and ConvTranspose, is what measured best on a generator (see ``tune``).
+The check's bar is then 0.95 by default (int8 is lossy; judge it on real images with ``eval``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +38,9 @@ from ..core.modelio import check_output_folder, load_model, staged_folder, withi
 
 TARGETS = ("openvino",)
 MIN_COS = {False: 0.9999, True: 0.999}  # by fp16
+INT8_MIN_COS = 0.95
+OV_TYPES = {"Conv": "Convolution", "ConvTranspose": "ConvolutionBackpropData"}
+INT8_KEEP_FLOAT = ("first-last", "ConvTranspose")
 
 
 @dataclass
@@ -51,7 +64,8 @@ class CompileResult:
 def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: str = "openvino", *,
                   fp16: bool = False, check: bool = True, min_cos: float | None = None,
                   shapes: Mapping[str, Sequence[int]] | None = None, inputs_dir: str | os.PathLike | None = None,
-                  seed: int = 0, threads: int | None = None,
+                  seed: int = 0, threads: int | None = None, int8: str | os.PathLike | None = None,
+                  keep_float: Sequence[str] = INT8_KEEP_FLOAT, samples: int = 16,
                   warn: Callable[[str], None] = lambda m: None) -> CompileResult:
     """Compile the ONNX ``model`` for ``target`` into ``out_dir`` (``model.xml``, ``model.bin``);
     ``warn`` hears about files of ``inputs_dir`` that could not be read."""
@@ -66,13 +80,20 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
     check_output_folder(out)
     if inputs_dir is not None and not Path(inputs_dir).is_dir():
         raise InputError(f"the inputs folder {inputs_dir} is not a directory")
+    if int8 is not None:
+        from .dataset import read_info
+
+        calibration = read_info(int8)  # before any work
     openvino = import_openvino()
-    bound = Bound(min_cos=MIN_COS[fp16] if min_cos is None else min_cos)
+    default = INT8_MIN_COS if int8 is not None else MIN_COS[fp16]
+    bound = Bound(min_cos=default if min_cos is None else min_cos)
     start = time.perf_counter()
     try:
         converted = openvino.convert_model(str(source))
     except Exception as exc:
         raise InputError(f"OpenVINO cannot convert {source}: {openvino_reason(exc)}") from None
+    if int8 is not None:
+        converted = quantize_int8(converted, calibration[:samples], keep_float)
     with staged_folder(out) as staging:  # nothing is put in place unless the IR is written and checked
         try:
             openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=fp16)
@@ -88,3 +109,44 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
     return CompileResult(target=target, model=str(source), xml=out / "model.xml", bin=out / "model.bin", fp16=fp16,
                          compiler=f"openvino {openvino.__version__.split('-')[0]}", seconds=seconds,
                          min_cos=bound.min_cos or 0.0, check=comparison)
+
+
+def quantize_int8(model, samples: list, keep_float: Sequence[str] = INT8_KEEP_FLOAT):
+    """The OpenVINO ``model`` quantised to int8 by NNCF on ``samples`` (info-file samples),
+    with ``keep_float`` (see the module docstring) left in float."""
+    from .dataset import load_sample
+
+    try:
+        import nncf
+    except ImportError:
+        raise InputError("int8 for OpenVINO needs NNCF: pip install 'cgsurg[openvino]'") from None
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() in OV_TYPES.values()]
+    names = {op.get_friendly_name() for op in convs}
+    types, layers = [], []
+    for item in keep_float:
+        if item == "first-last":
+            layers += [convs[0].get_friendly_name(), convs[-1].get_friendly_name()] if len(convs) > 2 else []
+        elif item in OV_TYPES:
+            types.append(OV_TYPES[item])
+        elif item in names:
+            layers.append(item)
+        else:
+            raise InputError(f"keep-float '{item}' is none of first-last, {', '.join(OV_TYPES)} or a "
+                             f"convolution of the model (e.g. {sorted(names)[0] if names else 'none'})")
+    inputs = model.inputs
+    if len(inputs) != 1:
+        raise InputError(f"int8 calibration feeds one image input; the model has {len(inputs)}")
+    data = [load_sample(s)[None] for s in samples]
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # NNCF reports each step at INFO and draws progress bars
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data),
+                                 ignored_scope=nncf.IgnoredScope(names=layers, types=types, validate=False))
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"NNCF cannot quantise the model: {openvino_reason(exc)}") from None
+    finally:
+        logger.setLevel(level)
