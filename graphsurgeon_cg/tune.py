@@ -30,12 +30,14 @@ import numpy as np
 from .api import apply
 from .check.backends import backend_for
 from .check.feeds import ImageInput
-from .check.metrics import json_safe
+from .check.metrics import json_safe, score
 from .core.errors import InputError, NumericCheckFailed
 from .core.modelio import check_output_folder, staged_folder
 from .stages.dataset import load_sample, read_info
-from .stages.evaluate import evaluate_models
+from .stages.evaluate import EvalResult, _scored
+from .stages.infer import batches as infer_batches
 
+EVAL_BATCH = 4
 EXACT = "fold-constants,reflect2slice,instancenorm-fusion,pad-conv-fusion"  # exact up to float rounding
 
 
@@ -150,8 +152,11 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
                   if c.pipeline is None or not only or any(word in c.label for word in only)]
         if only and all(c.pipeline is None for c in chosen):
             raise InputError(f"no candidate label contains {', '.join(only)}")
+        progress("[tune] the original's outputs on both sets")
+        references = {"eval": reference_outputs(model, evaluation, threads),
+                      "calib": reference_outputs(model, calib, threads)}
         jobs = [(c, str(model), stage / "candidates" / f"{k:02d}.onnx", str(calib), str(evaluation), min_cos,
-                 threads) for k, c in enumerate(chosen)]
+                 references, threads) for k, c in enumerate(chosen)]
         if ray_address is not None:
             from .distributed import connect, node_task, run_tasks
 
@@ -191,8 +196,25 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
     return result
 
 
-def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, threads) -> Candidate:
-    """``c`` built into ``path`` and judged on both sets (a failure is the candidate's error)."""
+def reference_outputs(model, info, threads) -> dict[str, np.ndarray]:
+    """The original's first output per sample of ``info`` on ONNX Runtime, computed once for all
+    candidates (running it again beside each one would double tune's time)."""
+    runner = backend_for("ort", threads=threads).load(model)
+    return {s.stem: out[0][i] for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH)
+            for i, s in enumerate(chunk)}
+
+
+def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads) -> EvalResult:
+    runner = backend_for(c.backend, threads=threads).load(c.model)
+    return _scored([score(s.stem, references[s.stem], out[0][i])
+                    for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH)
+                    for i, s in enumerate(chunk)])
+
+
+def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, references: dict,
+            threads) -> Candidate:
+    """``c`` built into ``path`` and judged on both sets against the original's ``references``
+    (``{"eval": ..., "calib": ...}``); a failure is the candidate's error."""
     start = time.perf_counter()
     try:
         if c.pipeline is None:
@@ -207,11 +229,11 @@ def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, 
             compiled = compile_model(path, path.with_suffix(""), int8=calib, keep_float=c.nncf, check=False)
             c.model = str(compiled.xml)
             c.size_mb = (compiled.xml.stat().st_size + compiled.bin.stat().st_size) / 1e6
-        judged = evaluate_models(model, c.model, evaluation, threads=threads, backend=c.backend)
+        judged = _judge(c, evaluation, references["eval"], threads)
         c.eval_cos = judged.summary.get(judged.judged_by)
         c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
         c.ssim = (judged.summary.get("ssim") or {}).get("mean")
-        on_calib = evaluate_models(model, c.model, calib, threads=threads, backend=c.backend)
+        on_calib = _judge(c, calib, references["calib"], threads)
         c.calib_cos = on_calib.summary.get(on_calib.judged_by)
         c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
     except Exception as exc:  # a candidate that cannot be built or run is a row, not the end of tune
@@ -232,7 +254,7 @@ def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluati
     environment = backend_for("ort", threads=threads).environment()
     environment["isa"] = cpu_isa()
     for batch in batches:
-        progress(f"[tune] timing batch {batch}: {len(runnable)} candidates x {rounds} rounds, interleaved")
+        progress(f"[tune] timing batch {batch}: {len(runnable)} candidates, interleaved")
         feeds = {}
         for c in runnable:
             image = ImageInput.of(runners[id(c)])
@@ -241,13 +263,15 @@ def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluati
             pool = [load_sample(samples[i % len(samples)]).astype(image.dtype) for i in range(batch)]
             feeds[id(c)] = {image.name: np.stack(pool)}
         times: dict[int, list[float]] = {key: [] for key in feeds}
-        for r in range(rounds + 2):  # two warm-up rounds
+        timed = max(3, round(rounds / batch ** 0.5))  # a batch of 16 takes 16 times longer: fewer rounds
+        warmup = 2 if batch < 8 else 1
+        for r in range(timed + warmup):
             for c in runnable:
                 if id(c) not in feeds:
                     continue
                 start = time.perf_counter()
                 runners[id(c)].run(feeds[id(c)])
-                if r >= 2:
+                if r >= warmup:
                     times[id(c)].append(time.perf_counter() - start)
         for c in runnable:
             if times.get(id(c)):

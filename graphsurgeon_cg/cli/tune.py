@@ -22,7 +22,8 @@ from .options import BatchSizes, ray_option
 @click.option("--budget", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Minutes; candidates not started by then are skipped (and listed).")
 @click.option("--rounds", default=10, show_default=True, type=click.IntRange(min=1),
-              help="Timed rounds per batch size (after two warm-up rounds), interleaved across candidates.")
+              help="Timed rounds at batch 1, interleaved across candidates (at batch B: rounds/sqrt(B), at least 3; "
+                   "after warm-up rounds).")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads per session (default: the runtime's).")
 @click.option("--only", metavar="WORD[,WORD]", default="",
               help="Try only the candidates whose label contains one of these words (e.g. int8,exact).")
