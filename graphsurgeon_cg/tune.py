@@ -84,7 +84,8 @@ class TuneResult:
 
 
 def candidates(min_cos: float, calib: str, backends: Sequence[str]) -> list[Candidate]:
-    """What tune tries, cheapest first (the budget cuts the tail)."""
+    """What tune tries, cheapest first (the budget cuts the tail): the mixed-precision search,
+    which quantises once per layer group it tries, comes last."""
     int8 = f"{EXACT},int8(data={calib},min_cos=0"
     found = []
     if "ort" in backends:
@@ -93,15 +94,16 @@ def candidates(min_cos: float, calib: str, backends: Sequence[str]) -> list[Cand
                   Candidate("int8 qdq percentile (ConvTranspose float)", "ort", f"{int8})"),
                   Candidate("int8 qdq percentile, all quantised", "ort", f"{int8},keep_first_last=false,keep_ops=[])"),
                   Candidate("int8 qdq minmax", "ort", f"{int8},method=minmax)"),
-                  Candidate("int8 qoperator percentile", "ort", f"{int8},format=qoperator)"),
-                  Candidate("int8 mixed (auto)", "ort", f"{EXACT},int8(data={calib},keep_float=[auto],"
-                                                        f"keep_first_last=false,keep_ops=[],min_cos={min_cos})")]
+                  Candidate("int8 qoperator percentile", "ort", f"{int8},format=qoperator)")]
     if "openvino" in backends:
         found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT),
                   Candidate("nncf int8 (first/last, ConvTranspose float)", "openvino", EXACT,
                             nncf=("first-last", "ConvTranspose")),
                   Candidate("nncf int8 (ConvTranspose float)", "openvino", EXACT, nncf=("ConvTranspose",)),
                   Candidate("nncf int8, all quantised", "openvino", EXACT, nncf=())]
+    if "ort" in backends:
+        found.append(Candidate("int8 mixed (auto)", "ort", f"{EXACT},int8(data={calib},keep_float=[auto],"
+                                                           f"keep_first_last=false,keep_ops=[],min_cos={min_cos})"))
     return found
 
 
