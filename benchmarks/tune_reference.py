@@ -107,6 +107,7 @@ def render(results: dict) -> str:
         winner = report["winner"]
         verdict = f"winner {winner['label']} on {winner['backend']}" if winner else report["verdict"]
         lines += [f"## {name}: {verdict} ({report['seconds'] / 60:.1f} min)", "",
+                  *([f"**{report['note']}**", ""] if report.get("note") else []),
                   f"CPU: {env.get('cpu')} ({env.get('isa')}), {env.get('cores')} cores; ORT {env.get('onnxruntime')}, "
                   f"threads {env.get('threads')}. Bar: mean per-pixel cosine >= {report['min_cos']} on the "
                   "evaluation photos.", ""]

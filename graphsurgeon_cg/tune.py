@@ -76,9 +76,17 @@ class TuneResult:
     environment: dict
     skipped: list[str]
 
+    @property
+    def note(self) -> str:
+        """Said when the winner meets the bar but is no faster than the original."""
+        if self.winner is None or self.winner.speed >= 1.0:
+            return ""
+        return (f"{self.winner.label} on {self.winner.backend} meets the bar but runs at {self.winner.speed:.2f}x "
+                "the original: no candidate that meets the bar is faster here; keep the original")
+
     def as_dict(self) -> dict:
         winner = {"label": self.winner.label, "backend": self.winner.backend} if self.winner else None
-        return json_safe({"min_cos": self.min_cos, "winner": winner,
+        return json_safe({"min_cos": self.min_cos, "winner": winner, "note": self.note,
                           "environment": self.environment, "skipped": self.skipped,
                           "candidates": [{**asdict(c), "speed": c.speed} for c in self.candidates]})
 
@@ -146,7 +154,7 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
         raise InputError(f"no such model file: {model}")
     check_disjoint(calib, evaluation)
     check_output_folder(out_dir)
-    deadline = time.monotonic() + budget_minutes * 60
+    deadline = time.monotonic() + budget_minutes * 60  # for everything, the final timing included
     with staged_folder(out_dir, keep=lambda exc: isinstance(exc, NumericCheckFailed)) as stage:
         (stage / "candidates").mkdir()
         skipped: list[str] = []
@@ -155,8 +163,12 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
         if only and all(c.pipeline is None for c in chosen):
             raise InputError(f"no candidate label contains {', '.join(only)}")
         progress("[tune] the original's outputs on both sets")
+        started = time.perf_counter()
         references = {"eval": reference_outputs(model, evaluation, threads),
                       "calib": reference_outputs(model, calib, threads)}
+        per_image = (time.perf_counter() - started) / max(1, len(references["eval"]) + len(references["calib"]))
+        # The budget covers the timing at the end too: a candidate costs about its share of it.
+        timing_per_candidate = per_image * sum(b * (max(3, round(rounds / b ** 0.5)) + 2) for b in batches)
         jobs = [(c, str(model), stage / "candidates" / f"{k:02d}.onnx", str(calib), str(evaluation), min_cos,
                  references, threads) for k, c in enumerate(chosen)]
         if ray_address is not None:
@@ -171,7 +183,8 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
             tried = []
             for k, job in enumerate(jobs):
                 c = job[0]
-                if time.monotonic() > deadline and c.pipeline is not None:
+                if c.pipeline is not None and \
+                        time.monotonic() + timing_per_candidate * (len(tried) + 1) > deadline:
                     skipped.append(f"{c.label} on {c.backend}: over the budget")
                     continue
                 progress(f"[tune] {k + 1}: {c.label} on {c.backend}")
@@ -373,7 +386,8 @@ def render_html(result: TuneResult) -> str:
                     f"<td>{'' if c.psnr_db is None else f'{c.psnr_db:.1f}'}</td>"
                     f"<td>{'' if c.ssim is None else f'{c.ssim:.4f}'}</td>{cells}<td>{c.size_mb:.2f}</td>"
                     f"<td>{c.build_s:.1f}</td><td><code>{escape(c.pipeline or '-')}</code></td></tr>")
-    winner = (f"<p>Winner: <b>{escape(result.winner.label)}</b> on {result.winner.backend}, "
+    note = f"<p><b>{escape(result.note)}</b></p>" if result.note else ""
+    winner = note + (f"<p>Winner: <b>{escape(result.winner.label)}</b> on {result.winner.backend}, "
               f"{result.winner.speed:.2f}x ORT fp32, per-pixel cosine {result.winner.eval_cos['mean']:.4f} "  # type: ignore[index]
               f"(written as best.onnx).</p>" if result.winner else
               f"<p><b>No candidate meets the bar {result.min_cos}.</b></p>")

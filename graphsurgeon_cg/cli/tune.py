@@ -47,6 +47,8 @@ def tune(model, calib, evaluation, min_cos, backend, batches, budget, rounds, th
     written = "best_ov/model.xml" if result.winner.model.endswith(".xml") else "best.onnx"
     click.echo(f"winner: {result.winner.label} on {result.winner.backend} -> {output}/{written}")
     click.echo(f"  {apply_line(result.winner, model)}")
+    if result.note:
+        click.echo(f"note: {result.note}")
     click.echo(f"see {output}/tune.html")
 
 
