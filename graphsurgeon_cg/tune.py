@@ -38,6 +38,9 @@ from .stages.evaluate import EvalResult, _scored
 from .stages.infer import batches as infer_batches
 
 EVAL_BATCH = 4
+# A pause before each timed run: the previous session's worker threads spin a while after their
+# run (ORT's and OpenVINO's pools both do) and would steal the next one's cores.
+SETTLE_S = 0.05
 EXACT = "fold-constants,reflect2slice,instancenorm-fusion,pad-conv-fusion"  # exact up to float rounding
 
 
@@ -284,6 +287,7 @@ def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluati
             for c in runnable:
                 if id(c) not in feeds:
                     continue
+                time.sleep(SETTLE_S)
                 start = time.perf_counter()
                 runners[id(c)].run(feeds[id(c)])
                 if r >= warmup:
