@@ -201,6 +201,9 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
                 shutil.copyfile(Path(winner.model).with_suffix(part), stage / "best_ov" / f"model{part}")
         elif winner is not None:
             shutil.copyfile(winner.model, stage / "best.onnx")
+        for c in tried:  # where the models will be once the staging folder is in place
+            if c.model and Path(c.model).is_relative_to(stage):
+                c.model = str(Path(out_dir) / Path(c.model).relative_to(stage))
         result = TuneResult(tried, winner, min_cos, environment, skipped)
         (stage / "tune.json").write_text(json.dumps(result.as_dict(), indent=2))
         (stage / "tune.html").write_text(render_html(result))

@@ -3,6 +3,7 @@ overlapping calibration/evaluation sets refused. Timings here are not judged (th
 numbers are noise); benchmarks/ measures speed."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,7 @@ def test_tune_finds_a_candidate_meeting_a_bar_it_can_meet(sets, tmp_path):
     assert 0.9 < int8["eval_cos"]["mean"] < 1.0  # really lossy, judged on the evaluation set
     assert set(int8["img_per_s"]) == {"1", "2"} and int8["vs_ort_fp32"]["1"] > 0
     assert (out / "best.onnx").is_file() and "<svg" in (out / "tune.html").read_text()
+    assert all(Path(c["model"]).is_file() for c in report["candidates"])  # not the staging folder's paths
     assert "cgsurg apply" in result.output and "AVX" in result.output or "no AVX2" in result.output
 
 
