@@ -7,7 +7,8 @@ float operations in the same order as the reference host preprocessing, so bit-i
 the defaults; other values may differ in the last bit). Applies to float32 inputs of shape
 N x C x H x W with C 1 or 3; ``layout=nhwc`` makes the new input N x H x W x C (a Transpose
 in the graph). An input that is also a graph output stays float (its one name cannot be both
-a uint8 input and the float output); it is reported. Declared bound: 1e-4.
+a uint8 input and the float output); it is reported, and so is an input with a default value
+(an initializer listed as an input: a weight). Declared bound: 1e-4.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class PreprocFold(Pass):
             shape = inp.shape or []
             if inp.dtype != np.float32 or len(shape) != 4 or shape[1] not in (1, 3):
                 reasons.append(f"input '{inp.name}' is not a float32 N x C x H x W image with C 1 or 3")
+                continue
+            if inp.name in ctx.defaults:
+                reasons.append(f"input '{inp.name}' has a default value (an initializer listed as an input): "
+                               "a weight the caller may override, not an image")
                 continue
             if id(inp) in outputs:
                 reasons.append(f"input '{inp.name}' is also a graph output: the name cannot be both a uint8 "

@@ -247,6 +247,19 @@ def test_before_ir4_initializers_are_constants_to_fold():
     assert_numerically_equal(model, new)
 
 
+def test_preproc_fold_leaves_a_weight_listed_as_an_input_alone():
+    """Found by benchmarks/fuzz.py (seed 0, 1000 graphs): a [1,3,1,1] Conv weight listed as an input
+    looked like an image; preproc-fold made it a uint8 input and the float default clashed with it."""
+    model = model_from_text(f"""{H13}
+        g (float[1,3,4,4] x, float[1,3,1,1] w) => (float[1,1,4,4] y) <float[1,3,1,1] w = {{0.1, -0.2, 0.3}}> {{
+            y = Conv(x, w) }}""")
+    new, record = run_pass(model, "preproc-fold")
+    assert record.rewrites == 1 and any("'w' has a default value" in r for r in record.reasons)
+    types = {i.name: i.type.tensor_type.elem_type for i in new.graph.input}
+    assert types == {"x": onnx.TensorProto.UINT8, "w": onnx.TensorProto.FLOAT}
+    onnx.checker.check_model(new, full_check=True)
+
+
 def _calibration(folder, shape) -> str:
     rng = np.random.default_rng(0)
     for k in range(4):
