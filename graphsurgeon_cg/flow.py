@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .check.metrics import json_safe
 from .core.errors import CgsurgError, InputError, NumericCheckFailed
@@ -173,7 +174,6 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
     from . import api
     from .check.feeds import ImageInput
     from .check.session import make_session
-    from .stages.bench import bench
     from .stages.evaluate import evaluate_dirs
     from .stages.infer import infer
     from .stages.prep import prep
@@ -222,12 +222,8 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
         evaluation = evaluate_dirs(work / "infer_original", work / "infer_rewritten")
         (work / "eval.json").write_text(json.dumps(json_safe(evaluation.as_dict()), indent=2, allow_nan=False) + "\n")
         summary["eval"] = evaluation.summary
-        summary["bench"] = {}
-        for name, path in (("original", model), ("rewritten", rewritten)):
-            echo(f"[bench] {name}")
-            timing = bench(path, config.batch_sizes, rounds=config.bench_rounds, warmup=config.bench_warmup)
-            summary["bench"][name] = {**timing.as_dict(), "model": shown(path)}
-        (work / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
+        summary["bench"] = _bench_all(work, {"original": model, "rewritten": rewritten}, config.batch_sizes,
+                                      config.bench_rounds, config.bench_warmup, shown, echo)
         if config.min_cos is not None:
             try:
                 evaluation.gate(config.min_cos)
@@ -241,6 +237,19 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
     finally:
         _write_summary(work, summary)
     return summary
+
+
+def _bench_all(work: Path, models: dict, batch_sizes, rounds: int, warmup: int, shown: Callable[[Path], Any],
+               echo: Callable[[str], None]) -> dict:
+    """``bench`` of each model, also written to ``work/bench.json``."""
+    from .stages.bench import bench
+
+    results = {}
+    for name, path in models.items():
+        echo(f"[bench] {name}")
+        results[name] = {**bench(path, batch_sizes, rounds=rounds, warmup=warmup).as_dict(), "model": shown(path)}
+    (work / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def _write_summary(out: Path, summary: dict) -> None:
@@ -330,7 +339,6 @@ def _run_demo(work: Path, out: Path, trained: Path, ngf: int, blocks: int, size:
     from . import api
     from .export import export_checkpoint
     from .export.architectures import GeneratorSpec, build_generator
-    from .stages.bench import bench
     from .stages.evaluate import evaluate_dirs
     from .stages.infer import infer
     from .stages.prep import prep
@@ -387,12 +395,7 @@ def _run_demo(work: Path, out: Path, trained: Path, ngf: int, blocks: int, size:
             echo(f"[eval] {name} vs original")
             evaluation = evaluate_dirs(work / "infer_original", work / f"infer_{name}")
             summary["pipelines"][name]["eval"] = evaluation.summary
-        summary["bench"] = {}
-        for name, path in models.items():
-            echo(f"[bench] {name}")
-            timing = bench(path, batch_sizes, rounds=rounds, warmup=2)
-            summary["bench"][name] = {**timing.as_dict(), "model": shown(path)}
-        (work / "bench.json").write_text(json.dumps(summary["bench"], indent=2) + "\n")
+        summary["bench"] = _bench_all(work, models, batch_sizes, rounds, 2, shown, echo)
     except CgsurgError as exc:
         summary["failed"] = str(exc)
         raise
