@@ -66,6 +66,15 @@ def build_model() -> Path:
     return path
 
 
+def write_results(name: str, result: dict, table: str) -> None:
+    """``results/NAME.json`` and ``results/NAME.md``; the table printed too."""
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(table)
+    print(table)
+
+
 def photo_sets() -> dict[str, Path]:
     """Info files of prepped 256x256 crops: 'calib' and 'eval' from different photos."""
     from PIL import Image
@@ -234,13 +243,7 @@ def main() -> None:
         "tool": tool_times(original, max(args.reps, 3)),
         "scaling": scaling([10_000, 50_000, 100_000]),
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stem = out / result["date"]
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    stem.with_suffix(".md").write_text(table)
-    print(table)
+    write_results(result["date"], result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -40,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_suite import WORK, build_model, photo_sets  # noqa: E402
+from bench_suite import WORK, build_model, photo_sets, write_results  # noqa: E402
 
 from graphsurgeon_cg.check.backends import OpenVinoBackend, OrtBackend, Runner  # noqa: E402
 from graphsurgeon_cg.check.feeds import ImageInput  # noqa: E402
@@ -182,13 +181,7 @@ def main() -> None:
         "accuracy": accuracy(original, {"ONNX read directly": original, "float32 IR (cgsurg compile)": ir,
                                         "float16-weight IR (compile --fp16)": ir16}, info, threads),
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stem = out / ("openvino_vs_ort-quick" if args.quick else "openvino_vs_ort")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    stem.with_suffix(".md").write_text(table)
-    print(table)
+    write_results("openvino_vs_ort-quick" if args.quick else "openvino_vs_ort", result, markdown(result))
 
 
 if __name__ == "__main__":

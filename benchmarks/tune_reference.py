@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_suite import WORK, build_model, photo_sets  # noqa: E402
+from bench_suite import WORK, build_model, photo_sets, write_results  # noqa: E402
 
 from graphsurgeon_cg import api  # noqa: E402
 from graphsurgeon_cg.core.errors import NumericCheckFailed  # noqa: E402
@@ -94,10 +94,7 @@ def main() -> None:
         results[name] = report
         del result
     date = datetime.date.today().isoformat()
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"tune-{date}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (HERE / "results" / f"tune-{date}.md").write_text(render(results))
-    print(render(results))
+    write_results(f"tune-{date}", results, render(results))
 
 
 def render(results: dict) -> str:
