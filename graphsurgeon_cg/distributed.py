@@ -28,11 +28,10 @@ from typing import Any
 
 from .check.backends import backend_for
 from .check.feeds import ImageInput
-from .check.metrics import Metrics
 from .core.errors import InputError
 from .core.modelio import check_output_folder, staged_folder, within
 from .stages.dataset import Sample, read_info
-from .stages.evaluate import EvalResult, _scored, score
+from .stages.evaluate import EvalResult, _scored, score_samples
 from .stages.infer import InferResult, _write, batches
 
 
@@ -184,22 +183,6 @@ class _EvalShard:
         payload = np.empty(len(out), dtype=object)
         payload[:] = out
         return {"result": payload}
-
-
-def score_samples(ref_runner: Any, runner: Any, samples: list[Sample], batch: int) -> list[Metrics]:
-    """Per-image metrics of ``runner`` against ``ref_runner`` (what ``evaluate_models`` computes)."""
-    import numpy as np
-
-    scores: list[Metrics] = []
-    reference: dict[str, np.ndarray] = {}
-    ref_stream = batches(ref_runner, samples, batch)
-    for chunk, out, _ in batches(runner, samples, batch):
-        for i, sample in enumerate(chunk):
-            while sample.stem not in reference:
-                ref_chunk, ref_out, _ = next(ref_stream)
-                reference.update((s.stem, ref_out[0][j]) for j, s in enumerate(ref_chunk))
-            scores.append(score(sample.stem, reference.pop(sample.stem), out[0][i]))
-    return scores
 
 
 def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: str | os.PathLike,

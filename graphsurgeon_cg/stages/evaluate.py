@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..check.backends import OrtBackend, backend_for
+from ..check.backends import OrtBackend, Runner, backend_for
 from ..check.metrics import Metrics, meets, score, summarise
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_writable
-from .dataset import read_info
+from .dataset import Sample, read_info
 from .infer import batches
 
 WORST = 5
@@ -109,13 +109,18 @@ def evaluate_models(ref_model: str | os.PathLike, model: str | os.PathLike, info
     samples = read_info(info)
     ref_session = OrtBackend(provider=provider, threads=threads).load(ref_model)
     session = backend_for(backend, provider=provider if backend == "ort" else "cpu", threads=threads).load(model)
+    return _scored(score_samples(ref_session, session, samples, batch))
+
+
+def score_samples(ref_runner: Runner, runner: Runner, samples: list[Sample], batch: int) -> list[Metrics]:
+    """Per-sample metrics of ``runner``'s first output against ``ref_runner``'s."""
     scores: list[Metrics] = []
     reference: dict[str, np.ndarray] = {}
-    ref_stream = batches(ref_session, samples, batch)
-    for chunk, out, _ in batches(session, samples, batch):
+    ref_stream = batches(ref_runner, samples, batch)
+    for chunk, out, _ in batches(runner, samples, batch):
         for i, sample in enumerate(chunk):
             while sample.stem not in reference:  # the models may run different (static) batch sizes
                 ref_chunk, ref_out, _ = next(ref_stream)
                 reference.update((s.stem, ref_out[0][j]) for j, s in enumerate(ref_chunk))
             scores.append(score(sample.stem, reference.pop(sample.stem), out[0][i]))
-    return _scored(scores)
+    return scores
