@@ -29,10 +29,10 @@ from typing import Any
 from .check.backends import backend_for
 from .check.feeds import ImageInput
 from .core.errors import InputError
-from .core.modelio import check_output_folder, staged_folder, within
+from .core.modelio import staged_folder
 from .stages.dataset import Sample, read_info
 from .stages.evaluate import EvalResult, _scored, score_samples
-from .stages.infer import InferResult, _write, batches
+from .stages.infer import InferResult, _write, batches, check_output_beside_inputs
 
 
 def connect(address: str | None = None) -> Any:
@@ -142,11 +142,7 @@ def infer_ray(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | 
     image = ImageInput.of(runner)
     size = image.static_batch or batch
     names = [o.name for o in runner.get_outputs()]
-    out = Path(out_dir)
-    clash = next((p for p in [Path(info), *(s.path for s in samples)] if within(p, out)), None)
-    if clash is not None:
-        raise InputError(f"the output folder {out} is or contains the inputs ({clash}); choose another")
-    check_output_folder(out)
+    out = check_output_beside_inputs(out_dir, info, samples)
     ray = connect(address)
     start = time.perf_counter()
     shards = _shards(samples, size, _cluster_cpus(ray) // threads)

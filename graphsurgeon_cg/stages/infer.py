@@ -86,14 +86,20 @@ def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.P
     image = ImageInput.of(session)
     if image.static_batch and image.static_batch != batch:
         notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
+    out = check_output_beside_inputs(out_dir, info, samples)
+    with staged_folder(out) as staging:  # nothing is left behind unless every sample ran
+        return _infer(session, image, samples, staging, batch, png, progress)
+
+
+def check_output_beside_inputs(out_dir: str | os.PathLike, info: str | os.PathLike, samples: list[Sample]) -> Path:
+    """The output folder, refused when it is or contains the info file or a sample (the outputs
+    would overwrite the inputs of the same name) or cannot be written."""
     out = Path(out_dir)
-    inputs = [Path(info), *(s.path for s in samples)]
-    clash = next((p for p in inputs if within(p, out)), None)
+    clash = next((p for p in [Path(info), *(s.path for s in samples)] if within(p, out)), None)
     if clash is not None:
         raise InputError(f"the output folder {out} is or contains the inputs ({clash}); choose another")
     check_output_folder(out)
-    with staged_folder(out) as staging:  # nothing is left behind unless every sample ran
-        return _infer(session, image, samples, staging, batch, png, progress)
+    return out
 
 
 def _infer(session: Runner, image: ImageInput, samples: list[Sample], out: Path, batch: int, png: bool,
