@@ -448,19 +448,12 @@ def _overridable_as_variables(graph: gs.Graph, model: onnx.ModelProto) -> dict[s
     graph.inputs = [kept[name] if name in kept else variables[name]
                     for name in order if name in kept or name in variables]
     defaults: dict[str, gs.Constant] = {}  # values load lazily: old big exports list every weight
-
-    def rewire(g: gs.Graph) -> None:  # subgraphs read outer tensors directly
+    for g in [graph, *graph.subgraphs(recursive=True)]:  # subgraphs read outer tensors directly
         for node in g.nodes:
             for k, tensor in enumerate(node.inputs):
                 if isinstance(tensor, gs.Constant) and tensor.name in variables:
                     defaults.setdefault(tensor.name, tensor)
                     node.inputs[k] = variables[tensor.name]
-            for attr in node.attrs.values():
-                for sub in attr if isinstance(attr, list) else [attr]:
-                    if isinstance(sub, gs.Graph):
-                        rewire(sub)
-
-    rewire(graph)
     return defaults
 
 
