@@ -362,12 +362,13 @@ def render_html(result: TuneResult) -> str:
         f'<circle cx="{px(c.speed):.1f}" cy="{py(c.eval_cos["mean"]):.1f}" r="5" '  # type: ignore[index]
         f'fill="{"#d62728" if c is result.winner else "#1f77b4" if id(c) in front else "#aaa"}">'
         f'<title>{escape(c.label)} on {c.backend}: {c.speed:.2f}x, {c.eval_cos["mean"]:.4f}</title></circle>'  # type: ignore[index]
-        f'<text x="{px(c.speed) + 7:.1f}" y="{py(c.eval_cos["mean"]) - 6:.1f}" font-size="10">'  # type: ignore[index]
-        f'{escape(c.label)} ({c.backend})</text>' for c in scored)
+        + (f'<text x="{px(c.speed) + 7:.1f}" y="{py(c.eval_cos["mean"]) - 6:.1f}" font-size="10">'  # type: ignore[index]
+           f'{escape(c.label)} ({c.backend})</text>' if id(c) in front else "")  # the rest: hover for a name
+        for c in scored)
     ordered = sorted((c for c in scored if id(c) in front), key=lambda c: c.speed)
     line = " ".join(f"{px(c.speed):.1f},{py(c.eval_cos['mean']):.1f}" for c in ordered)  # type: ignore[index]
     bar_y = py(result.min_cos)
-    svg = (f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">'
+    svg = (f'<svg width="{width + 220}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">'
            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#333"/>'
            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>'
            f'<line x1="{pad}" y1="{bar_y:.1f}" x2="{width - pad}" y2="{bar_y:.1f}" stroke="#d62728" '
