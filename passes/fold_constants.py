@@ -11,6 +11,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Pass, PassContext, PassResult, register_pass
+from graphsurgeon_cg.core.graphutil import graph_fingerprint, walk_nodes
 
 
 @register_pass
@@ -18,20 +19,26 @@ class FoldConstants(Pass):
     name = "fold-constants"
     summary = "Fold constant subgraphs into initializers and remove dead nodes"
     exact = True
+    reports_modified = True
+
+    def needs_shapes(self, graph: gs.Graph) -> bool:  # static input shapes fold Shape and Size
+        return any(node.op in ("Shape", "Size") for node in walk_nodes(graph))
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         before = {id(n) for n in graph.nodes}
+        fingerprint = None
         if _has_foldable_node(graph):  # folding copies the whole graph: skip it when it cannot fold
+            fingerprint = graph_fingerprint(graph)
             graph.fold_constants(error_ok=False)
             graph.cleanup(remove_unused_graph_inputs=False)
         elif _has_dead_node(graph):
             graph.cleanup(remove_unused_graph_inputs=False)
         # Rewrites: nodes folded or removed (an If with a constant condition is replaced by its
         # branch's nodes: the If counts). Folding may also replace a node's computed input by an
-        # initializer without removing a node (a shared subgraph): the manager's fingerprint sees it.
+        # initializer without removing a node (a shared subgraph): the fingerprint sees that.
         gone = len(before - {id(n) for n in graph.nodes})
-        return PassResult(gone, [] if gone else ["no constant or dead subgraph found"],
-                          modified=True if gone else None)
+        modified = bool(gone) or (fingerprint is not None and graph_fingerprint(graph) != fingerprint)
+        return PassResult(gone, [] if gone else ["no constant or dead subgraph found"], modified=modified)
 
 
 def _has_foldable_node(graph: gs.Graph) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, register_pass
-from graphsurgeon_cg.core.graphutil import PadInfo, read_pad
+from graphsurgeon_cg.core.graphutil import PadInfo, any_pad, present, read_pad
 
 
 @register_pass
@@ -23,6 +23,9 @@ class PadConvFusion(NodeRewritePass):
     exact = True
     op_types = ("Pad",)
     nothing_found = "no Pad"
+
+    def needs_shapes(self, graph: gs.Graph) -> bool:  # the rank, to place opset-18 axes
+        return any_pad(graph, lambda n: present(n, 3) is not None and n.inputs[0].shape is None)
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch:
         pad = read_pad(node)

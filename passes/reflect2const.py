@@ -18,7 +18,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Bound, Match, NodeRewritePass, Option, PassContext, cosine, cosine_bound, register_pass
-from graphsurgeon_cg.core.graphutil import const_value, present
+from graphsurgeon_cg.core.graphutil import any_pad, const_value, present
 
 
 @register_pass
@@ -32,6 +32,9 @@ class Reflect2Const(NodeRewritePass):
 
     def bound(self) -> Bound:
         return cosine_bound(self.min_cos)
+
+    def needs_shapes(self, graph: gs.Graph) -> bool:  # the element type, for a zero of it
+        return any_pad(graph, lambda n: present(n, 2) is not None and n.inputs[0].dtype is None)
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | None:
         return Match(node) if node.attrs.get("mode", "constant") == "reflect" else None

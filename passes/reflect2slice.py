@@ -15,7 +15,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, register_pass
-from graphsurgeon_cg.core.graphutil import PadInfo, bypass, int64, read_pad
+from graphsurgeon_cg.core.graphutil import PadInfo, any_pad, bypass, int64, read_pad
 
 
 @register_pass
@@ -25,6 +25,9 @@ class Reflect2Slice(NodeRewritePass):
     exact = True
     op_types = ("Pad",)
     nothing_found = "no Pad with mode 'reflect'"
+
+    def needs_shapes(self, graph: gs.Graph) -> bool:  # the sizes of reflect-padded axes
+        return any_pad(graph, lambda n: n.attrs.get("mode") in ("reflect", b"reflect") and n.inputs[0].shape is None)
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
         pad = read_pad(node)

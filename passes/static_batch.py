@@ -28,6 +28,9 @@ class StaticBatch(Pass):
     reports_modified = True
     batch = Option(int, 1, "the batch size", check=at_least(1))
 
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        return False  # it rewrites declared shapes; inference after it derives the rest
+
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         rewrites, reasons = 0, []
         symbols: set[str] = set()

@@ -151,6 +151,14 @@ class Pass:
         ``(u - mean) / scale``: random check inputs are then drawn from that grid."""
         return None
 
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        """Whether ``run`` on ``graph`` would read shapes that only shape inference supplies
+        (of tensors made or changed by earlier passes). When verification is deferred, the
+        pass manager verifies, and so infers shapes, before a pass that says yes if the graph
+        changed since: the result is then the one verifying after every pass gives. Say no
+        only when the answer cannot change what the pass does."""
+        return True
+
     def pinned_inputs(self, model: onnx.ModelProto) -> dict[str, np.ndarray]:
         """Graph inputs of ``model`` (the original) that this pass binds to fixed values
         (``freeze-inputs``), by name. Every stage of a run is fed these values, so the stages

@@ -3,7 +3,10 @@ node, and exporting around outputs that are also inputs."""
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -102,13 +105,28 @@ class PadInfo:
     reason: str | None = None  # why the pads could not be read
 
 
+def walk_nodes(graph: gs.Graph) -> Iterator[gs.Node]:
+    """Every node of ``graph`` and of its If/Loop/Scan bodies."""
+    for node in graph.nodes:
+        yield node
+        for value in node.attrs.values():
+            if isinstance(value, gs.Graph):
+                yield from walk_nodes(value)
+
+
+def any_pad(graph: gs.Graph, needs: Callable[[gs.Node], bool]) -> bool:
+    """Whether ``needs`` holds for some Pad node (for ``Pass.needs_shapes`` of Pad passes)."""
+    return any(node.op == "Pad" and node.inputs and needs(node) for node in walk_nodes(graph))
+
+
 def read_pad(node: gs.Node) -> PadInfo:
     mode = node.attrs.get("mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     data = node.inputs[0]
     rank = len(data.shape) if data.shape is not None else None
     if "pads" in node.attrs:  # opset < 11: pads and value are attributes
-        return PadInfo(mode, rank, np.asarray(node.attrs["pads"], dtype=np.int64), float(node.attrs.get("value", 0.0)))
+        listed = np.asarray(node.attrs["pads"], dtype=np.int64)
+        return PadInfo(mode, rank or len(listed) // 2, listed, float(node.attrs.get("value", 0.0)))
     pads = const_value(present(node, 1))
     if pads is None:
         return PadInfo(mode, rank, reason="pads are not constant (run fold-constants first)")
@@ -132,3 +150,40 @@ def read_pad(node: gs.Node) -> PadInfo:
         full[axis] = pads[i]
         full[axis + rank] = pads[i + len(axes.reshape(-1))]
     return PadInfo(mode, rank, full, value)
+
+
+def graph_fingerprint(graph: gs.Graph) -> int:
+    """A hash of the graph's structure: nodes (op, domain, name, attributes, wiring), tensors
+    (name, dtype, shape; for constants a strided sample of the values), inputs, outputs and
+    opset. Cheap (no full copy of the weights); it runs before each pass that does not report
+    ``modified``. An edit inside a weight array that the sample misses goes unseen: such a pass
+    must say ``modified=True``."""
+    def value_key(value: Any) -> Any:
+        if isinstance(value, gs.Constant):
+            return ("const", id(value), tuple(value.shape), str(value.dtype), _sample(value))
+        if isinstance(value, (gs.Graph, gs.Tensor)):
+            return ("obj", id(value))
+        if isinstance(value, np.ndarray):
+            return ("array", value.shape, zlib.crc32(value.ravel()[:: max(1, value.size // 64)].tobytes()))
+        return repr(value)
+
+    parts: list[Any] = [graph.opset, tuple(id(t) for t in graph.inputs), tuple(id(t) for t in graph.outputs)]
+    for node in graph.nodes:
+        parts.append((id(node), node.op, node.domain, node.name,
+                      tuple((k, value_key(v)) for k, v in sorted(node.attrs.items())),
+                      tuple(id(t) for t in node.inputs), tuple(id(t) for t in node.outputs)))
+    tensors = {id(t): t for t in [*graph.inputs, *graph.outputs]}
+    for node in graph.nodes:  # graph.tensors() would also check names: slower, and not needed here
+        tensors.update((id(t), t) for t in node.inputs)
+        tensors.update((id(t), t) for t in node.outputs)
+    for tensor in tensors.values():
+        parts.append(value_key(tensor) if isinstance(tensor, gs.Constant)
+                     else (id(tensor), tensor.name, str(tensor.dtype), tuple(tensor.shape or ())))
+    return hash(tuple(parts))
+
+
+def _sample(constant: gs.Constant) -> int | None:
+    values = constant._values  # not .values: that would load lazily held weights
+    if not isinstance(values, np.ndarray):
+        return None
+    return zlib.crc32(np.ascontiguousarray(values.ravel()[:: max(1, values.size // 64)]).tobytes())

@@ -5,7 +5,9 @@ after a pass or the pipeline failed. Checking numbers, writing reports and timin
 instruments; passes never know about them. An instrument may stop the run by raising a
 ``CgsurgError`` from ``after_pass`` or ``after_pipeline``; the ``*_failed`` hooks must not
 raise. ``PipelineRun`` is the instruments' view of the run: the model after each pass
-(``stages[k]`` is the model after ``k`` passes), each pass's record and I/O adapter, and the
+(``stages[k]`` is the model after ``k`` passes; an instrument that reads the models between
+the original and the result says so with ``needs_stages``, else the pass manager may verify
+only at the end and leave those None), each pass's record and I/O adapter, and the
 one place where inputs and outputs are translated across passes that change them (and where
 the values a pass froze inputs to are fed to every stage).
 """
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 class PipelineRun:
     passes: Sequence[Pass]
     bound: Bound
-    stages: list[onnx.ModelProto]
+    stages: list[Any]  # onnx.ModelProto, or None between passes with deferred verification
     adapters: list[IOAdapter] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
     pins: dict[str, Any] = field(default_factory=dict)  # input name -> the value a pass froze it to
@@ -40,7 +42,8 @@ class PipelineRun:
 
     @property
     def original(self) -> onnx.ModelProto:
-        return self.stages[0]
+        model: onnx.ModelProto = self.stages[0]
+        return model
 
     def feeds_for(self, feed: dict, stage: int) -> dict:
         """Inputs of the original model -> the equivalent inputs of ``stages[stage]``. Inputs
@@ -60,7 +63,12 @@ class PipelineRun:
 
 
 class Instrument:
-    """Base class with no-op hooks; override the ones you need."""
+    """Base class with no-op hooks; override the ones you need. An instrument that reads only
+    the original and the result (``result.model``) sets ``needs_stages = False``: the pass
+    manager may then verify the graph once at the end instead of after every pass, and calls
+    ``after_pass_failed`` only when it verifies after every pass."""
+
+    needs_stages: bool = True
 
     def before_pipeline(self, run: PipelineRun) -> None:
         pass

@@ -12,7 +12,6 @@ knows nothing of ONNX Runtime.
 from __future__ import annotations
 
 import time
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ import onnx_graphsurgeon as gs
 
 from .base import IDENTITY, IOAdapter, Pass, PassContext, PassResult
 from .bounds import EXACT, Bound
-from .errors import CgsurgError, PassFailed
+from .errors import CgsurgError, InputError, PassFailed
+from .graphutil import graph_fingerprint
 from .instruments import Instrument, Instruments, PipelineRun
 from .modelio import default_opset, weightless
 from .pipeline import PassSpec
@@ -76,15 +76,27 @@ class PipelineResult:
                 "check": self.check.as_dict() if self.check is not None else None}
 
 
+VERIFY_MODES = ("auto", "each", "end")
+
+
 class PassManager:
     def __init__(self, pipeline: str | Sequence[PassSpec | Pass], instruments: Sequence[Instrument] = (),
-                 data: str | None = None):
+                 data: str | None = None, verify: str = "auto"):
         """``pipeline``: a pipeline string or specs/passes (all checked here, before any work).
         ``instruments``: observers such as ``check.NumericChecker`` and ``report.AccuracyReport``.
-        ``data``: an info file of samples that passes may use (int8 calibration)."""
+        ``data``: an info file of samples that passes may use (int8 calibration).
+        ``verify``: ``each`` exports and verifies the model after every pass that changed it;
+        ``end`` only before a pass that reads inferred shapes (``Pass.needs_shapes``) and at
+        the end, and replays pass by pass on failure to name the culprit: the same result,
+        without one export, shape inference and checker run per pass (graphs with If/Loop
+        bodies are still verified after every pass); ``auto`` (the default) is ``each`` when
+        an instrument needs the model after every pass, else ``end``."""
+        if verify not in VERIFY_MODES:
+            raise InputError(f"verify must be one of {', '.join(VERIFY_MODES)}, not '{verify}'")
         self.passes: list[Pass] = build_pipeline(pipeline)
         self.instruments = Instruments(instruments)
         self.data = data
+        self.verify = verify
         # Exact passes add nothing to the bound; lossy ones add their own.
         self.bound = Bound.chain([EXACT] + [p.bound() for p in self.passes if not p.exact])
 
@@ -92,27 +104,23 @@ class PassManager:
     def pipeline(self) -> str:
         return ",".join(str(p) for p in self.passes)
 
+    @property
+    def verifies_each_pass(self) -> bool:
+        return self.verify == "each" or (self.verify == "auto" and
+                                         any(i.needs_stages for i in self.instruments.items))
+
     def run(self, model: onnx.ModelProto) -> PipelineResult:
         run = PipelineRun(self.passes, self.bound, [model])
-        provenance: dict[str, str] = {}
         try:
             self.instruments.call("before_pipeline", run)
-            graph = gs.import_onnx(model)
-            defaults = _overridable_as_variables(graph, model)
-            for index, p in enumerate(self.passes):
-                self.instruments.call("before_pass", run, index, p)
-                try:
-                    record, graph, current, adapter = self._run_one(p, graph, model, run.stages[-1], provenance,
-                                                                     defaults)
-                    run.stages.append(current)
-                    run.adapters.append(adapter)
-                    run.records.append(record)
-                    self.instruments.call("after_pass", run, index, p, record)
-                except CgsurgError as exc:
-                    self.instruments.call("after_pass_failed", run, index, p, exc)
-                    raise
-                if index + 1 < len(self.passes) and record.modified:
-                    _apply_inferred_shapes(graph, current)  # the next pass sees inferred shapes
+            try:
+                self._run_passes(model, run, each=self.verifies_each_pass, hooks=True)
+            except _Unattributed:
+                # A pass failed, or the result is invalid, with verification deferred: the
+                # failing pass may be an earlier one that left the graph broken. Replaying with
+                # a verified model after every pass names it (passes hold no state).
+                del run.stages[1:], run.adapters[:], run.records[:]
+                self._run_passes(model, run, each=True, hooks=False)
             result = PipelineResult(model=run.stages[-1], pipeline=self.pipeline, records=run.records,
                                     bound=self.bound)
             self.instruments.call("after_pipeline", run, result)
@@ -121,15 +129,67 @@ class PassManager:
             raise
         return result
 
-    def _run_one(self, p: Pass, graph: gs.Graph, template: onnx.ModelProto, previous: onnx.ModelProto,
-                 provenance: dict[str, str], defaults: dict[str, gs.Constant]
-                 ) -> tuple[PassRecord, gs.Graph, onnx.ModelProto, IOAdapter]:
+    def _run_passes(self, model: onnx.ModelProto, run: PipelineRun, each: bool, hooks: bool) -> None:
+        """Run every pass on one graph, appending to ``run``. ``stages[k]`` is the verified model
+        after ``k`` passes; with deferred verification (``each`` false) it is None where the
+        graph changed since the last verification, until the end."""
+        def call(hook: str, *args: Any) -> None:
+            if hooks:
+                self.instruments.call(hook, *args)
+
+        graph = gs.import_onnx(model)
+        defaults = _overridable_as_variables(graph, model)
+        # With If/Loop bodies, what inference finds depends on the shapes declared so far (an
+        # inlined branch loses its declared output shape): verify after every pass there.
+        each = each or any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values())
+        provenance: dict[str, str] = {}
+        verified, dirty = model, False  # the last verified model; whether the graph changed since
+        for index, p in enumerate(self.passes):
+            call("before_pass", run, index, p)
+            try:
+                if dirty and p.needs_shapes(graph):  # only with deferred verification
+                    verified = self._verify(graph, model, run.records[-1], provenance, more=True)
+                    dirty = False
+                record, graph, adapter = self._run_one(p, graph, defaults, provenance)
+                if record.modified:
+                    dirty = True
+                    if each:
+                        verified = self._verify(graph, model, record, provenance, more=index + 1 < len(self.passes))
+                        dirty = False
+            except CgsurgError as exc:
+                if not each:
+                    raise _Unattributed() from exc
+                call("after_pass_failed", run, index, p, exc)
+                raise
+            run.stages.append(None if dirty else verified)
+            run.adapters.append(adapter)
+            run.records.append(record)
+            call("after_pass", run, index, p, record)
+        if dirty:
+            try:
+                run.stages[-1] = self._verify(graph, model, run.records[-1], provenance, more=False)
+            except CgsurgError as exc:
+                raise _Unattributed() from exc
+
+    def _verify(self, graph: gs.Graph, template: onnx.ModelProto, record: PassRecord, provenance: dict[str, str],
+                more: bool) -> onnx.ModelProto:
+        """Export and verify the graph (blaming ``record``'s pass); with ``more`` passes to come,
+        give the graph the shapes inference found."""
+        start = time.perf_counter()
+        model = _export_verified(graph, template, record.name, provenance)
+        if more:
+            _apply_inferred_shapes(graph, model)  # the next pass sees inferred shapes
+        record.verify_seconds += time.perf_counter() - start
+        return model
+
+    def _run_one(self, p: Pass, graph: gs.Graph, defaults: dict[str, gs.Constant], provenance: dict[str, str]
+                 ) -> tuple[PassRecord, gs.Graph, IOAdapter]:
         ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults)
         before_order = [id(n) for n in graph.nodes]
         before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}
         ops_before = Counter(n.op for n in graph.nodes)
-        fingerprint = None if p.reports_modified else _fingerprint(graph)
+        fingerprint = None if p.reports_modified else graph_fingerprint(graph)
         interface = _interface(graph)
         start = time.perf_counter()
         try:
@@ -144,15 +204,15 @@ class PassManager:
         if result.graph is not None or result.rewrites or ctx.touched:
             modified = True
         elif modified is None:  # the pass did not say: look, rather than trust "0 rewrites"
-            modified = fingerprint is None or _fingerprint(graph) != fingerprint
+            modified = fingerprint is None or graph_fingerprint(graph) != fingerprint
         record = PassRecord(name=p.name, spec=str(p), exact=p.exact, rewrites=result.rewrites,
                             reasons=list(dict.fromkeys(result.reasons)), modified=bool(modified), seconds=0.0,
                             verify_seconds=0.0, nodes_before=len(before_order), nodes_after=len(before_order),
                             op_delta={})
         adapter = result.adapter or IDENTITY
-        if not modified:  # nothing to clean, sort or verify again: the previous model stands
+        if not modified:  # nothing to clean, sort or verify: the graph stands as it was
             record.seconds = time.perf_counter() - start
-            return record, graph, previous, adapter
+            return record, graph, adapter
         if result.graph is not None:
             graph = result.graph
         _check_interface(p, interface, _interface(graph), removable=adapter.removed_inputs)
@@ -160,9 +220,7 @@ class PassManager:
         graph.cleanup(remove_unused_graph_inputs=False)
         if not _is_sorted(graph):
             _toposort(graph, p.name)
-        record.seconds = time.perf_counter() - start
 
-        start = time.perf_counter()
         # A node is the pass's own if it is new and does not carry an old node's name (a pass
         # that replaces the whole graph, like opset conversion, keeps the names of what it kept).
         def is_new(node: gs.Node) -> bool:
@@ -177,13 +235,16 @@ class PassManager:
             if not node.name:
                 _ensure_name(node, p.name, used)
             provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{p.name} (modified)")
-        model = _export_verified(graph, template, p.name, provenance)
-        record.verify_seconds = time.perf_counter() - start
-        ops_after = Counter(n.op_type for n in model.graph.node)
+        ops_after = Counter(n.op for n in graph.nodes)
         record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
                            if ops_after[op] != ops_before[op]}
-        record.nodes_after = len(model.graph.node)
-        return record, graph, model, adapter
+        record.nodes_after = len(graph.nodes)
+        record.seconds = time.perf_counter() - start
+        return record, graph, adapter
+
+
+class _Unattributed(Exception):
+    """A failure with verification deferred, not yet pinned on a pass (the cause is chained)."""
 
 
 Interface = tuple[list[tuple[str, Any, int | None]], list[tuple[str, Any, int | None]]]
@@ -260,43 +321,6 @@ def _drop_dead_nodes(graph: gs.Graph) -> None:
     graph.nodes = [n for n in graph.nodes if id(n) not in dead_ids]
 
 
-def _fingerprint(graph: gs.Graph) -> int:
-    """A hash of the graph's structure: nodes (op, domain, name, attributes, wiring), tensors
-    (name, dtype, shape; for constants a strided sample of the values), inputs, outputs and
-    opset. Cheap (no full copy of the weights); it runs before each pass that does not report
-    ``modified``. An edit inside a weight array that the sample misses goes unseen: such a pass
-    must say ``modified=True``."""
-    def value_key(value: Any) -> Any:
-        if isinstance(value, gs.Constant):
-            return ("const", id(value), tuple(value.shape), str(value.dtype), _sample(value))
-        if isinstance(value, (gs.Graph, gs.Tensor)):
-            return ("obj", id(value))
-        if isinstance(value, np.ndarray):
-            return ("array", value.shape, zlib.crc32(value.ravel()[:: max(1, value.size // 64)].tobytes()))
-        return repr(value)
-
-    parts: list[Any] = [graph.opset, tuple(id(t) for t in graph.inputs), tuple(id(t) for t in graph.outputs)]
-    for node in graph.nodes:
-        parts.append((id(node), node.op, node.domain, node.name,
-                      tuple((k, value_key(v)) for k, v in sorted(node.attrs.items())),
-                      tuple(id(t) for t in node.inputs), tuple(id(t) for t in node.outputs)))
-    tensors = {id(t): t for t in [*graph.inputs, *graph.outputs]}
-    for node in graph.nodes:  # graph.tensors() would also check names: slower, and not needed here
-        tensors.update((id(t), t) for t in node.inputs)
-        tensors.update((id(t), t) for t in node.outputs)
-    for tensor in tensors.values():
-        parts.append(value_key(tensor) if isinstance(tensor, gs.Constant)
-                     else (id(tensor), tensor.name, str(tensor.dtype), tuple(tensor.shape or ())))
-    return hash(tuple(parts))
-
-
-def _sample(constant: gs.Constant) -> int | None:
-    values = constant._values  # not .values: that would load lazily held weights
-    if not isinstance(values, np.ndarray):
-        return None
-    return zlib.crc32(np.ascontiguousarray(values.ravel()[:: max(1, values.size // 64)]).tobytes())
-
-
 def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:
     if not node.name or node.name in used:
         base = f"{pass_name}/{node.op}"
@@ -314,6 +338,10 @@ def _apply_inferred_shapes(graph: gs.Graph, model: onnx.ModelProto) -> None:
                if isinstance(t, gs.Variable) and (t.shape is None or t.dtype is None)}
     if not missing:
         return
+    declared = {d.dim_param for info in [*model.graph.input, *model.graph.output] if info.type.HasField("tensor_type")
+                for d in info.type.tensor_type.shape.dim}
+    invented = {d.dim_param for info in model.graph.value_info if info.type.HasField("tensor_type")
+                for d in info.type.tensor_type.shape.dim if d.dim_param.startswith("unk__")} - declared
     for info in list(model.graph.value_info) + list(model.graph.output):
         tensor = missing.get(info.name)
         if tensor is None or not info.type.HasField("tensor_type"):
@@ -321,8 +349,11 @@ def _apply_inferred_shapes(graph: gs.Graph, model: onnx.ModelProto) -> None:
         tt = info.type.tensor_type
         if tt.elem_type:
             tensor.dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
-        if tt.HasField("shape"):
-            tensor.shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+        if tt.HasField("shape"):  # symbols that inference made up (unk__N) are not kept: the
+            # final inference names them afresh, the same whether it ran after every pass or not
+            tensor.shape = [d.dim_value if d.HasField("dim_value") else
+                            (d.dim_param if d.dim_param and d.dim_param not in invented else None)
+                            for d in tt.shape.dim]
 
 
 def _is_sorted(graph: gs.Graph) -> bool:
@@ -380,6 +411,7 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
     for node in model.graph.node:
         if node.name in provenance:
             node.doc_string = provenance[node.name]
+    _drop_outer_value_info(model.graph)
     try:  # strict shape inference and the checker, on the model without its weights
         inferred = onnx.shape_inference.infer_shapes(weightless(model), check_type=True, strict_mode=True,
                                                      data_prop=True)
@@ -389,10 +421,31 @@ def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
         reason = message[0] if message else type(exc).__name__
         raise PassFailed(pass_name, f"the rewritten model is invalid: {reason}") from None
     del model.graph.value_info[:]
-    model.graph.value_info.extend(inferred.graph.value_info)
+    model.graph.value_info.extend(_in_node_order(inferred.graph.value_info, model.graph))
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
     return model
+
+
+def _in_node_order(infos: Sequence[onnx.ValueInfoProto], graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """Value infos in the order the nodes produce their tensors. Inference lists the declared
+    ones first: without this, the order would depend on which shapes were declared when."""
+    rank = {name: k for k, node in enumerate(graph.node) for name in node.output}
+    return sorted(infos, key=lambda info: rank.get(info.name, len(rank)))
+
+
+def _drop_outer_value_info(graph: onnx.GraphProto) -> None:
+    """onnx-graphsurgeon writes the types of outer tensors that an If/Loop body reads into the
+    body's value_info, whenever they are known: drop them (the outer graph declares them), so
+    that what is written does not depend on which shapes were known when."""
+    for node in graph.node:
+        for attr in node.attribute:
+            for body in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                local = {o for n in body.node for o in n.output} | {i.name for i in body.input}
+                kept = _in_node_order([v for v in body.value_info if v.name in local], body)
+                del body.value_info[:]
+                body.value_info.extend(kept)
+                _drop_outer_value_info(body)
 
 
 def _own_renamed_weights(graph: gs.Graph) -> None:

@@ -46,6 +46,8 @@ def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False
 class TargetLint(Instrument):
     """Lints the pipeline's result for the target; errors fail the run (exit 3) with the findings."""
 
+    needs_stages = False  # the result only
+
     def __init__(self, target: Target):
         self.target = target
 

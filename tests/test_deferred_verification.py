@@ -1,0 +1,177 @@
+"""Deferred verification (issue 10, scale): without an instrument that needs the model after every
+pass, the pass manager verifies before a pass that reads inferred shapes and at the end, not after
+every pass. The result must be the one per-pass verification gives, byte for byte, and a failure
+must still name the pass that caused it."""
+
+from __future__ import annotations
+
+import difflib
+
+import onnx
+import onnx_graphsurgeon as gs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from onnx import numpy_helper
+
+import fuzzing
+from graphsurgeon_cg import CgsurgError, Pass, PassFailed, PassManager, PassResult, load_model, register_pass
+from graphsurgeon_cg.check import NumericChecker
+from graphsurgeon_cg.core.errors import InputError
+from graphsurgeon_cg.targets import get_target
+
+from models import ALL_FIXTURES, OPSET11, folded, pad_model
+
+PIPELINES = [
+    "fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=1)",
+    "fold-constants,reflect2const,pad-conv-fusion,resize-nearest,fp16out",
+    "reflect2slice,fold-constants,pad-conv-fusion",  # pads still computed when reflect2slice runs
+    "static-batch(batch=2),fold-constants,instancenorm-fusion,reflect2slice,opset(version=18)",
+    "fold-constants,preproc-fold,postproc-fold,reflect2const,pad-conv-fusion",
+    get_target("ascend:cann5").preset(lossy=True),
+    get_target("tensorrt").preset(lossy=False),
+]
+
+
+def outcome(model, pipeline: str, verify: str):
+    try:
+        result = PassManager(pipeline, verify=verify).run(model)
+    except CgsurgError as exc:
+        return "error", str(exc)
+    summary = [(r.spec, r.rewrites, r.modified, r.nodes_after, r.op_delta, r.reasons) for r in result.records]
+    return canonical(result.model).SerializeToString(), summary
+
+
+def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Weights and tensor attributes in one encoding (raw bytes): a converter may write int64_data
+    where numpy writes raw bytes."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+
+    def visit(graph: onnx.GraphProto) -> None:
+        for k, tensor in enumerate(graph.initializer):
+            graph.initializer[k].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name))
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t), attr.t.name))
+                for body in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                    visit(body)
+
+    visit(model.graph)
+    return model
+
+
+def assert_same(model, pipeline: str) -> None:
+    deferred, each = outcome(model, pipeline, "end"), outcome(model, pipeline, "each")
+    if deferred[0] != each[0] and "error" not in (deferred[0], each[0]):
+        texts = [onnx.printer.to_text(onnx.load_from_string(o[0])).splitlines() for o in (each, deferred)]
+        diff = "\n".join(difflib.unified_diff(*texts, "each", "end", lineterm=""))
+        pytest.fail(f"{pipeline}: the models differ\n{diff}\n{onnx.printer.to_text(model)}")
+    assert deferred == each, onnx.printer.to_text(model)
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("path", ALL_FIXTURES, ids=lambda p: p.stem)
+def test_deferred_verification_gives_the_same_model(path, pipeline):
+    model = load_model(path)
+    assert outcome(model, pipeline, "end")[0] != "error"
+    assert_same(model, pipeline)
+
+
+SUITE = ["fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=2)",
+         "reflect2const(min_cos=0.0),pad-conv-fusion,fp16out", "static-batch(batch=2),fold-constants,reflect2slice",
+         "opset(version=18),reflect2slice,fold-constants,pad-conv-fusion"]
+
+
+@pytest.mark.parametrize("pipeline", SUITE)
+def test_deferred_verification_gives_the_same_model_on_random_graphs(pipeline):
+    """Graphs with computed pads, opset-18 axes, unknown shapes, If/Loop bodies, odd dtypes: the same
+    bytes, or the same error, either way."""
+
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None, print_blob=False,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @given(case=fuzzing.cases(focus=("pad_reflect", "pad_conv", "pad", "if")))
+    def check(case):
+        assert_same(case.model, pipeline)
+
+    check()
+
+
+def test_verification_is_deferred_only_without_stage_readers():
+    model = folded(OPSET11)  # pads are initializers: reflect2slice needs no inferred shapes
+    pipeline = "reflect2slice,static-batch(batch=1)"
+    assert PassManager(pipeline).verifies_each_pass is False
+    assert PassManager(pipeline, instruments=[NumericChecker()]).verifies_each_pass is True
+    assert PassManager(pipeline, verify="each").verifies_each_pass is True
+
+    deferred = PassManager(pipeline).run(model).records
+    each = PassManager(pipeline, verify="each").run(model).records
+    assert [r.modified for r in deferred] == [r.modified for r in each] == [True, True]
+    # Verified once, at the end (static-batch does not read inferred shapes): the time is the last pass's.
+    assert [r.verify_seconds > 0 for r in deferred] == [False, True]
+    assert all(r.verify_seconds > 0 for r in each)
+
+
+def test_a_pass_that_reads_shapes_gets_them_with_verification_deferred():
+    seen = {}
+
+    @register_pass
+    class ReadsShapes(Pass):
+        name = "test-reads-shapes"
+        summary = "Records the shape of every Concat output"
+        exact = True
+
+        def run(self, graph, ctx):
+            seen[ctx.pass_name] = sorted(str(n.outputs[0].shape) for n in graph.nodes if n.op == "Concat")
+            return PassResult(modified=False)
+
+    model = pad_model([1, 2, 5, 5], [0, 0, 1, 1, 0, 0, 1, 1])
+    records = PassManager("reflect2slice,test-reads-shapes").run(model).records
+    assert "[1, 2, 7, 5]" in seen["test-reads-shapes"]  # the first Concat's, known only from inference
+    assert records[0].verify_seconds > 0  # the checkpoint before the shape reader
+
+
+@register_pass
+class BreaksTheGraph(Pass):
+    name = "test-breaks-the-graph"
+    summary = "Leaves a node of an operator that does not exist (valid to onnx-graphsurgeon)"
+    exact = True
+
+    def needs_shapes(self, graph):
+        return False
+
+    def run(self, graph, ctx):
+        out = graph.outputs[0]
+        name, out.name = out.name, ctx.fresh_name("before_bogus")
+        bogus = gs.Variable(name, dtype=out.dtype, shape=out.shape)
+        graph.nodes.append(gs.Node("NoSuchOperator", inputs=[out], outputs=[bogus]))
+        graph.outputs[0] = bogus
+        return PassResult(1)
+
+
+@register_pass
+class ChokesOnBrokenGraphs(Pass):
+    name = "test-chokes"
+    summary = "Crashes on a graph an earlier pass broke"
+    exact = True
+
+    def needs_shapes(self, graph):
+        return False
+
+    def run(self, graph, ctx):
+        if any(n.op == "NoSuchOperator" for n in graph.nodes):
+            raise ValueError("unexpected operator")
+        return PassResult(modified=False)
+
+
+@pytest.mark.parametrize("pipeline", ["test-breaks-the-graph,static-batch(batch=1)",
+                                      "test-breaks-the-graph,test-chokes"])
+def test_deferred_failures_name_the_pass_that_broke_the_graph(pipeline):
+    """Found only at the end, or as a crash of a later pass: the replay blames the first."""
+    with pytest.raises(PassFailed, match="pass 'test-breaks-the-graph'.*invalid") as caught:
+        PassManager(pipeline).run(load_model(OPSET11))
+    assert caught.value.pass_name == "test-breaks-the-graph"
+
+
+def test_an_unknown_verify_mode_is_refused():
+    with pytest.raises(InputError, match="verify must be one of"):
+        PassManager("fold-constants", verify="sometimes")
