@@ -216,10 +216,14 @@ class PassManager:
         if result.graph is not None:
             graph = result.graph
         _check_interface(p, interface, _interface(graph), removable=adapter.removed_inputs)
-        _drop_dead_nodes(graph)
-        graph.cleanup(remove_unused_graph_inputs=False)
-        if not _is_sorted(graph):
-            _toposort(graph, p.name)
+        if any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values()) or graph.functions:
+            # A body may read outer tensors that a walk of this graph cannot see: onnx-graphsurgeon.
+            graph.cleanup(remove_unused_graph_inputs=False)
+            if not _is_sorted(graph):
+                _toposort(graph, p.name)
+        else:  # the same, in time linear in the graph (its versions are quadratic on shared weights)
+            _drop_dead_nodes(graph)
+            _sort_depth_first(graph, p.name)
 
         # A node is the pass's own if it is new and does not carry an old node's name (a pass
         # that replaces the whole graph, like opset conversion, keeps the names of what it kept).
@@ -284,13 +288,14 @@ def _check_interface(p: Pass, before: Interface, after: Interface, removable: Se
 
 
 def _drop_dead_nodes(graph: gs.Graph) -> None:
-    """Remove nodes that feed no graph output, all at once. onnx-graphsurgeon's cleanup removes
-    a dead node from each input's consumer list one by one, comparing nodes by value: with a
-    weight shared by n nodes (one ``pads`` initializer for every Pad) that is quadratic. Here
-    consumer lists are filtered by identity in one go. Graphs with subgraphs are left to
-    onnx-graphsurgeon (a subgraph may read outer tensors that this walk cannot see)."""
-    if any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values()):
-        return
+    """What onnx-graphsurgeon's cleanup does to a graph without subgraphs or functions: remove
+    the producers of graph inputs and every node that feeds no graph output, all at once. Its
+    cleanup removes a dead node from each input's consumer list one by one, comparing nodes by
+    value: with a weight shared by n nodes (one ``pads`` initializer for every Pad) that is
+    quadratic. Here consumer lists are filtered by identity in one go."""
+    for tensor in graph.inputs:
+        if tensor.inputs:
+            tensor.inputs.clear()
     live: set[int] = set()
     seen: set[int] = set()
     stack = list(graph.outputs)
@@ -319,6 +324,37 @@ def _drop_dead_nodes(graph: gs.Graph) -> None:
         list.clear(node.inputs)
         list.clear(node.outputs)
     graph.nodes = [n for n in graph.nodes if id(n) not in dead_ids]
+
+
+def _sort_depth_first(graph: gs.Graph, pass_name: str) -> None:
+    """Sort the nodes topologically, each after its producers, keeping the current order where
+    it already is one (a sorted graph stays as it is; a node a pass appended moves up to just
+    before its first consumer). Linear; onnx-graphsurgeon's sort is not on long chains."""
+    producer = {id(t): node for node in graph.nodes for t in node.outputs}
+    state: dict[int, int] = {}  # 1: on the stack, 2: placed
+    order: list[gs.Node] = []
+    for root in graph.nodes:
+        if id(root) in state:
+            continue
+        state[id(root)] = 1
+        stack = [(root, iter(root.inputs))]
+        while stack:
+            node, pending = stack[-1]
+            for tensor in pending:
+                source = producer.get(id(tensor))
+                if source is None or state.get(id(source)) == 2:
+                    continue
+                if state.get(id(source)) == 1:
+                    _toposort(graph, pass_name)  # a cycle: onnx-graphsurgeon fails, and names it
+                    return
+                state[id(source)] = 1
+                stack.append((source, iter(source.inputs)))
+                break
+            else:
+                stack.pop()
+                state[id(node)] = 2
+                order.append(node)
+    graph.nodes = order
 
 
 def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:
