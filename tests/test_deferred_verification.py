@@ -14,7 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from onnx import numpy_helper
 
 import fuzzing
-from graphsurgeon_cg import CgsurgError, Pass, PassFailed, PassManager, PassResult, load_model, register_pass
+from graphsurgeon_cg import (
+    CgsurgError,
+    NumericCheckFailed,
+    Pass,
+    PassFailed,
+    PassManager,
+    PassResult,
+    load_model,
+    register_pass,
+)
 from graphsurgeon_cg.check import NumericChecker
 from graphsurgeon_cg.core.errors import InputError
 from graphsurgeon_cg.targets import get_target
@@ -100,7 +109,8 @@ def test_verification_is_deferred_only_without_stage_readers():
     model = folded(OPSET11)  # pads are initializers: reflect2slice needs no inferred shapes
     pipeline = "reflect2slice,static-batch(batch=1)"
     assert PassManager(pipeline).verifies_each_pass is False
-    assert PassManager(pipeline, instruments=[NumericChecker()]).verifies_each_pass is True
+    assert PassManager(pipeline, instruments=[NumericChecker()]).verifies_each_pass is False  # blames by replay
+    assert PassManager(pipeline, instruments=[NumericChecker(each_pass=True)]).verifies_each_pass is True
     assert PassManager(pipeline, verify="each").verifies_each_pass is True
 
     deferred = PassManager(pipeline).run(model).records
@@ -175,3 +185,27 @@ def test_deferred_failures_name_the_pass_that_broke_the_graph(pipeline):
 def test_an_unknown_verify_mode_is_refused():
     with pytest.raises(InputError, match="verify must be one of"):
         PassManager("fold-constants", verify="sometimes")
+
+
+@register_pass
+class ReluForTanh(Pass):
+    name = "test-relu-for-tanh"
+    summary = "Claims to be exact but replaces Tanh with Relu (valid ONNX, wrong numbers)"
+    exact = True
+
+    def run(self, graph, ctx):
+        for node in graph.nodes:
+            if node.op == "Tanh":
+                node.op = "Relu"
+                ctx.mark(node)
+        return PassResult(modified=True)
+
+
+def test_the_numeric_check_blames_a_pass_when_verification_was_deferred():
+    """The check compares the original with the result only; on failure the stages are replayed to
+    find the pass that breached its bound (here the second of three, each valid ONNX)."""
+    model = load_model(OPSET11)
+    manager = PassManager("fold-constants,test-relu-for-tanh,static-batch(batch=1)", instruments=[NumericChecker()])
+    assert manager.verifies_each_pass is False
+    with pytest.raises(NumericCheckFailed, match="after pass 'test-relu-for-tanh'"):
+        manager.run(model)

@@ -48,6 +48,9 @@ class NumericChecker(Instrument):
     def __init__(self, settings: CheckSettings | None = None, each_pass: bool = False):
         self.settings = settings or CheckSettings()
         self.each_pass = each_pass
+        # Without each_pass only the original and the result are compared; the stages between
+        # them are asked for (PipelineRun.complete_stages) only to blame a failure.
+        self.needs_stages = each_pass
         self._feeds: list[Feeds] = []
         self._feed_shapes: dict | None = None
         self._outputs: dict[int, list] = {}
@@ -79,6 +82,7 @@ class NumericChecker(Instrument):
         result.check = self.compare(run, 0, last, run.bound)
         if result.check.ok:
             return
+        run.complete_stages()
         for index, p in enumerate(run.passes):  # find the first pass that breaches its own bound
             step = self.compare(run, index, index + 1, p.bound())
             if not step.ok:

@@ -14,7 +14,7 @@ the values a pass froze inputs to are fed to every stage).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +35,19 @@ class PipelineRun:
     adapters: list[IOAdapter] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
     pins: dict[str, Any] = field(default_factory=dict)  # input name -> the value a pass froze it to
+    # Set by the pass manager when it deferred verification: re-runs the passes, verifying each
+    # one, and returns every stage (for an instrument that needs them only on failure).
+    replay: Callable[[], list[onnx.ModelProto]] | None = None
 
     def __post_init__(self) -> None:
         for p in self.passes:
             self.pins.update(p.pinned_inputs(self.stages[0]))
+
+    def complete_stages(self) -> None:
+        """Make every ``stages[k]`` a model, replaying the passes if verification was deferred
+        (an instrument that reads the stages only to blame a failure calls this first)."""
+        if any(stage is None for stage in self.stages) and self.replay is not None:
+            self.stages[:] = self.replay()
 
     @property
     def original(self) -> onnx.ModelProto:

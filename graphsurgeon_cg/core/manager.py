@@ -110,7 +110,7 @@ class PassManager:
                                          any(i.needs_stages for i in self.instruments.items))
 
     def run(self, model: onnx.ModelProto) -> PipelineResult:
-        run = PipelineRun(self.passes, self.bound, [model])
+        run = PipelineRun(self.passes, self.bound, [model], replay=lambda: self._every_stage(model))
         try:
             self.instruments.call("before_pipeline", run)
             try:
@@ -128,6 +128,11 @@ class PassManager:
             self.instruments.call("after_pipeline_failed", run, exc)
             raise
         return result
+
+    def _every_stage(self, model: onnx.ModelProto) -> list[onnx.ModelProto]:
+        replayed = PipelineRun(self.passes, self.bound, [model])
+        self._run_passes(model, replayed, each=True, hooks=False)
+        return replayed.stages
 
     def _run_passes(self, model: onnx.ModelProto, run: PipelineRun, each: bool, hooks: bool) -> None:
         """Run every pass on one graph, appending to ``run``. ``stages[k]`` is the verified model
