@@ -185,6 +185,8 @@ def test_deferred_failures_name_the_pass_that_broke_the_graph(pipeline):
 def test_an_unknown_verify_mode_is_refused():
     with pytest.raises(InputError, match="verify must be one of"):
         PassManager("fold-constants", verify="sometimes")
+    with pytest.raises(InputError, match="NumericChecker reads"):
+        PassManager("fold-constants", [NumericChecker(each_pass=True)], verify="end").run(load_model(OPSET11))
 
 
 @register_pass

@@ -110,6 +110,9 @@ class PassManager:
                                          any(i.needs_stages for i in self.instruments.items))
 
     def run(self, model: onnx.ModelProto) -> PipelineResult:
+        readers = [type(i).__name__ for i in self.instruments.items if i.needs_stages]
+        if self.verify == "end" and readers:
+            raise InputError(f"verify='end' leaves no model between passes, which {', '.join(readers)} reads")
         run = PipelineRun(self.passes, self.bound, [model], replay=lambda: self._every_stage(model))
         try:
             self.instruments.call("before_pipeline", run)
