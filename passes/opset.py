@@ -58,6 +58,10 @@ class Opset(Pass):
         if graph.opset == self.version:
             return PassResult(0, [f"the model is already at opset {self.version}"], modified=False)
         original = gs.export_onnx(graph)
+        if original.ir_version < 4:  # IR 3 wants every initializer listed as an input (the converter does)
+            listed = {i.name for i in original.graph.input}
+            original.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                                        for t in original.graph.initializer if t.name not in listed)
         try:
             converted = convert_opset(original, self.version, self)
         except RuntimeError as exc:  # the converter's adapters assert what they cannot do

@@ -14,7 +14,10 @@ import pytest
 
 from graphsurgeon_cg import Pass, PassFailed, PassManager, PassResult, register_pass
 from graphsurgeon_cg.check import NumericChecker
+from graphsurgeon_cg.core.modelio import default_opset
 from graphsurgeon_cg.testing import model_from_text
+
+from models import ort_run
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 MODEL = """<ir_version: 8, opset_import: ["" : 13]>
@@ -123,3 +126,20 @@ def test_the_callers_model_is_never_modified():
     assert result.records[0].modified
     assert [n.op_type for n in result.model.graph.node] == ["Pad"]
     assert model.SerializeToString() == before
+
+
+@pytest.mark.parametrize("name", ["squeezenet", "shufflenet", "inception_v1"])
+def test_model_zoo_networks_upgrade_to_opset_13(name):
+    """onnx.version_converter needs IR 3's initializers listed as inputs ("Input ..._SHAPE is
+    undefined" otherwise); the upgraded model still gives the outputs stored beside it in the wheel."""
+    model = onnx.load(os.path.join(LIGHT, f"light_{name}.onnx"))
+    result = PassManager("opset(version=13),fold-constants").run(model)
+    assert default_opset(result.model) == 13 and result.model.ir_version >= 7
+    expected = onnx.numpy_helper.to_array(onnx.load_tensor(os.path.join(LIGHT, f"light_{name}_output_0.pb")))
+    weights = {t.name for t in model.graph.initializer}
+    data = next(i for i in model.graph.input if i.name not in weights)
+    feed = {data.name: np.random.default_rng(0).standard_normal(
+        [d.dim_value for d in data.type.tensor_type.shape.dim]).astype(np.float32)}
+    original, upgraded = ort_run(model, feed), ort_run(result.model, feed)
+    assert upgraded[0].shape == expected.shape
+    np.testing.assert_allclose(upgraded[0], original[0], atol=1e-5)
