@@ -21,8 +21,9 @@ class FoldConstants(Pass):
     exact = True
     reports_modified = True
 
-    def needs_shapes(self, graph: gs.Graph) -> bool:  # static input shapes fold Shape and Size
-        return any(node.op in ("Shape", "Size") for node in walk_nodes(graph))
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        # Static input shapes fold Shape and Size; onnx-graphsurgeon elides Casts by their input types.
+        return any(node.op in ("Shape", "Size", "Cast") for node in walk_nodes(graph))
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         before = {id(n) for n in graph.nodes}

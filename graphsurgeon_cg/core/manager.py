@@ -151,18 +151,34 @@ class PassManager:
         # inlined branch loses its declared output shape): verify after every pass there.
         each = each or any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values())
         provenance: dict[str, str] = {}
-        verified, dirty = model, False  # the last verified model; whether the graph changed since
+        # The graph's shapes are what the model declares, what passes set, and what the manager
+        # filled in from inference (``inferred``: given only before a pass that reads them, taken
+        # out again as soon as the graph changes, before a pass that does not read them and
+        # before every export), so that each pass sees the same graph in either mode.
+        inferred = InferredShapes()
+        verified = model  # the last verified model
+        dirty = False  # whether the graph changed since ``verified``
+        current = True  # whether the inferred shapes describe the graph as it is
         for index, p in enumerate(self.passes):
             call("before_pass", run, index, p)
             try:
-                if dirty and p.needs_shapes(graph):  # only with deferred verification
-                    verified = self._verify(graph, model, run.records[-1], provenance, more=True)
-                    dirty = False
+                if p.needs_shapes(graph):
+                    if not current:
+                        if dirty:  # only with deferred verification
+                            verified = self._verify(graph, model, run.records[-1], provenance, inferred)
+                            run.stages[-1] = verified
+                            dirty = False
+                        inferred.fill(graph, verified)
+                        current = True
+                elif inferred:
+                    inferred.forget()
+                    current = False
                 record, graph, adapter = self._run_one(p, graph, defaults, provenance)
-                if record.modified:
-                    dirty = True
+                if record.modified:  # inferred shapes may be stale now: nothing may read them
+                    inferred.forget()
+                    dirty, current = True, False
                     if each:
-                        verified = self._verify(graph, model, record, provenance, more=index + 1 < len(self.passes))
+                        verified = self._verify(graph, model, record, provenance, inferred)
                         dirty = False
             except CgsurgError as exc:
                 if not each:
@@ -175,18 +191,17 @@ class PassManager:
             call("after_pass", run, index, p, record)
         if dirty:
             try:
-                run.stages[-1] = self._verify(graph, model, run.records[-1], provenance, more=False)
+                run.stages[-1] = self._verify(graph, model, run.records[-1], provenance, inferred)
             except CgsurgError as exc:
                 raise _Unattributed() from exc
 
     def _verify(self, graph: gs.Graph, template: onnx.ModelProto, record: PassRecord, provenance: dict[str, str],
-                more: bool) -> onnx.ModelProto:
-        """Export and verify the graph (blaming ``record``'s pass); with ``more`` passes to come,
-        give the graph the shapes inference found."""
+                inferred: InferredShapes) -> onnx.ModelProto:
+        """Export and verify the graph with the shapes it declares (inference derives the rest
+        afresh: an inferred shape a pass made stale cannot conflict), blaming ``record``'s pass."""
         start = time.perf_counter()
+        inferred.forget()
         model = _export_verified(graph, template, record.name, provenance)
-        if more:
-            _apply_inferred_shapes(graph, model)  # the next pass sees inferred shapes
         record.verify_seconds += time.perf_counter() - start
         return model
 
@@ -247,6 +262,7 @@ class PassManager:
             if not node.name:
                 _ensure_name(node, p.name, used)
             provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{p.name} (modified)")
+        _own_renamed_weights(graph)  # before any export, a pass's own included
         ops_after = Counter(n.op for n in graph.nodes)
         record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
                            if ops_after[op] != ops_before[op]}
@@ -375,29 +391,57 @@ def _ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:
     used.add(node.name)
 
 
-def _apply_inferred_shapes(graph: gs.Graph, model: onnx.ModelProto) -> None:
-    """Carry shape inference's results from the verified model back to the tensors that lack
-    them (cheaper than importing the model again, which dominates on large graphs)."""
-    missing = {name: t for name, t in graph.tensors().items()
-               if isinstance(t, gs.Variable) and (t.shape is None or t.dtype is None)}
-    if not missing:
-        return
-    declared = {d.dim_param for info in [*model.graph.input, *model.graph.output] if info.type.HasField("tensor_type")
-                for d in info.type.tensor_type.shape.dim}
-    invented = {d.dim_param for info in model.graph.value_info if info.type.HasField("tensor_type")
-                for d in info.type.tensor_type.shape.dim if d.dim_param.startswith("unk__")} - declared
-    for info in list(model.graph.value_info) + list(model.graph.output):
-        tensor = missing.get(info.name)
-        if tensor is None or not info.type.HasField("tensor_type"):
-            continue
-        tt = info.type.tensor_type
-        if tt.elem_type:
-            tensor.dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
-        if tt.HasField("shape"):  # symbols that inference made up (unk__N) are not kept: the
-            # final inference names them afresh, the same whether it ran after every pass or not
-            tensor.shape = [d.dim_value if d.HasField("dim_value") else
-                            (d.dim_param if d.dim_param and d.dim_param not in invented else None)
-                            for d in tt.shape.dim]
+def _kept(symbol: str, declared: set[str]) -> bool:
+    return bool(symbol) and (symbol in declared or not symbol.startswith("unk__"))
+
+
+class InferredShapes:
+    """The element types and shapes the manager gave tensors from a verified model's shape
+    inference (cheaper than importing the model again, which dominates on large graphs), so
+    that they can be taken out again: they are not the model's own declarations."""
+
+    def __init__(self) -> None:
+        self.given: list[tuple[gs.Variable, Any, Any]] = []  # tensor, the dtype and shape it was given
+
+    def __bool__(self) -> bool:
+        return bool(self.given)
+
+    def fill(self, graph: gs.Graph, model: onnx.ModelProto) -> None:
+        """Give the tensors that lack a type or shape what inference found in ``model``."""
+        self.forget()
+        tensors = graph.tensors()
+        missing = {name: t for name, t in tensors.items()
+                   if isinstance(t, gs.Variable) and (t.shape is None or t.dtype is None)}
+        if not missing:
+            return
+        # Symbols inference made up (unk__N) are not kept: their numbering depends on what was
+        # declared when, and a later inference names them afresh.
+        declared = {d for t in tensors.values() if t.shape is not None for d in t.shape if isinstance(d, str)}
+        for info in list(model.graph.value_info) + list(model.graph.output):
+            tensor = missing.get(info.name)
+            if tensor is None or not info.type.HasField("tensor_type"):
+                continue
+            tt = info.type.tensor_type
+            dtype, shape = tensor.dtype, tensor.shape
+            if dtype is None and tt.elem_type:
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+            if shape is None and tt.HasField("shape"):
+                shape = [d.dim_value if d.HasField("dim_value") else d.dim_param if _kept(d.dim_param, declared)
+                         else None for d in tt.shape.dim]
+            self.given.append((tensor, None if dtype is tensor.dtype else dtype,
+                               None if shape is tensor.shape else shape))
+            tensor.dtype, tensor.shape = dtype, shape
+
+    def forget(self) -> None:
+        """Take back what ``fill`` gave, where no pass has set something else since."""
+        for tensor, dtype, shape in self.given:
+            if not isinstance(tensor, gs.Variable):  # folded into a constant since (to_constant)
+                continue
+            if dtype is not None and tensor.dtype is dtype:
+                tensor.dtype = None
+            if shape is not None and tensor.shape is shape:
+                tensor.shape = None
+        self.given.clear()
 
 
 def _is_sorted(graph: gs.Graph) -> bool:
