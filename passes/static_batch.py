@@ -29,7 +29,7 @@ class StaticBatch(Pass):
     batch = Option(int, 1, "the batch size", check=at_least(1))
 
     def needs_shapes(self, graph: gs.Graph) -> bool:
-        return False  # it rewrites declared shapes; inference after it derives the rest
+        return False  # it rewrites declared shapes only; inference after it derives the rest
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         rewrites, reasons = 0, []

@@ -152,10 +152,11 @@ class Pass:
         return None
 
     def needs_shapes(self, graph: gs.Graph) -> bool:
-        """Whether ``run`` on ``graph`` would read shapes that only shape inference supplies
-        (of tensors made or changed by earlier passes). When verification is deferred, the
-        pass manager verifies, and so infers shapes, before a pass that says yes if the graph
-        changed since: the result is then the one verifying after every pass gives. Say no
+        """Whether ``run`` on ``graph`` would read types or shapes that only shape inference
+        supplies (of tensors made or changed by earlier passes). The pass manager gives a pass
+        that says yes the shapes inferred for the graph as it is (verifying first if it changed
+        since); a pass that says no sees only what the model declares and earlier passes set.
+        Either way the result does not depend on whether verification was deferred. Say no
         only when the answer cannot change what the pass does."""
         return True
 
