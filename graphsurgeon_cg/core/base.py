@@ -217,7 +217,7 @@ class NodeRewritePass(Pass):
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         rewrites, reasons = 0, []
-        for subgraph, node in _nodes_in(graph):
+        for subgraph, node in nodes_with_graphs(graph):
             if node.op not in self.op_types:
                 continue
             ctx.graph = subgraph  # new nodes go where the matched node lives (If/Loop bodies too)
@@ -237,12 +237,12 @@ class NodeRewritePass(Pass):
         return PassResult(rewrites, reasons, modified=rewrites > 0)
 
 
-def _nodes_in(graph: gs.Graph) -> list[tuple[gs.Graph, gs.Node]]:
+def nodes_with_graphs(graph: gs.Graph) -> list[tuple[gs.Graph, gs.Node]]:
     """(graph, node) for every node, those of If/Loop/Scan bodies included (a snapshot)."""
     found = []
     for node in list(graph.nodes):
         found.append((graph, node))
         for value in node.attrs.values():
             if isinstance(value, gs.Graph):
-                found.extend(_nodes_in(value))
+                found.extend(nodes_with_graphs(value))
     return found

@@ -12,6 +12,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from .base import nodes_with_graphs
+
 
 def const_value(tensor: gs.Tensor | None) -> np.ndarray | None:
     """The value of a constant tensor (initializer or ``Constant`` node output), else None."""
@@ -107,11 +109,7 @@ class PadInfo:
 
 def walk_nodes(graph: gs.Graph) -> Iterator[gs.Node]:
     """Every node of ``graph`` and of its If/Loop/Scan bodies."""
-    for node in graph.nodes:
-        yield node
-        for value in node.attrs.values():
-            if isinstance(value, gs.Graph):
-                yield from walk_nodes(value)
+    return (node for _, node in nodes_with_graphs(graph))
 
 
 def any_pad(graph: gs.Graph, needs: Callable[[gs.Node], bool]) -> bool:
