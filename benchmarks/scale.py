@@ -56,7 +56,6 @@ def measure(n: int, verify: str) -> dict:
     """The pass manager on the model in memory (no file I/O), and ``apply`` from file to file
     (load with the checker, run, save atomically) as ``cgsurg apply --no-check`` does it."""
     model = reflect_blocks(n)
-    start = time.perf_counter()
     import_s = _import_seconds(model)
     start = time.perf_counter()
     result = PassManager(PIPELINE, verify=verify).run(model)
