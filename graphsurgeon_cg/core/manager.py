@@ -149,7 +149,7 @@ class PassManager:
         defaults = _overridable_as_variables(graph, model)
         # With If/Loop bodies, what inference finds depends on the shapes declared so far (an
         # inlined branch loses its declared output shape): verify after every pass there.
-        each = each or any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values())
+        each = each or _has_bodies(graph)
         provenance: dict[str, str] = {}
         # The graph's shapes are what the model declares, what passes set, and what the manager
         # filled in from inference (``inferred``: given only before a pass that reads them, taken
@@ -239,7 +239,7 @@ class PassManager:
         if result.graph is not None:
             graph = result.graph
         _check_interface(p, interface, _interface(graph), removable=adapter.removed_inputs)
-        if any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values()) or graph.functions:
+        if _has_bodies(graph) or graph.functions:
             # A body may read outer tensors that a walk of this graph cannot see: onnx-graphsurgeon.
             graph.cleanup(remove_unused_graph_inputs=False)
             if not _is_sorted(graph):
@@ -269,6 +269,11 @@ class PassManager:
         record.nodes_after = len(graph.nodes)
         record.seconds = time.perf_counter() - start
         return record, graph, adapter
+
+
+def _has_bodies(graph: gs.Graph) -> bool:
+    """Whether some node has an If/Loop/Scan body."""
+    return any(isinstance(v, gs.Graph) for node in graph.nodes for v in node.attrs.values())
 
 
 class _Unattributed(Exception):
@@ -481,8 +486,8 @@ def _node_digraph(graph: gs.Graph):
 
 def _export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
                      provenance: dict[str, str]) -> onnx.ModelProto:
-    """Export, carry over model-level fields, tag provenance, infer shapes strictly, check."""
-    _own_renamed_weights(graph)
+    """Export, carry over model-level fields, tag provenance, infer shapes strictly, check
+    (renamed weights have their own protos already: ``_run_one`` sees to it after each pass)."""
     try:
         model = gs.export_onnx(graph, do_type_check=True, ir_version=template.ir_version)
     except Exception as exc:
