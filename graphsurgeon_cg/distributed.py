@@ -84,24 +84,31 @@ def _node_cpus(ray: Any) -> int:
     return max((int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1) or 1
 
 
-class _InferShard:
-    """A Ray Data worker: loads the model once, runs shards of samples."""
+class _ShardWorker:
+    """A Ray Data worker: models loaded once (in ``__init__``), then ``compute`` on each shard of
+    the rows it is given; the results go back tagged with their shard number."""
+
+    def compute(self, samples: list[Sample]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, rows: dict) -> dict:
+        import numpy as np
+
+        out = [(int(shard), self.compute(_samples(paths))) for shard, paths in zip(rows["shard"], rows["samples"])]
+        payload = np.empty(len(out), dtype=object)
+        payload[:] = out
+        return {"result": payload}
+
+
+class _InferShard(_ShardWorker):
+    """Runs shards of samples, in batches, through the model."""
 
     def __init__(self, model: str, backend: str, batch: int, threads: int, provider: str):
         self.runner = backend_for(backend, provider=provider, threads=threads).load(model)
         self.batch = batch
 
-    def __call__(self, rows: dict) -> dict:
-        import numpy as np
-
-        out = []
-        for shard, paths in zip(rows["shard"], rows["samples"]):
-            samples = _samples(paths)
-            results = [(chunk, outputs) for chunk, outputs, _ in batches(self.runner, samples, self.batch)]
-            out.append((int(shard), results))
-        payload = np.empty(len(out), dtype=object)
-        payload[:] = out
-        return {"result": payload}
+    def compute(self, samples: list[Sample]) -> list:
+        return [(chunk, outputs) for chunk, outputs, _ in batches(self.runner, samples, self.batch)]
 
 
 def _rows(shards: list[list[Sample]]) -> list[dict]:
@@ -158,8 +165,8 @@ def infer_ray(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | 
     return InferResult(count=len(samples), batch=size, seconds=seconds, inference_seconds=seconds)
 
 
-class _EvalShard:
-    """A Ray Data worker: both models loaded once, shards scored image by image."""
+class _EvalShard(_ShardWorker):
+    """Scores shards image by image, the model against the reference."""
 
     def __init__(self, ref_model: str, model: str, backend: str, batch: int, threads: int, provider: str):
         from .check.backends import OrtBackend
@@ -169,16 +176,8 @@ class _EvalShard:
                                   threads=threads).load(model)
         self.batch = batch
 
-    def __call__(self, rows: dict) -> dict:
-        import numpy as np
-
-        out = []
-        for shard, paths in zip(rows["shard"], rows["samples"]):
-            samples = _samples(paths)
-            out.append((int(shard), score_samples(self.ref, self.runner, samples, self.batch)))
-        payload = np.empty(len(out), dtype=object)
-        payload[:] = out
-        return {"result": payload}
+    def compute(self, samples: list[Sample]) -> list:
+        return score_samples(self.ref, self.runner, samples, self.batch)
 
 
 def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: str | os.PathLike,
