@@ -220,16 +220,18 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
 def reference_outputs(model, info, threads) -> dict[str, np.ndarray]:
     """The original's first output per sample of ``info`` on ONNX Runtime, computed once for all
     candidates (running it again beside each one would double tune's time)."""
-    runner = backend_for("ort", threads=threads).load(model)
-    return {s.stem: out[0][i] for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH)
-            for i, s in enumerate(chunk)}
+    return dict(_first_outputs(backend_for("ort", threads=threads).load(model), info))
 
 
 def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads) -> EvalResult:
-    runner = backend_for(c.backend, threads=threads).load(c.model)
-    return _scored([score(s.stem, references[s.stem], out[0][i])
-                    for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH)
-                    for i, s in enumerate(chunk)])
+    outputs = _first_outputs(backend_for(c.backend, threads=threads).load(c.model), info)
+    return _scored([score(stem, references[stem], out) for stem, out in outputs])
+
+
+def _first_outputs(runner, info) -> list[tuple[str, np.ndarray]]:
+    """(sample name, first output) for each sample of ``info``, in its order."""
+    return [(s.stem, out[0][i]) for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH)
+            for i, s in enumerate(chunk)]
 
 
 def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, references: dict,
