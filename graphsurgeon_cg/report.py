@@ -38,8 +38,8 @@ from .check.session import make_session, run_feed
 from .core.base import Pass
 from .core.errors import InputError, NumericCheckFailed
 from .core.instruments import Instrument, PipelineRun
-from .core.manager import PassRecord, PipelineResult
 from .core.modelio import staged_folder
+from .core.records import PassRecord, PipelineResult
 
 SCHEMA = "cgsurg-report"
 VERSION = 2

@@ -27,8 +27,9 @@ from .check.feeds import random_feeds
 from .check.session import make_session, run_session
 from .core.base import Pass
 from .core.bounds import EXACT, Bound
-from .core.manager import PassManager, PassRecord
+from .core.manager import PassManager
 from .core.pipeline import PassSpec
+from .core.records import PassRecord
 from .core.registry import build_pipeline
 
 __all__ = ["model_from_text", "run_pass", "random_inputs", "assert_numerically_equal", "canonical_graph",

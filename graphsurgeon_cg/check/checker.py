@@ -20,7 +20,7 @@ from ..core.base import Pass
 from ..core.bounds import Bound
 from ..core.errors import NumericCheckFailed
 from ..core.instruments import Instrument, PipelineRun
-from ..core.manager import PassRecord, PipelineResult
+from ..core.records import PassRecord, PipelineResult
 from .backends import Backend, OrtBackend, run_all
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
 from .metrics import Comparison, compare_outputs

@@ -6,10 +6,11 @@ from .base import IOAdapter, Match, NodeRewritePass, NoMatch, Pass, PassContext,
 from .bounds import EXACT, Bound, cosine_bound
 from .errors import CgsurgError, InputError, NumericCheckFailed, PassFailed
 from .instruments import Instrument, PipelineRun
-from .manager import PassManager, PassRecord, PipelineResult
+from .manager import PassManager
 from .modelio import load_model, save_model
 from .options import Option, at_least, between, cosine, not_empty
 from .pipeline import PassSpec, format_pipeline, parse_pipeline
+from .records import PassRecord, PipelineResult
 from .registry import ENTRY_POINT_GROUP, available_passes, build_pipeline, get_pass, load_plugin, register_pass
 
 __all__ = ["IOAdapter", "Match", "NodeRewritePass", "NoMatch", "Pass", "PassContext", "PassResult", "EXACT", "Bound",

@@ -24,7 +24,7 @@ from .base import IOAdapter, Pass
 from .bounds import Bound
 
 if TYPE_CHECKING:
-    from .manager import PassRecord, PipelineResult
+    from .records import PassRecord, PipelineResult
 
 
 @dataclass

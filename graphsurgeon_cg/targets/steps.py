@@ -15,8 +15,8 @@ import onnx
 from ..core.base import Pass
 from ..core.errors import InputError
 from ..core.instruments import Instrument, PipelineRun
-from ..core.manager import PipelineResult
 from ..core.pipeline import PassSpec, parse_pipeline
+from ..core.records import PipelineResult
 from .base import Target, TargetCheckFailed, get_target
 from .commands import Command, ModelIO, aipp_config
 
