@@ -25,6 +25,7 @@ from .core.manager import PassManager, PipelineResult
 from .core.modelio import check_output_folder, check_writable, load_model, same_file, save_model
 from .core.pipeline import PassSpec
 from .core.registry import load_plugin
+from .services import OrtServices
 from .targets import LintResult, get_target
 from .targets.steps import TargetLint, compile_step, with_preset
 
@@ -107,7 +108,8 @@ def apply(
             warn(message)
 
     settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed, warn=warn_once)
-    manager = PassManager(pipeline, data=str(data) if data else None)  # names and options checked here
+    manager = PassManager(pipeline, data=str(data) if data else None,  # names and options checked here
+                          services=OrtServices())
     model = load_model(model_path)
     if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
         settings.feeds = _info_feeds(model, data, report.samples if report is not None else 4)[0]

@@ -31,6 +31,7 @@ from .core.manager import PassManager
 from .core.pipeline import PassSpec
 from .core.records import PassRecord
 from .core.registry import build_pipeline
+from .services import OrtServices
 
 __all__ = ["model_from_text", "run_pass", "random_inputs", "assert_numerically_equal", "canonical_graph",
            "assert_graph_equal", "check_pass_contract"]
@@ -47,7 +48,7 @@ def model_from_text(text: str) -> onnx.ModelProto:
 def run_pass(model: onnx.ModelProto, pipeline: str | Sequence[PassSpec | Pass],
              data: str | None = None) -> tuple[onnx.ModelProto, PassRecord]:
     """Apply ``pipeline`` without the numeric check (the test checks numbers itself)."""
-    result = PassManager(pipeline, data=data).run(model)
+    result = PassManager(pipeline, data=data, services=OrtServices()).run(model)
     return result.model, result.records[-1]
 
 
@@ -180,16 +181,16 @@ def check_pass_contract(p: str | PassSpec | Pass, model: onnx.ModelProto, data: 
     state = copy.deepcopy(vars(instance))
 
     checker = NumericChecker(CheckSettings(shapes=dict(shapes or {})))
-    first = PassManager([instance], instruments=[checker], data=data).run(model)
+    first = PassManager([instance], instruments=[checker], data=data, services=OrtServices()).run(model)
     record = first.records[0]
     assert record.rewrites > 0, f"{label}: did not fire on the contract model: {record.reasons}"
     assert vars(instance) == state, f"{label}: the pass kept state between calls ({sorted(vars(instance))})"
 
-    again = PassManager([instance], data=data).run(model)
+    again = PassManager([instance], data=data, services=OrtServices()).run(model)
     assert canonical_graph(again.model) == canonical_graph(first.model), \
         f"{label}: a second run of the same instance on the same input gave a different graph"
 
-    second = PassManager([instance], data=data).run(first.model).records[0]
+    second = PassManager([instance], data=data, services=OrtServices()).run(first.model).records[0]
     assert second.rewrites == 0, f"{label}: not idempotent: a second application rewrote {second.rewrites} more"
     assert not second.modified, f"{label}: a second application modified the graph"
     assert second.reasons, f"{label}: rewrote nothing but gave no reason"

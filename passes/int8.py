@@ -34,6 +34,7 @@ import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Bound, Option, Pass, PassContext, PassResult, at_least, cosine, cosine_bound, register_pass
 from graphsurgeon_cg.core.graphutil import export_without_aliased_outputs, restore_aliased_outputs
+from graphsurgeon_cg.core.services import PassServices
 
 from .opset import convert_opset
 
@@ -77,7 +78,8 @@ class Int8(Pass):
         if all(any(o is i for i in graph.inputs) for o in graph.outputs):
             return PassResult(0, ["every output is a graph input: nothing is computed"], modified=False)
         model, aliased = export_without_aliased_outputs(graph)  # the quantiser finds a cycle in them
-        calibration = _Calibration(info, model, self.samples, self, ctx.defaults)
+        services = ctx.need_services(self)
+        calibration = _Calibration(info, services.samples(info, self.samples), model, self, ctx.defaults)
         if graph.opset < QDQ_PER_CHANNEL_OPSET:  # with the opset pass's fixes (Resize-10 semantics kept)
             model = convert_opset(model, QDQ_PER_CHANNEL_OPSET, self)
         auto = "auto" in self.keep_float
@@ -94,7 +96,7 @@ class Int8(Pass):
         exclude = list(dict.fromkeys(exclude))
         reasons: list[str] = []
         if auto:
-            exclude, reasons = _MixedPrecision(self, model, calibration, targets).search(exclude)
+            exclude, reasons = _MixedPrecision(self, model, calibration, targets, services).search(exclude)
         quantized = gs.import_onnx(self._quantized(model, calibration, exclude))
         restore_aliased_outputs(quantized, aliased)
         rewrites = sum(1 for n in quantized.nodes if n.op.startswith("QLinearConv") or
@@ -139,21 +141,26 @@ class _MixedPrecision:
     wins, else candidates are added, most helpful per float layer first, until the bar holds.
     At most 1 + candidates + steps quantisations: linear in the number of layers."""
 
-    def __init__(self, owner: Int8, model: onnx.ModelProto, calibration: _Calibration, targets: list[gs.Node]):
-        self.owner, self.model, self.calibration = owner, model, calibration
+    def __init__(self, owner: Int8, model: onnx.ModelProto, calibration: _Calibration, targets: list[gs.Node],
+                 services: PassServices):
+        self.owner, self.model, self.calibration, self.services = owner, model, calibration, services
         groups = {f"all {op}": [n.name for n in targets if n.op == op] for op in owner.ops}
         groups["first and last"] = [targets[0].name, targets[-1].name]
         groups.update((n.name, [n.name]) for n in targets)
         # A group of every layer would keep nothing quantised: not a candidate.
         self.groups = {k: v for k, v in groups.items() if v and (len(v) < len(targets) or len(targets) == 1)}
         self.feeds = calibration.feeds  # all of them: a few flatter the mix (8 of 12 photos scored 0.99, 12 0.988)
-        self.reference = _run(model, self.feeds)
+        self.reference = self._first_output(model)
+
+    def _first_output(self, model: onnx.ModelProto) -> list:
+        """The first output for each calibration feed, with the runtime's optimisations on: they
+        fuse QDQ pairs into integer kernels, whose numbers (u8 x s8 products saturate on CPUs
+        without VNNI) are what a deployed model gives, not the float simulation of the QDQ graph."""
+        return [outputs[0] for outputs in self.services.run(model, self.feeds, optimize=True)]
 
     def score(self, exclude: list[str]) -> float:
-        from graphsurgeon_cg.check.metrics import measure
-
-        outputs = _run(self.owner._quantized(self.model, self.calibration, exclude), self.feeds)
-        return measure("out", self.reference, outputs).judged_cos
+        outputs = self._first_output(self.owner._quantized(self.model, self.calibration, exclude))
+        return self.services.judged_cos(self.reference, outputs)
 
     def search(self, exclude: list[str]) -> tuple[list[str], list[str]]:
         bar = self.owner.min_cos
@@ -201,16 +208,6 @@ class _MixedPrecision:
         return exclude, steps
 
 
-def _run(model: onnx.ModelProto, feeds: list[dict]) -> list:
-    """The first output of ``model`` for each feed, with ONNX Runtime's optimisations on: they
-    fuse QDQ pairs into integer kernels, whose numbers (u8 x s8 products saturate on CPUs
-    without VNNI) are what a deployed model gives, not the float simulation of the QDQ graph."""
-    from graphsurgeon_cg.check.session import make_session, run_feed
-
-    session = make_session(model, optimize=True)
-    return [run_feed(session, feed)[0] for feed in feeds]
-
-
 def _quantize(p: Int8, quantize_static, *args, **kwargs) -> None:
     """onnxruntime's quantiser; a calibration that cannot bin an activation is one clear line."""
     try:
@@ -226,10 +223,7 @@ class _Calibration:
     """The calibration feeds from an info file's samples, for every graph input that takes them
     (``owner.refuse`` names an input that cannot be fed), and readers for the quantiser."""
 
-    def __init__(self, info: str, model: onnx.ModelProto, limit: int, owner: Pass, defaults: dict):
-        from graphsurgeon_cg.stages.dataset import load_sample, read_info
-
-        arrays = [load_sample(s) for s in read_info(info)[:limit]]
+    def __init__(self, info: str, arrays: list, model: onnx.ModelProto, owner: Pass, defaults: dict):
         shape = arrays[0].shape
         if any(a.shape != shape for a in arrays):
             raise owner.refuse(f"the calibration samples in {info} differ in shape "

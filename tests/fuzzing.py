@@ -1199,6 +1199,7 @@ class Oracle:
         from graphsurgeon_cg.check import CheckSettings, NumericChecker
         from graphsurgeon_cg.core.errors import InputError, NumericCheckFailed, PassFailed
         from graphsurgeon_cg.core.manager import PassManager
+        from graphsurgeon_cg.services import OrtServices
 
         case = self.case
         passes = PassManager(spec).passes
@@ -1215,7 +1216,7 @@ class Oracle:
         with tempfile.TemporaryDirectory() as tmp:
             data = _data_file(case, Path(tmp)) if "int8" in names else None
             try:
-                result = PassManager(spec, instruments=instruments, data=data).run(given)
+                result = PassManager(spec, instruments=instruments, data=data, services=OrtServices()).run(given)
             except Exception as exc:  # classify by where it came from
                 message = _first_line(exc, 400)
                 if recorder.passes_done < len(passes):  # a pass (or the manager's verification of it)

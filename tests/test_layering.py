@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "graphsurgeon_cg"
 LAYERS = {"core": 1, "check": 2, "stages": 3, "export": 3, "report": 3, "targets": 3, "api": 4, "flow": 4,
-          "testing": 4, "tune": 4, "distributed": 4, "cli": 5, "__init__": 0, "__main__": 6}
+          "testing": 4, "tune": 4, "distributed": 4, "services": 4, "cli": 5, "__init__": 0, "__main__": 6}
 HEAVY = ("onnxruntime", "torch", "matplotlib")
 
 
@@ -79,3 +79,52 @@ def test_running_a_pipeline_without_checks_loads_no_runtime_but_fold_constants_m
             f"m = onnx.load({str(PACKAGE.parent / 'tests/fixtures/cyclegan_tiny_opset17.onnx')!r})\n"
             "PassManager('static-batch(batch=2),reflect2slice').run(m)")
     assert not any(_loaded_after(code).values())
+
+
+PASSES = PACKAGE.parent / "passes"
+PASS_API = ("graphsurgeon_cg", "graphsurgeon_cg.core")  # and the core's modules, and sibling passes
+
+
+def _absolute_imports(path: Path, package: str) -> list[str]:
+    """Every module ``path`` imports, relative imports resolved against ``package``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                found.append(".".join(base + ([node.module] if node.module else [])))
+            elif node.module:
+                found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PASSES.glob("*.py")), ids=lambda p: p.name)
+def test_passes_import_only_the_pass_api(path):
+    """A pass is drawn above core and below everything else: what it needs from the run
+    (samples, a runtime) comes through its context (``PassContext.services``)."""
+    for target in _absolute_imports(path, "graphsurgeon_cg.passes"):
+        if not target.startswith("graphsurgeon_cg"):
+            continue
+        allowed = target in PASS_API or target.startswith(("graphsurgeon_cg.core.", "graphsurgeon_cg.passes"))
+        assert allowed, f"passes/{path.name} imports {target}: passes may import only the pass API"
+
+
+def test_the_package_has_no_import_cycles():
+    """Type-checking imports count too: a cycle there is a cycle in the design."""
+    nx = pytest.importorskip("networkx")
+    graph = nx.DiGraph()
+    modules = {module: path for path, module in _modules()}
+    for module, path in modules.items():
+        package = "graphsurgeon_cg." + (module.rsplit(".", 1)[0] if "." in module else "")
+        if path.name == "__init__.py":
+            package = "graphsurgeon_cg." + module.removesuffix("__init__").rstrip(".")
+        for target in _absolute_imports(path, package.rstrip(".")):
+            name = target.removeprefix("graphsurgeon_cg.")
+            while name and name not in modules and f"{name}.__init__" not in modules:
+                name = name.rpartition(".")[0]  # 'from .x import f' names x.f: the module is x
+            if name and target.startswith("graphsurgeon_cg.") and name != module:
+                graph.add_edge(module, name if name in modules else f"{name}.__init__")
+    cycles = [c for c in nx.simple_cycles(graph) if not any(m.endswith("__init__") for m in c)]
+    assert not cycles, f"import cycles: {cycles[:3]}"

@@ -27,6 +27,8 @@ from .pipeline import PassSpec
 if TYPE_CHECKING:
     import onnx
 
+    from .services import PassServices
+
 
 class IOAdapter:
     """How a pass changed what the model takes or gives (dtype, layout, units), so that the
@@ -74,9 +76,19 @@ class PassContext:
     # Default values of the inputs a caller may override (initializers listed as graph inputs,
     # IR >= 4): in the graph they are variables; a pass that runs the model feeds these.
     defaults: dict[str, gs.Constant] = field(default_factory=dict)
+    # Samples, a runtime and the vendor metric, for passes that calibrate or search (int8):
+    # given by whoever built the pass manager; None when it was built without them.
+    services: PassServices | None = None
     touched: list[gs.Node] = field(default_factory=list)
     _names: set[str] | None = None
     _constants: dict = field(default_factory=dict)
+
+    def need_services(self, owner: Pass) -> PassServices:
+        """The run's services, or a clear refusal naming the pass that needs them."""
+        if self.services is None:
+            raise owner.refuse("needs samples and a runtime: run it through graphsurgeon_cg.api.apply, or give "
+                               "PassManager(services=graphsurgeon_cg.services.OrtServices())")
+        return self.services
 
     def mark(self, node: gs.Node) -> None:
         """Record a node the pass modified in place, for provenance."""

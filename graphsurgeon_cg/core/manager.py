@@ -30,6 +30,7 @@ from .pipeline import PassSpec
 from .records import PassRecord, PipelineResult
 from .registry import build_pipeline
 from .roundtrip import export_verified, overridable_as_variables, own_renamed_weights
+from .services import PassServices
 from .shapes import InferredShapes
 
 __all__ = ["PassManager", "PassRecord", "PipelineResult", "VERIFY_MODES"]
@@ -43,10 +44,11 @@ VERIFY_MODES = ("auto", "each", "end")
 
 class PassManager:
     def __init__(self, pipeline: str | Sequence[PassSpec | Pass], instruments: Sequence[Instrument] = (),
-                 data: str | None = None, verify: str = "auto"):
+                 data: str | None = None, verify: str = "auto", services: PassServices | None = None):
         """``pipeline``: a pipeline string or specs/passes (all checked here, before any work).
         ``instruments``: observers such as ``check.NumericChecker`` and ``report.AccuracyReport``.
         ``data``: an info file of samples that passes may use (int8 calibration).
+        ``services``: samples, a runtime and the vendor metric for passes that calibrate.
         ``verify``: ``each`` exports and verifies the model after every pass that changed it;
         ``end`` only before a pass that reads inferred shapes (``Pass.needs_shapes``) and at
         the end, and replays pass by pass on failure to name the culprit: the same result,
@@ -58,6 +60,7 @@ class PassManager:
         self.passes: list[Pass] = build_pipeline(pipeline)
         self.instruments = Instruments(instruments)
         self.data = data
+        self.services = services
         self.verify = verify
         # Exact passes add nothing to the bound; lossy ones add their own.
         self.bound = Bound.chain([EXACT] + [p.bound() for p in self.passes if not p.exact])
@@ -169,7 +172,8 @@ class PassManager:
 
     def _run_one(self, p: Pass, graph: gs.Graph, defaults: dict[str, gs.Constant], provenance: dict[str, str]
                  ) -> tuple[PassRecord, gs.Graph, IOAdapter]:
-        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults)
+        ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults,
+                          services=self.services)
         before_order = [id(n) for n in graph.nodes]
         before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}

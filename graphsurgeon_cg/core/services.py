@@ -1,0 +1,34 @@
+"""What a pass may ask of the run beyond the graph: samples, a runtime and the vendor metric.
+
+Passes live above core and below everything else: a pass that calibrates (int8) or searches
+(mixed precision) needs samples and a runtime, but may not import the checker or the stages.
+The caller that builds the pass manager (``graphsurgeon_cg.api``, ``graphsurgeon_cg.testing``)
+hands it an implementation (``graphsurgeon_cg.check.services.OrtServices``); a pass reaches
+it through ``PassContext.services``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+import onnx
+
+Feed = Mapping[str, np.ndarray]
+
+
+class PassServices(Protocol):
+    def samples(self, info: str, limit: int) -> list[np.ndarray]:
+        """The first ``limit`` samples of an info file (``cgsurg prep``), each without a batch axis."""
+        ...
+
+    def run(self, model: onnx.ModelProto, feeds: Sequence[Feed], optimize: bool = False) -> list[list[np.ndarray]]:
+        """Every output of ``model`` for each feed (``optimize``: the runtime's graph optimisations
+        on, i.e. the kernels a deployed model runs)."""
+        ...
+
+    def judged_cos(self, reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
+        """The vendor metric of one output over samples (each array with its batch axis): mean
+        per-pixel cosine for images, flat cosine otherwise."""
+        ...
