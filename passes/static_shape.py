@@ -3,12 +3,13 @@
 A detector exported with dynamic height and width (``x[N,3,H,W]``) cannot go to a compiler
 that wants every axis but the batch fixed (ATC, cgsurg's trtexec command), and its ``Shape``
 chains stay in the graph. ``shapes=x:1,3,640,640`` (several inputs: ``shapes=[x:1,3,640,640,
-y:1,4]``, a token with ``:`` starts the next input; trtexec's ``x:1x3x640x640`` reads the same;
-``?`` keeps an axis as declared: ``x:?,3,640,640`` fixes H and W only) declares those sizes, then alternates strict shape inference (with
-data propagation, so the values of ``Shape``/``Gather``/``Concat`` chains reach the ``Reshape``
-and ``Resize`` they feed) and ``fold-constants`` until nothing more folds: the chains the fixed
-sizes make constant become initializers, and the outputs get the shapes inference derives
-(what inference cannot derive keeps its declared shape).
+y:1,4]``, a token with ``:`` starts the next input; trtexec's ``x:1x3x640x640`` reads the
+same; ``?`` keeps an axis as declared: ``x:?,3,640,640`` fixes H and W only) declares those
+sizes, then alternates strict shape inference (with data propagation, so the values of
+``Shape``/``Gather``/``Concat`` chains reach the ``Reshape`` and ``Resize`` they feed) and
+``fold-constants`` until nothing more folds: the chains the fixed sizes make constant become
+initializers, and the outputs get the shapes inference derives (what inference cannot derive
+keeps its declared shape).
 
 Exact: the model computes the same values at the fixed shape (folding evaluates the chains with
 ONNX Runtime); it only refuses other shapes. Refused (exit 2): a name that is no graph input,

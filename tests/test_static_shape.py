@@ -3,12 +3,13 @@ import re
 import numpy as np
 import onnx
 import pytest
-from models import float_input, make_model, ops, ort_run, run_pass
-from thirdparty import model_path
 
 from graphsurgeon_cg import InputError, build_pipeline, parse_pipeline
 from graphsurgeon_cg.passes.static_shape import static_shape_spec
 from graphsurgeon_cg.testing import canonical_graph, model_from_text
+from thirdparty import model_path
+
+from models import float_input, make_model, ops, ort_run, run_pass
 
 # x[N,3,H,W] flattened per sample through a Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain.
 FLATTEN = """<ir_version: 8, opset_import: ["" : 13]>
