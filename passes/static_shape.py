@@ -20,12 +20,11 @@ an item of the wrong rank, a static axis given another size, and sizes the graph
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg import Option, Pass, PassContext, PassResult, PassSpec, register_pass
+from graphsurgeon_cg import Option, Pass, PassContext, PassResult, register_pass
 from graphsurgeon_cg.core.modelio import weightless
 
 from .fold_constants import FoldConstants
@@ -56,21 +55,6 @@ def parse_shape_item(item: str) -> tuple[str, list[int | None]] | None:
     if any(d == 0 for d in sizes):
         return None
     return name, sizes
-
-
-def shapes_option(shapes: Mapping[str, Sequence]) -> tuple[str, ...]:
-    """The ``shapes`` value for ``{name: dims}`` as the pipeline grammar reads it back (so the
-    printed pass parses to the same option); a dim that is no positive int is ``?``."""
-    tokens: list[str] = []
-    for name, dims in shapes.items():
-        sizes = [str(d) if isinstance(d, int) and d > 0 else "?" for d in dims]
-        tokens += [f"{name}:{sizes[0]}", *sizes[1:]]
-    return tuple(tokens)
-
-
-def static_shape_spec(shapes: Mapping[str, Sequence]) -> PassSpec:
-    """``static-shape(shapes=...)`` for ``{name: dims}``, e.g. from ``--input-shape``."""
-    return PassSpec("static-shape", (("shapes", shapes_option(shapes)),))
 
 
 def _syntax(items: tuple) -> str | None:

@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from graphsurgeon_cg import InputError, build_pipeline, parse_pipeline
-from graphsurgeon_cg.passes.static_shape import static_shape_spec
+from graphsurgeon_cg.targets.rules import static_shape_spec
 from graphsurgeon_cg.testing import canonical_graph, model_from_text
 from thirdparty import model_path
 
