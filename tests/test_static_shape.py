@@ -5,11 +5,12 @@ import onnx
 import pytest
 
 from graphsurgeon_cg import InputError, build_pipeline, parse_pipeline
+from graphsurgeon_cg.stages.dataset import Sample, write_info
 from graphsurgeon_cg.targets.rules import static_shape_spec
 from graphsurgeon_cg.testing import canonical_graph, model_from_text
 from thirdparty import model_path
 
-from models import float_input, make_model, ops, ort_run, run_pass
+from models import float_input, invoke, make_model, ops, ort_run, run_pass
 
 # x[N,3,H,W] flattened per sample through a Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain.
 FLATTEN = """<ir_version: 8, opset_import: ["" : 13]>
@@ -101,3 +102,54 @@ def test_third_party_classifier_loses_its_shape_chain():
     assert _dynamic(new) == []
     feed = {"x": np.random.default_rng(0).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)}
     np.testing.assert_array_equal(ort_run(model, feed)[0], ort_run(new, feed)[0])
+
+
+# --- --input-shape on the command line, on the third-party detector (H, W: multiples of 32) -----
+
+def test_apply_target_with_input_shape_compiles_the_detector_at_that_size(tmp_path):
+    det = model_path("det")
+    out = tmp_path / "det.onnx"
+    refused = invoke("apply", det, "-o", out, "--target", "tensorrt")
+    assert refused.exit_code == 2 and not out.exists()
+    assert "give them with --input-shape x:1,3,H,W" in refused.output
+    result = invoke("apply", det, "-o", out, "--target", "tensorrt", "--input-shape", "x:1,3,64,64")
+    assert result.exit_code == 0, result.output
+    assert "static-shape(shapes=[x:1,3,64,64])" in result.output and "no errors or warnings" in result.output
+    written = onnx.load(str(out))
+    assert _dynamic(written) == [] and _dims(written.graph.output[0]) == [1, 1, 64, 64]
+    assert "--saveEngine=det.plan" in (tmp_path / "det.trtexec.sh").read_text()
+
+
+def test_lint_agrees_with_apply_and_lints_the_fixed_model():
+    det = model_path("det")
+    before = invoke("lint", det, "--target", "tensorrt")
+    assert before.exit_code == 5 and "static-shape(shapes=x:?,3,H,W)" in before.output
+    after = invoke("lint", det, "--target", "tensorrt", "--input-shape", "x:1,3,64,64")
+    assert after.exit_code == 0, after.output
+    assert invoke("lint", det, "--target", "ascend", "--input-shape", "x:1,3,64,64", "--json").output.count(
+        "dynamic") == 0
+
+
+def test_stages_run_a_dynamic_model_at_the_given_shape(tmp_path):
+    det = model_path("det")
+    missing = invoke("bench", det, "--rounds", "1", "--batch", "1")
+    assert missing.exit_code == 2
+    assert missing.output.strip().splitlines() == [
+        "cgsurg: error: input 'x' has dynamic axes 2 (p2o.DynamicDimension.1), 3 (p2o.DynamicDimension.2); "
+        "give them with --input-shape x:1,3,H,W"]
+    bench = invoke("bench", det, "--rounds", "1", "--warmup", "0", "--batch", "1", "--input-shape", "x:1,3,64,64")
+    assert bench.exit_code == 0, bench.output
+    wrong = invoke("bench", det, "--rounds", "1", "--batch", "1", "--input-shape", "x:1,4,64,64")
+    assert wrong.exit_code == 2 and "axis 1 size 4; input 'x' has it fixed at 3" in wrong.output
+    samples = []
+    for i in range(2):
+        np.save(tmp_path / f"s{i}.npy", np.random.default_rng(i).uniform(-1, 1, (3, 64, 64)).astype(np.float32))
+        samples.append(Sample(i, tmp_path / f"s{i}.npy", 64, 64))
+    write_info(tmp_path / "data.info", samples)
+    refused = invoke("infer", det, "--data", tmp_path / "data.info", "-o", tmp_path / "out")
+    assert refused.exit_code == 2 and "give them with --input-shape x:1,3,H,W" in refused.output
+    assert not (tmp_path / "out").exists()
+    done = invoke("infer", det, "--data", tmp_path / "data.info", "-o", tmp_path / "out", "--batch", "2",
+                  "--input-shape", "x:1,3,64,64")
+    assert done.exit_code == 0, done.output
+    assert np.load(tmp_path / "out" / "s1.npy").shape == (1, 64, 64)
