@@ -27,6 +27,7 @@ from .core.pipeline import PassSpec
 from .core.registry import load_plugin
 from .services import OrtServices
 from .targets import LintResult, get_target
+from .targets.rules import static_shape_spec
 from .targets.steps import TargetLint, compile_step, with_preset
 
 Shapes = Mapping[str, Sequence[int]]
@@ -77,8 +78,9 @@ def apply(
     ``in_place`` is set and ``output_path`` names it. ``warn`` hears about skipped input files.
 
     ``target`` (``ascend``, ``ascend:cann5``, ...): its preset (``lossy`` variant on request) runs
-    before ``pipeline``, the result must lint without errors (``targets.TargetCheckFailed``,
-    findings in ``result.extras["lint"]``), and the compile command is written beside the
+    before ``pipeline``, after ``static-shape`` fixes the inputs at ``shapes`` when given; the
+    result must lint without errors (``targets.TargetCheckFailed``, findings in
+    ``result.extras["lint"]``), and the compile command is written beside the
     output (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too).
     """
 
@@ -86,7 +88,7 @@ def apply(
 
     for plugin in plugins:
         load_plugin(plugin)
-    chosen, pipeline = with_preset(target, pipeline, lossy, aipp)
+    chosen, pipeline = with_preset(target, pipeline, lossy, aipp, shapes)
     if same_file(model_path, output_path) and not in_place:
         raise InputError(f"output {output_path} is the input file; allow overwriting it explicitly (in place)")
     check_writable(output_path)
@@ -164,13 +166,18 @@ def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feed
     return feeds, [s.stem for s in chosen]
 
 
-def lint(model_path: str | os.PathLike, target: str, *, plugins: Iterable[str | os.PathLike] = ()) -> LintResult:
+def lint(model_path: str | os.PathLike, target: str, *, plugins: Iterable[str | os.PathLike] = (),
+         shapes: Shapes | None = None) -> LintResult:
     """What the compiler named by ``target`` (``ascend``, ``ascend:cann5``, ...) will refuse
-    (errors) or accept slowly or with other numbers (warnings) in the model."""
+    (errors) or accept slowly or with other numbers (warnings) in the model. With ``shapes``,
+    the model as ``apply --target --input-shape`` compiles it: ``static-shape`` applied first
+    (in memory)."""
     for plugin in plugins:
         load_plugin(plugin)
     chosen = get_target(target)  # an unknown target or version fails before the model is read
-    return chosen.lint(load_model(model_path))
+    manager = PassManager(static_shape_spec(shapes)) if shapes else None  # options checked before reading
+    model = load_model(model_path)
+    return chosen.lint(manager.run(model).model if manager else model)
 
 
 def diff(

@@ -59,6 +59,7 @@ CONTRACT_CASES = {
     "resize-nearest": ("resize-nearest(min_cos=0.5)", lambda: _folded(BILINEAR)),
     "fp16out": ("fp16out", lambda: OPSET11),
     "static-batch": ("static-batch(batch=2)", lambda: OPSET11),
+    "static-shape": ("static-shape(shapes=img_sat_maps:1x3x64x64)", lambda: OPSET11),
     "opset": ("opset(version=13)", lambda: OPSET11),
     "preproc-fold": ("preproc-fold", lambda: OPSET11),
     "postproc-fold": ("postproc-fold", lambda: OPSET11),

@@ -21,6 +21,15 @@ def test_whitespace_and_lists():
     assert format_pipeline(specs) == "fp16out(outputs=[a,b]),opset(version=13)"
 
 
+def test_a_list_without_brackets_runs_to_the_next_key():
+    specs = parse_pipeline("static-shape(shapes=x:1,3,64,64),p(a=1,2,b=3,c=4,5)")
+    assert specs == [PassSpec("static-shape", (("shapes", ("x:1", "3", "64", "64")),)),
+                     PassSpec("p", (("a", ("1", "2")), ("b", "3"), ("c", ("4", "5"))))]
+    assert parse_pipeline(format_pipeline(specs)) == specs
+    with pytest.raises(InputError, match="expected a list item"):
+        parse_pipeline("p(a=1,)")
+
+
 token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.-", min_size=1, max_size=8)
 value = st.one_of(token, st.lists(token, min_size=1, max_size=3).map(tuple))
 spec = st.builds(PassSpec, token, st.lists(st.tuples(token, value), max_size=3).map(tuple))

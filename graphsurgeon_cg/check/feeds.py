@@ -29,21 +29,42 @@ def check_shape_names(inputs: Sequence[Any], shapes: Shapes) -> None:
         raise InputError(f"an input shape names no model input: {', '.join(sorted(unknown))} (inputs: {names})")
 
 
+def _static(d: Any) -> bool:
+    return isinstance(d, int) and d > 0
+
+
+def dynamic_axes_error(inp: Any) -> InputError:
+    """One line: which axes of ``inp`` (an ORT NodeArg) other than the batch are dynamic, and
+    how to give them (``--input-shape x:1,3,H,W``)."""
+    dims = list(inp.shape)
+    axes = ", ".join(f"{axis} ({d or 'unnamed'})" for axis, d in enumerate(dims) if axis > 0 and not _static(d))
+    names = {len(dims) - 2: "H", len(dims) - 1: "W"} if len(dims) == 4 else {}
+    example = ",".join(str(d) if _static(d) else "1" if axis == 0 else names.get(axis, f"D{axis}")
+                       for axis, d in enumerate(dims))
+    return InputError(f"input '{inp.name}' has dynamic axes {axes}; give them with --input-shape {inp.name}:{example}")
+
+
+def fitted_shape(inp: Any, given: Sequence[int]) -> tuple[int, ...]:
+    """``given`` (an ``--input-shape``) checked against ``inp``'s declared shape: same rank, and
+    the static axes unchanged."""
+    declared = list(inp.shape)
+    text = f"{inp.name}:{','.join(map(str, given))}"
+    shown = "[" + ",".join(str(d) if _static(d) else "?" for d in declared) + "]"
+    if len(given) != len(declared):
+        raise InputError(f"input shape {text} has {len(given)} axes; input '{inp.name}' has {len(declared)} {shown}")
+    for axis, (d, g) in enumerate(zip(declared, given)):
+        if _static(d) and d != g:
+            raise InputError(f"input shape {text} gives axis {axis} size {g}; input '{inp.name}' has it fixed at {d}")
+    return tuple(int(g) for g in given)
+
+
 def input_shape(inp: Any, shapes: Shapes) -> tuple[int, ...]:
     """The shape to feed ``inp`` (an ORT NodeArg): given, else static, else batch 1 on axis 0."""
     if inp.name in shapes:
-        return tuple(int(d) for d in shapes[inp.name])
-    dims = []
-    for axis, d in enumerate(inp.shape):
-        if isinstance(d, int) and d > 0:
-            dims.append(d)
-        elif axis == 0:
-            dims.append(1)  # a dynamic batch axis defaults to batch 1
-        else:
-            example = ",".join(str(x) if isinstance(x, int) else "N" for x in inp.shape)
-            raise InputError(f"input '{inp.name}' has dynamic axis {axis} ({d}); give its shape "
-                             f"({inp.name}:{example})")
-    return tuple(dims)
+        return fitted_shape(inp, shapes[inp.name])
+    if any(not _static(d) for d in list(inp.shape)[1:]):
+        raise dynamic_axes_error(inp)
+    return tuple(d if _static(d) else 1 for d in inp.shape)  # a dynamic batch axis defaults to batch 1
 
 
 def random_array(shape: Sequence[int], dtype: np.dtype, rng: np.random.Generator,
@@ -172,16 +193,23 @@ class ImageInput:
     sample_shape: tuple
 
     @staticmethod
-    def of(session: Any) -> ImageInput:
+    def of(session: Any, shapes: Shapes | None = None) -> ImageInput:
+        """The session's image input, at ``shapes`` when given (``--input-shape``: its axes but
+        the batch, which a stage's batch size sets on a dynamic-batch model)."""
         inputs = session.get_inputs()
         if len(inputs) != 1:
             raise InputError(f"the model has {len(inputs)} inputs; the stages need a single image input")
         inp = inputs[0]
+        shapes = shapes or {}
+        check_shape_names(inputs, shapes)
         shape = list(inp.shape)
-        if len(shape) < 1 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
-            raise InputError(f"input '{inp.name}' has shape {shape}: only the batch axis may be dynamic "
-                             "(fix the other axes with 'cgsurg apply' or re-export with a fixed size)")
-        batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        if inp.name in shapes:
+            shape = [shape[0], *fitted_shape(inp, shapes[inp.name])[1:]]
+        if len(shape) < 1:
+            raise InputError(f"input '{inp.name}' is a scalar; the stages need an image input")
+        if not all(_static(d) for d in shape[1:]):
+            raise dynamic_axes_error(inp)
+        batch = shape[0] if _static(shape[0]) else None
         return ImageInput(inp.name, numpy_dtype(inp.type), batch, tuple(shape[1:]))
 
     def random_batch(self, batch: int, rng: np.random.Generator) -> np.ndarray:

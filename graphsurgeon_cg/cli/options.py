@@ -65,9 +65,13 @@ def shapes_of(items: tuple) -> dict[str, tuple[int, ...]]:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="FILE.py",
                              help="Python file that registers extra passes (repeatable).")
+input_shape_option = click.option(
+    "--input-shape", "input_shapes", multiple=True, type=InputShape(),
+    help="NAME:D1,D2,...: the shape to run an input with dynamic axes at (repeatable; a dynamic batch defaults to "
+         "1, and infer, bench and profile take it from --batch). With --target, and on lint, the model is fixed "
+         "at it (the static-shape pass).")
 check_inputs = group(
-    click.option("--input-shape", "input_shapes", multiple=True, type=InputShape(),
-                 help="Shape for an input with dynamic axes other than the batch (repeatable; default batch 1)."),
+    input_shape_option,
     click.option("--inputs", "inputs_dir", metavar="DIR",
                  help="Folder of .npy/.npz files or images to compare on, instead of seeded random inputs."),
     click.option("--seed", default=0, show_default=True, help="Seed of the random inputs."),

@@ -7,7 +7,16 @@ import click
 from ..check.images import RESAMPLE, VALUE_RANGES
 from ..core.errors import InputError
 from . import cli, tables
-from .options import BatchSizes, check_inputs, data_option, json_option, ray_option, runtime_options, shapes_of
+from .options import (
+    BatchSizes,
+    check_inputs,
+    data_option,
+    input_shape_option,
+    json_option,
+    ray_option,
+    runtime_options,
+    shapes_of,
+)
 
 
 @cli.command()
@@ -39,18 +48,22 @@ def prep(src_dir, dst_dir, size, resample, dtype, value_range):
 @runtime_options
 @click.option("--png", is_flag=True, help="Also write each output as an 8-bit PNG.")
 @ray_option
-def infer(model, info, out_dir, batch, backend, threads, provider, png, ray_address):
+@input_shape_option
+def infer(model, info, out_dir, batch, backend, threads, provider, png, ray_address, input_shapes):
     """Batched offline inference over an info file."""
     from ..stages.infer import infer as run_infer
 
     if ray_address is not None:
         from ..distributed import infer_ray
 
+        if input_shapes:
+            raise InputError("--input-shape does not run on --ray yet: fix the model first "
+                             "(cgsurg apply --passes 'static-shape(shapes=...)')")
         result = infer_ray(model, info, out_dir, batch=batch, address=ray_address, threads=threads or 1,
                            provider=provider, png=png, backend=backend, notice=lambda m: click.echo(m, err=True))
     else:
         result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
-                           notice=lambda m: click.echo(m, err=True), backend=backend)
+                           notice=lambda m: click.echo(m, err=True), backend=backend, shapes=shapes_of(input_shapes))
     click.echo(f"{result.count} images in {result.seconds:.2f}s at batch {result.batch}: "
                f"{result.throughput:.2f} images/s overall, "
                f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
@@ -118,13 +131,15 @@ def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, mi
               help="Untimed runs before timing.")
 @data_option(help="Info file: time real batches instead of random inputs.")
 @runtime_options
+@input_shape_option
 @json_option
-def bench(model, batch_sizes, rounds, warmup, info, backend, threads, provider, as_json):
+def bench(model, batch_sizes, rounds, warmup, info, backend, threads, provider, input_shapes, as_json):
     """Throughput and latency per batch size."""
     from ..stages.bench import bench as run_bench
 
     result = run_bench(model, batch_sizes, rounds=rounds, warmup=warmup, data=info, threads=threads,
-                       provider=provider, notice=lambda m: click.echo(m, err=True), backend=backend)
+                       provider=provider, notice=lambda m: click.echo(m, err=True), backend=backend,
+                       shapes=shapes_of(input_shapes))
     if as_json:
         tables.echo_json(result.as_dict())
     else:
@@ -136,12 +151,14 @@ def bench(model, batch_sizes, rounds, warmup, info, backend, threads, provider, 
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size.")
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Profiled runs.")
 @runtime_options
+@input_shape_option
 @json_option
-def profile_command(model, batch, rounds, backend, threads, provider, as_json):
+def profile_command(model, batch, rounds, backend, threads, provider, input_shapes, as_json):
     """Per-operator time from ONNX Runtime's profiler (or OpenVINO's per-layer counters)."""
     from ..stages.profiling import profile
 
-    result = profile(model, batch=batch, rounds=rounds, threads=threads, provider=provider, backend=backend)
+    result = profile(model, batch=batch, rounds=rounds, threads=threads, provider=provider, backend=backend,
+                     shapes=shapes_of(input_shapes))
     if as_json:
         tables.echo_json(result.as_dict())
     else:

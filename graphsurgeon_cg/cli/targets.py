@@ -11,7 +11,7 @@ from ..core.errors import CgsurgError
 from ..core.registry import load_plugin
 from ..targets import TargetCheckFailed, available_targets
 from . import cli, tables
-from .options import group, json_option, plugin_option
+from .options import group, input_shape_option, json_option, plugin_option, shapes_of
 
 target_options = group(
     click.option("--target", metavar="NAME[:VERSION]",
@@ -28,10 +28,11 @@ target_options = group(
 @click.argument("model")
 @click.option("--target", required=True, metavar="NAME[:VERSION]", help="e.g. ascend, ascend:cann5, tensorrt:8.0.")
 @plugin_option
+@input_shape_option
 @json_option
-def lint(model, target, plugins, as_json):
+def lint(model, target, plugins, input_shapes, as_json):
     """Check MODEL against what a compiler accepts. Exit 0 clean, 4 warnings only, 5 errors."""
-    result = api.lint(model, target, plugins=plugins)
+    result = api.lint(model, target, plugins=plugins, shapes=shapes_of(input_shapes))
     if as_json:
         tables.echo_json({"model": model, **result.as_dict()})
     else:

@@ -2,9 +2,12 @@
 
 This module is only the grammar: it knows no passes (``registry.build_pipeline`` resolves
 names). Grammar: ``pipeline := spec ("," spec)*``, ``spec := NAME ["(" KEY "=" VALUE ("," KEY "=" VALUE)* ")"]``,
-``VALUE := TOKEN | "[" TOKEN ("," TOKEN)* "]"``. Values stay text here; each pass converts
-them to its options' types. ``format_pipeline(parse_pipeline(s))`` gives ``s`` back up to
-whitespace, and parsing the printed form gives equal specs.
+``VALUE := TOKEN ("," TOKEN)* | "[" TOKEN ("," TOKEN)* "]"``: a list needs no brackets when
+it is the last option or the token after each comma is no ``KEY=`` (so
+``static-shape(shapes=x:1,3,640,640)`` reads as a shape is written elsewhere); it prints with
+them. Values stay text here; each pass converts them to its options' types.
+``format_pipeline(parse_pipeline(s))`` gives ``s`` back up to whitespace and brackets, and
+parsing the printed form gives equal specs.
 """
 
 from __future__ import annotations
@@ -79,7 +82,11 @@ class _Parser:
 
     def value(self) -> Any:
         if self.peek() != "[":
-            return self.token("a value")
+            items = [self.token("a value")]
+            while self.peek() == "," and not self.key_follows():
+                self.pos += 1
+                items.append(self.token("a list item"))
+            return tuple(items) if len(items) > 1 else items[0]
         self.pos += 1
         items = []
         if self.peek() != "]":
@@ -89,6 +96,18 @@ class _Parser:
                 items.append(self.token("a list item"))
         self.expect("]")
         return tuple(items)
+
+    def key_follows(self) -> bool:
+        """Whether the comma at the cursor is followed by ``KEY=`` (the next option)."""
+        start = self.pos
+        self.pos += 1
+        self.skip_space()
+        match = _TOKEN.match(self.text, self.pos)
+        if match:
+            self.pos = match.end()
+        found = bool(match) and self.peek() == "="
+        self.pos = start
+        return found
 
     def spec(self) -> PassSpec:
         name = self.token("a pass name")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..check.backends import Runner, backend_for
-from ..check.feeds import ImageInput
+from ..check.feeds import ImageInput, Shapes
 from ..check.session import numpy_dtype
 from ..core.errors import InputError
 from .dataset import load_sample, read_info
@@ -83,11 +83,11 @@ def available_memory() -> int | None:
 
 
 def memory_needed(session: Runner, batch: int, data_images: int = 0,
-                  factor: int = ACTIVATIONS_AT_LEAST) -> tuple[int, int]:
+                  factor: int = ACTIVATIONS_AT_LEAST, shapes: Shapes | None = None) -> tuple[int, int]:
     """(bytes, bytes per image) that one run at ``batch`` needs: each image's input and output
     bytes (an output with dynamic dims other than the batch counted as large as the input)
     times ``factor`` for the activations, plus ``data_images`` real samples held in memory."""
-    image = ImageInput.of(session)
+    image = ImageInput.of(session, shapes)
     input_bytes = int(np.prod(image.sample_shape)) * image.dtype.itemsize
     output_bytes = 0
     for out in session.get_outputs():
@@ -108,25 +108,27 @@ def _gb(n: float) -> str:
 
 
 def check_memory(session: Runner, batch_sizes: Sequence[int], data_images: Callable[[int], int],
-                 notice: Callable[[str], None] = lambda m: None) -> None:
+                 notice: Callable[[str], None] = lambda m: None, shapes: Shapes | None = None) -> None:
     """Refuse a batch size that cannot fit in the memory available; a notice for one that may not."""
     available = available_memory()
     if available is None:
         return
     batch = max(batch_sizes)
-    need, per_image = memory_needed(session, batch, data_images(batch))
+    need, per_image = memory_needed(session, batch, data_images(batch), shapes=shapes)
     if need > available:
         raise InputError(f"batch {batch} needs at least {_gb(need)} of memory ({ACTIVATIONS_AT_LEAST}x the "
                          f"{_gb(per_image)} of each image's input and output, for ONNX Runtime's activations), "
                          f"more than the {_gb(available)} available; use a smaller batch size")
-    likely, _ = memory_needed(session, batch, data_images(batch), ACTIVATIONS_REFERENCE)
+    likely, _ = memory_needed(session, batch, data_images(batch), ACTIVATIONS_REFERENCE, shapes)
     if likely > available:
         notice(f"warning: batch {batch} may need up to {_gb(likely)} of memory ({_gb(available)} available)")
 
 
 def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds: int = 20, warmup: int = 3,
           data: str | os.PathLike | None = None, threads: int | None = None, provider: str = "cpu",
-          seed: int = 0, notice: Callable[[str], None] = lambda m: None, backend: str = "ort") -> BenchResult:
+          seed: int = 0, notice: Callable[[str], None] = lambda m: None, backend: str = "ort",
+          shapes: Shapes | None = None) -> BenchResult:
+    """``shapes`` (``--input-shape``): the input's size on its dynamic axes but the batch."""
     if rounds < 1 or warmup < 0:
         raise InputError("rounds must be at least 1 and warm-up runs at least 0")
     if not batch_sizes or min(batch_sizes) < 1:
@@ -134,7 +136,7 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
     samples = read_info(data) if data else None
     runtime = backend_for(backend, provider=provider, threads=threads)
     session = runtime.load(model)
-    image = ImageInput.of(session)
+    image = ImageInput.of(session, shapes)
     skipped = []
     if image.static_batch:
         others = [b for b in batch_sizes if b != image.static_batch]
@@ -142,7 +144,7 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
             skipped.append(f"static batch {image.static_batch}: batch sizes {', '.join(map(str, others))} not run")
         batch_sizes = [image.static_batch]
     if provider == "cpu":  # other providers' memory is the device's, and ORT reports running out of it
-        check_memory(session, batch_sizes, lambda b: b * min(rounds, 4) if samples else 0, notice)
+        check_memory(session, batch_sizes, lambda b: b * min(rounds, 4) if samples else 0, notice, shapes)
     rng = np.random.default_rng(seed)
     results = []
     for batch in batch_sizes:

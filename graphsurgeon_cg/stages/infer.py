@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..check.backends import Runner, backend_for
-from ..check.feeds import ImageInput
+from ..check.feeds import ImageInput, Shapes
 from ..check.images import save_png
 from ..core.errors import InputError
 from ..core.modelio import check_output_folder, staged_folder, within
@@ -38,11 +38,11 @@ class InferResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-def batches(runner: Runner, samples: list[Sample],
-            batch: int) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
+def batches(runner: Runner, samples: list[Sample], batch: int,
+            shapes: Shapes | None = None) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
     """(samples, outputs without padding, seconds in ``runner.run``) per batch, reading the next
-    batch in the background while the current one runs."""
-    image = ImageInput.of(runner)
+    batch in the background while the current one runs; ``shapes``: see ``ImageInput.of``."""
+    image = ImageInput.of(runner, shapes)
     size = image.static_batch or batch
 
     def load(chunk: list[Sample]) -> np.ndarray:
@@ -76,19 +76,21 @@ def batches(runner: Runner, samples: list[Sample],
 
 def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
           threads: int | None = None, provider: str = "cpu", png: bool = False,
-          notice: Callable[[str], None] = lambda m: None, progress: bool = True, backend: str = "ort") -> InferResult:
+          notice: Callable[[str], None] = lambda m: None, progress: bool = True, backend: str = "ort",
+          shapes: Shapes | None = None) -> InferResult:
     """Run ``model`` over the samples of ``info`` on ``backend`` (``ort`` with ``provider``, or
-    ``openvino``: an ONNX file or an OpenVINO IR ``.xml``), one output file per sample."""
+    ``openvino``: an ONNX file or an OpenVINO IR ``.xml``), one output file per sample.
+    ``shapes`` (``--input-shape``): the size the samples have on the input's dynamic axes."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
     session = backend_for(backend, provider=provider, threads=threads).load(model)
-    image = ImageInput.of(session)
+    image = ImageInput.of(session, shapes)
     if image.static_batch and image.static_batch != batch:
         notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
     out = check_output_beside_inputs(out_dir, info, samples)
     with staged_folder(out) as staging:  # nothing is left behind unless every sample ran
-        return _infer(session, image, samples, staging, batch, png, progress)
+        return _infer(session, image, samples, staging, batch, png, progress, shapes)
 
 
 def check_output_beside_inputs(out_dir: str | os.PathLike, info: str | os.PathLike, samples: list[Sample]) -> Path:
@@ -103,7 +105,7 @@ def check_output_beside_inputs(out_dir: str | os.PathLike, info: str | os.PathLi
 
 
 def _infer(session: Runner, image: ImageInput, samples: list[Sample], out: Path, batch: int, png: bool,
-           progress: bool) -> InferResult:
+           progress: bool, shapes: Shapes | None = None) -> InferResult:
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -112,7 +114,7 @@ def _infer(session: Runner, image: ImageInput, samples: list[Sample], out: Path,
                                                              disable=None if progress else True) as bar:
         writes = []
         names = [o.name for o in session.get_outputs()]
-        for chunk, outputs, seconds in batches(session, samples, batch):
+        for chunk, outputs, seconds in batches(session, samples, batch, shapes):
             inference += seconds
             writes.append(writer.submit(_write, out, chunk, outputs, names, png))
             bar.update(len(chunk))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..check.backends import OpenVinoBackend, OrtBackend, backend_for
-from ..check.feeds import ImageInput
+from ..check.feeds import ImageInput, Shapes
 from ..core.errors import InputError
 
 TOP_NODES = 10
@@ -39,15 +39,16 @@ class ProfileResult:
 
 
 def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: int | None = None,
-            provider: str = "cpu", seed: int = 0, backend: str = "ort") -> ProfileResult:
+            provider: str = "cpu", seed: int = 0, backend: str = "ort", shapes: Shapes | None = None) -> ProfileResult:
+    """``shapes`` (``--input-shape``): the input's size on its dynamic axes but the batch."""
     if batch < 1 or rounds < 1:
         raise InputError("the batch size and rounds must be at least 1")
     runtime = backend_for(backend, provider=provider, threads=threads)
     if runtime.name == "openvino":
-        return _profile_openvino(model, batch, rounds, threads, seed)
+        return _profile_openvino(model, batch, rounds, threads, seed, shapes)
     with tempfile.TemporaryDirectory() as tmp:
         runner = OrtBackend(provider=provider, threads=threads, profile_prefix=os.path.join(tmp, "cgsurg")).load(model)
-        image = ImageInput.of(runner)
+        image = ImageInput.of(runner, shapes)
         if image.static_batch:
             batch = image.static_batch
         feed = {image.name: image.random_batch(batch, np.random.default_rng(seed))}
@@ -72,11 +73,11 @@ def profile(model: str | os.PathLike, batch: int = 1, rounds: int = 5, threads: 
 
 
 def _profile_openvino(model: str | os.PathLike, batch: int, rounds: int, threads: int | None,
-                      seed: int) -> ProfileResult:
+                      seed: int, shapes: Shapes | None = None) -> ProfileResult:
     """OpenVINO's per-layer counters, read after each run (they describe the last one)."""
     runtime = OpenVinoBackend(threads=threads, profiling=True)
     runner = runtime.load(model)
-    image = ImageInput.of(runner)
+    image = ImageInput.of(runner, shapes)
     if image.static_batch:
         batch = image.static_batch
     feed = {image.name: image.random_batch(batch, np.random.default_rng(seed))}

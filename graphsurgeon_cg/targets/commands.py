@@ -52,7 +52,7 @@ class ModelIO:
         for t in self.inputs:
             if any(not isinstance(d, int) for d in t.dims[1:]):
                 raise InputError(f"input '{t.name}' has dynamic axes other than the batch ({t.dims}); "
-                                 "export it at a fixed size")
+                                 "fix them with --input-shape NAME:D1,D2,... (the static-shape pass)")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from importlib import resources
 import numpy as np
 import onnx
 
+from ..core.pipeline import PassSpec
 from .base import ERROR, WARNING, Finding, Rule
 from .graph import LintGraph
 
@@ -291,8 +292,28 @@ class ConvTransposeAttributes(Rule):
                     yield self.finding(verdict.severity, f"ConvTranspose {what}: {verdict.reason}", node, verdict.fix)
 
 
+def static_shape_spec(shapes: Mapping[str, Sequence]) -> str:
+    """``static-shape(shapes=...)`` for ``{name: dims}`` (``--input-shape`` as a pass), printed as
+    the pipeline grammar reads it back; a dim that is no positive int is ``?`` (kept as declared)."""
+    tokens: list[str] = []
+    for name, dims in shapes.items():
+        sizes = [str(d) if isinstance(d, int) and d > 0 else "?" for d in dims]
+        tokens += [f"{name}:{sizes[0]}", *sizes[1:]]
+    return str(PassSpec("static-shape", (("shapes", tuple(tokens)),)))
+
+
+def shape_template(name: str, dims: Sequence, batch: str = "1") -> str:
+    """``x:1,3,H,W``: how to give an input's shape, its dynamic axes named (H, W for the last
+    two of an NCHW image, else D<axis>), a dynamic batch as ``batch``."""
+    names = {len(dims) - 2: "H", len(dims) - 1: "W"} if len(dims) == 4 else {}
+    sizes = [str(d) if isinstance(d, int) and d > 0 else batch if axis == 0 else names.get(axis, f"D{axis}")
+             for axis, d in enumerate(dims)]
+    return f"{name}:{','.join(sizes)}"
+
+
 class DynamicInputDims(Rule):
-    """Graph inputs with a dynamic dimension other than the batch (dimension 0)."""
+    """Graph inputs with a dynamic dimension other than the batch (dimension 0); the fix is
+    ``static-shape`` (``--input-shape`` on ``apply --target`` and ``lint``)."""
 
     id = "dynamic-dims"
 
@@ -308,8 +329,12 @@ class DynamicInputDims(Rule):
                 continue
             dynamic = [i for i, d in enumerate(dims) if i > 0 and not (isinstance(d, int) and d > 0)]
             if dynamic:
+                given = shape_template(inp.name, dims)
+                # The fix keeps a dynamic batch (?): these compilers take one (ATC's --dynamic_batch_size).
+                fix = f"static-shape(shapes={shape_template(inp.name, dims, batch='?')})"
                 yield self.finding(self.severity, f"input '{inp.name}' has dynamic axes {dynamic} "
-                                   f"(shape {_fmt(dims, graph.batch_symbols)}): {self.reason}")
+                                   f"(shape {_fmt(dims, graph.batch_symbols)}): {self.reason}; give them with "
+                                   f"--input-shape {given}", fix=fix)
 
 
 class SymbolicShapes(Rule):

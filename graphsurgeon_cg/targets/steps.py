@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,13 +19,15 @@ from ..core.pipeline import PassSpec, parse_pipeline
 from ..core.records import PipelineResult
 from .base import Target, TargetCheckFailed, get_target
 from .commands import Command, ModelIO, aipp_config
+from .rules import static_shape_spec
 
 Pipeline = str | Sequence[PassSpec | Pass]
 
 
-def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False,
-                aipp: bool = False) -> tuple[Target | None, Pipeline]:
-    """The target named by ``spec`` and the pipeline to run: its preset, then ``pipeline``."""
+def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False, aipp: bool = False,
+                shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[Target | None, Pipeline]:
+    """The target named by ``spec`` and the pipeline to run: its preset, then ``pipeline``.
+    With ``shapes`` (``--input-shape``), ``static-shape`` first: the model is compiled at them."""
     if spec is None:
         if lossy or aipp:
             raise InputError(f"{'lossy' if lossy else 'aipp'} needs a target")
@@ -36,6 +38,8 @@ def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False
     if aipp and target.tool != "atc":
         raise InputError(f"AIPP is Ascend's preprocessing; target {target} has none")
     preset = target.preset(lossy)
+    if shapes:
+        preset = f"{static_shape_spec(shapes)},{preset}"
     if not pipeline:
         return target, preset
     if isinstance(pipeline, str):

@@ -92,7 +92,7 @@ class TensorRT(Target):
             ConvTransposeAttributes(ConvTransposeFacts(
                 release, spatial_ranks=(2, 3), other_rank=Verdict(ERROR, "TensorRT deconvolves in 2-D or 3-D only"),
                 weights_not_constant=Verdict(ERROR, "TensorRT 8.0 needs constant weights", FOLD) if old else None)),
-            DynamicInputDims(WARNING, "trtexec needs min/opt/max shapes for every dynamic axis; cgsurg's command "
+            DynamicInputDims(ERROR, "trtexec needs min/opt/max shapes for every dynamic axis; cgsurg's command "
                              "covers the batch only"),
             DataTypes(release, float64=Verdict(WARNING, "TensorRT casts DOUBLE down to FLOAT (clamped)"),
                       int64_io=Verdict(WARNING, "TensorRT 8 casts INT64 down to INT32 (clamped)") if old else None),
