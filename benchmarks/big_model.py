@@ -26,13 +26,16 @@ from onnx import TensorProto, helper, numpy_helper
 HERE = Path(__file__).resolve().parent
 
 
-def build(path: Path, rows: int) -> None:
+def build(path: Path, rows: int, flat: bool = False) -> None:
+    """``flat``: the table as one one-dimensional tensor (rows * 4096 elements), read by a Gather
+    of single elements; else a 2-D table of rows of 4096."""
     data_name = path.name + ".data"
     chunk = np.ones((1000, 4096), np.float32)
     with open(path.parent / data_name, "wb") as f:
         for _ in range(rows // 1000):
             f.write(chunk.tobytes())
-    table = TensorProto(name="table", data_type=TensorProto.FLOAT, dims=[rows // 1000 * 1000, 4096])
+    dims = [rows // 1000 * 1000 * 4096] if flat else [rows // 1000 * 1000, 4096]
+    table = TensorProto(name="table", data_type=TensorProto.FLOAT, dims=dims)
     table.data_location = TensorProto.EXTERNAL
     for key, value in (("location", data_name), ("offset", "0"), ("length", str(rows // 1000 * 1000 * 4096 * 4))):
         table.external_data.add(key=key, value=value)
@@ -43,7 +46,7 @@ def build(path: Path, rows: int) -> None:
              helper.make_node("Conv", ["p", "w"], ["y"])]
     graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("idx", TensorProto.INT64, [2]),
                                              helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
-                              [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [2, 4096]),
+                              [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [2] if flat else [2, 4096]),
                                helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

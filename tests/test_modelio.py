@@ -87,3 +87,28 @@ def test_saving_with_external_data_leaves_the_model_in_memory_intact(tmp_path):
     save_model(model, tmp_path / "ext.onnx", external_data=True)
     assert all(t.data_location == onnx.TensorProto.DEFAULT for t in model.graph.initializer)
     assert sum(len(t.raw_data) for t in model.graph.initializer) > 100_000
+
+
+def test_a_long_one_dimensional_weight_is_not_read_as_shape_data_by_inference(tmp_path):
+    """Shape inference with data propagation reads a one-dimensional tensor feeding a Gather as
+    shape data, one protobuf dimension per element: 3.4 GB for a 49M-element table. The
+    verification skeleton gives such a weight a symbolic length; the model itself keeps its
+    size, and apply reads and writes it unchanged."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphsurgeon_cg.core.modelio import LONG_VECTOR, weightless
+
+    table = numpy_helper.from_array(np.arange(LONG_VECTOR + 5, dtype=np.float32), "table")
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "idx"], ["rows"])], "g",
+                              [helper.make_tensor_value_info("idx", TensorProto.INT64, [2])],
+                              [helper.make_tensor_value_info("rows", TensorProto.FLOAT, [2])], [table])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    skeleton = weightless(model)
+    (declared,) = [i for i in skeleton.graph.input if i.name == "table"]
+    assert declared.type.tensor_type.shape.dim[0].dim_param  # a symbol, not LONG_VECTOR + 5 dims of data
+    inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
+    assert [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim] == [2]
+    onnx.save(model, tmp_path / "m.onnx")
+    apply(tmp_path / "m.onnx", tmp_path / "o.onnx", "fold-constants,pad-conv-fusion")
+    written = onnx.load(str(tmp_path / "o.onnx"))
+    assert list(written.graph.initializer[0].dims) == [LONG_VECTOR + 5]

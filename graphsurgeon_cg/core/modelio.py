@@ -25,6 +25,7 @@ PROTOBUF_LIMIT = 2**31 - 2**26
 # shapes, small weights); larger ones stay on disk, referenced by absolute path, until saved.
 LAZY_BYTES = 64 * 2**20
 COPY_CHUNK = 64 * 2**20
+LONG_VECTOR = 2**16  # elements: longer one-dimensional weights are given a symbolic length for inference
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
@@ -82,7 +83,13 @@ def weightless(model: onnx.ModelProto, threshold: int = 1024) -> onnx.ModelProto
         if len(tensor.raw_data) <= threshold and tensor.data_location != onnx.TensorProto.EXTERNAL:
             dst.initializer.append(tensor)
         elif tensor.name not in declared:
-            dst.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+            dims: list = list(tensor.dims)
+            if len(dims) == 1 and dims[0] > LONG_VECTOR:
+                # Data propagation reads a one-dimensional tensor as shape data and builds one
+                # protobuf dimension per element (3.4 GB for a 49M-element table read by a
+                # Gather): a symbol keeps its rank without that cost.
+                dims = [f"cgsurg_len_{tensor.name}"]
+            dst.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, dims))
     return skeleton
 
 
