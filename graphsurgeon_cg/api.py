@@ -26,6 +26,7 @@ from .core.modelio import check_output_folder, check_writable, load_model, same_
 from .core.pipeline import PassSpec
 from .core.registry import load_plugin
 from .targets import LintResult, get_target
+from .targets.commands import CompileSettings
 from .targets.steps import TargetLint, compile_step, with_preset
 
 Shapes = Mapping[str, Sequence[int]]
@@ -66,6 +67,7 @@ def apply(
     target: str | None = None,
     lossy: bool = False,
     aipp: bool = False,
+    compile_settings: CompileSettings | None = None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -78,14 +80,16 @@ def apply(
     ``target`` (``ascend``, ``ascend:cann5``, ...): its preset (``lossy`` variant on request) runs
     before ``pipeline``, the result must lint without errors (``targets.TargetCheckFailed``,
     findings in ``result.extras["lint"]``), and the compile command is written beside the
-    output (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too).
+    output (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too), valid for the
+    written model; ``compile_settings`` choose OpenVINO's weights (float32 by default) and
+    TensorRT's min/opt/max shapes.
     """
 
     from .stages.dataset import read_info
 
     for plugin in plugins:
         load_plugin(plugin)
-    chosen, pipeline = with_preset(target, pipeline, lossy, aipp)
+    chosen, pipeline = with_preset(target, pipeline, lossy, aipp, compile_settings)
     if same_file(model_path, output_path) and not in_place:
         raise InputError(f"output {output_path} is the input file; allow overwriting it explicitly (in place)")
     check_writable(output_path)
@@ -116,7 +120,7 @@ def apply(
         chain.append(_report(model, report.label or str(model_path), report, settings))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     result = manager.run(model)
-    step = compile_step(chosen, result.model, output_path, aipp) if chosen else None
+    step = compile_step(chosen, result.model, output_path, aipp, compile_settings) if chosen else None
     save_model(result.model, output_path)
     if step is not None:
         step.write()
