@@ -22,9 +22,9 @@ from onnx import helper, numpy_helper
 from graphsurgeon_cg.core.errors import InputError
 from graphsurgeon_cg.targets import CompileSettings, get_target
 from graphsurgeon_cg.targets.steps import compile_step
+from thirdparty import model_path
 
 from models import OPSET11, float_input, invoke, make_model
-from thirdparty import model_path
 
 TOOLS = {"ovc": "openvino", "trtexec": "tensorrt", "atc": "ascend"}
 CGSURG_OPTIONS = {"--target", "--min-shapes", "--opt-shapes", "--max-shapes", "--weights", "--input-shape"}

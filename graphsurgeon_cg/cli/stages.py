@@ -174,8 +174,8 @@ def profile_command(model, batch, rounds, backend, threads, provider, as_json):
 @check_inputs
 @click.option("--threads", type=click.IntRange(min=1), help="OpenVINO's INFERENCE_NUM_THREADS for the check.")
 @json_option
-def compile_command(model, target, out_dir, weights, fp16, int8_data, keep_float, no_check, min_cos, input_shapes, inputs_dir,
-                    seed, threads, as_json):
+def compile_command(model, target, out_dir, weights, fp16, int8_data, keep_float, no_check, min_cos, input_shapes,
+                    inputs_dir, seed, threads, as_json):
     """Compile MODEL with a vendor compiler (OpenVINO: the IR) and check it against ONNX Runtime."""
     from ..stages.compile import compile_model
 
