@@ -27,6 +27,7 @@ from .core.pipeline import PassSpec
 from .core.registry import load_plugin
 from .services import OrtServices
 from .targets import LintResult, get_target
+from .targets.commands import CompileSettings
 from .targets.rules import static_shape_spec
 from .targets.steps import TargetLint, compile_step, with_preset
 
@@ -68,6 +69,7 @@ def apply(
     target: str | None = None,
     lossy: bool = False,
     aipp: bool = False,
+    compile_settings: CompileSettings | None = None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -80,15 +82,17 @@ def apply(
     ``target`` (``ascend``, ``ascend:cann5``, ...): its preset (``lossy`` variant on request) runs
     before ``pipeline``, after ``static-shape`` fixes the inputs at ``shapes`` when given; the
     result must lint without errors (``targets.TargetCheckFailed``, findings in
-    ``result.extras["lint"]``), and the compile command is written beside the
-    output (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too).
+    ``result.extras["lint"]``), and the compile command is written beside the output
+    (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too), valid for the
+    written model; ``compile_settings`` choose OpenVINO's weights (float32 by default) and
+    TensorRT's min/opt/max shapes.
     """
 
     from .stages.dataset import read_info
 
     for plugin in plugins:
         load_plugin(plugin)
-    chosen, pipeline = with_preset(target, pipeline, lossy, aipp, shapes)
+    chosen, pipeline = with_preset(target, pipeline, lossy, aipp, compile_settings, shapes)
     if same_file(model_path, output_path) and not in_place:
         raise InputError(f"output {output_path} is the input file; allow overwriting it explicitly (in place)")
     check_writable(output_path)
@@ -120,7 +124,7 @@ def apply(
         chain.append(_report(model, report.label or str(model_path), report, settings))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     result = manager.run(model)
-    step = compile_step(chosen, result.model, output_path, aipp) if chosen else None
+    step = compile_step(chosen, result.model, output_path, aipp, compile_settings) if chosen else None
     save_model(result.model, output_path)
     if step is not None:
         step.write()

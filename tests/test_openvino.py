@@ -148,17 +148,18 @@ def test_compile_output_and_api(tmp_path):
     assert lines[0].startswith(f"compiled {OPSET11} with openvino ") and lines[0].endswith("weights float32")
     assert lines[1].startswith("check on OpenVINO vs ONNX Runtime (cosine >= 0.9999): OK on 1 sample(s)")
     assert lines[-1] == f"wrote {tmp_path / 'ir' / 'model.xml'} and {tmp_path / 'ir' / 'model.bin'}"
-    api = compile_model(OPSET11, tmp_path / "again", fp16=True)
+    api = compile_model(OPSET11, tmp_path / "again", weights="fp16")
     assert api.fp16 and api.min_cos == 0.999 and api.check is not None and api.check.ok
     assert api.bin.stat().st_size < 0.6 * (tmp_path / "ir" / "model.bin").stat().st_size  # float16 weights
 
 
 def test_compile_fp16_stays_close_and_a_failed_check_writes_nothing(tmp_path):
-    data = json.loads(invoke("compile", OPSET11, "--target", "openvino", "-o", tmp_path / "h", "--fp16",
+    data = json.loads(invoke("compile", OPSET11, "--target", "openvino", "-o", tmp_path / "h", "--weights", "fp16",
                              "--json").output)
-    assert data["fp16"] and data["check"]["ok"]
+    assert data["fp16"] and data["weights"] == "fp16" and data["check"]["ok"]
     assert data["check"]["outputs"][0]["pixel_cos"] >= 0.9999
-    result = invoke("compile", OPSET11, "--target", "openvino", "-o", tmp_path / "strict", "--fp16", "--min-cos", 1)
+    result = invoke("compile", OPSET11, "--target", "openvino", "-o", tmp_path / "strict", "--weights", "fp16",
+                    "--min-cos", 1)
     assert result.exit_code == 3, result.stderr
     assert "the compiled model differs from ONNX Runtime" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h"]  # no folder, no staging left

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..check.providers import BACKENDS, PROVIDERS
+from ..targets.commands import WEIGHTS
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -97,3 +98,11 @@ ray_option = click.option(
     "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
     help="Run on Ray ([ray] extra): alone, a local Ray; 'auto' or ray://HOST:PORT, a cluster (the files must "
          "be at the same paths on every node).")
+
+
+def weights_option(where: str) -> Decorator:
+    """OpenVINO's IR weight precision, one flag with one default for ``apply --target openvino``
+    (its ovc script) and ``compile --target openvino`` (the IR it writes)."""
+    return click.option("--weights", type=click.Choice(WEIGHTS), default=WEIGHTS[0], show_default=True,
+                        help=f"{where}: fp32 (the default) keeps them as cgsurg checked them; fp16 compresses them "
+                             "(ovc's own default: half the size, computed in float32 on the CPU).")

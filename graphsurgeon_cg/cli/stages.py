@@ -16,6 +16,7 @@ from .options import (
     ray_option,
     runtime_options,
     shapes_of,
+    weights_option,
 )
 
 
@@ -169,12 +170,12 @@ def profile_command(model, batch, rounds, backend, threads, provider, input_shap
 @click.argument("model")
 @click.option("--target", required=True, metavar="openvino", help="The compiler (openvino: the one that runs here).")
 @click.option("-o", "--output", "out_dir", required=True, help="Folder for the compiled model (model.xml, model.bin).")
-@click.option("--fp16", is_flag=True,
-              help="Store the weights as float16 (ovc's default; computed in float32 on the CPU).")
+@weights_option("Weights of the IR, as in the ovc script of 'apply --target openvino'")
+@click.option("--fp16", is_flag=True, hidden=True, help="Deprecated: --weights fp16.")
 @click.option("--no-check", is_flag=True, help="Do not run the compiled model against ONNX Runtime.")
 @click.option("--min-cos", type=click.FloatRange(-1, 1),
               help="Fail (exit 3) when the compiled model's cosine to ORT is below this "
-                   "(default 0.9999, 0.999 with --fp16, 0.95 with --int8).")
+                   "(default 0.9999, 0.999 with --weights fp16, 0.95 with --int8).")
 @click.option("--int8", "int8_data", metavar="CALIB.info",
               help="Quantise to int8 with NNCF, calibrated on these samples.")
 @click.option("--keep-float", default="first-last,ConvTranspose", show_default=True, metavar="ITEM[,ITEM]",
@@ -182,12 +183,15 @@ def profile_command(model, batch, rounds, backend, threads, provider, input_shap
 @check_inputs
 @click.option("--threads", type=click.IntRange(min=1), help="OpenVINO's INFERENCE_NUM_THREADS for the check.")
 @json_option
-def compile_command(model, target, out_dir, fp16, int8_data, keep_float, no_check, min_cos, input_shapes, inputs_dir,
-                    seed, threads, as_json):
+def compile_command(model, target, out_dir, weights, fp16, int8_data, keep_float, no_check, min_cos, input_shapes,
+                    inputs_dir, seed, threads, as_json):
     """Compile MODEL with a vendor compiler (OpenVINO: the IR) and check it against ONNX Runtime."""
     from ..stages.compile import compile_model
 
-    result = compile_model(model, out_dir, target, fp16=fp16, check=not no_check, min_cos=min_cos,
+    if fp16:
+        click.echo("cgsurg: warning: --fp16 is deprecated and will be removed; use --weights fp16", err=True)
+        weights = "fp16"
+    result = compile_model(model, out_dir, target, weights=weights, check=not no_check, min_cos=min_cos,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, threads=threads,
                            int8=int8_data, keep_float=[k.strip() for k in keep_float.split(",") if k.strip()],
                            warn=lambda m: click.echo(m, err=True))

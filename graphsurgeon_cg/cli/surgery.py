@@ -55,7 +55,8 @@ def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, ben
 @report_options
 @target_cli.target_options
 def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json,
-          info, report_dir, samples, min_cos, min_psnr, baseline, bench, target, lossy, aipp):
+          info, report_dir, samples, min_cos, min_psnr, baseline, bench, target, lossy, aipp, weights, min_shapes,
+          opt_shapes, max_shapes):
     """Rewrite MODEL with a pipeline of passes (or a --target's preset) and write the result to -o."""
     if not pipeline and not target:
         raise click.UsageError("give --passes PIPELINE, --target NAME, or both")
@@ -66,7 +67,8 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
                            plugins=plugins, report=report, data=info, warn=lambda m: click.echo(m, err=True),
-                           target=target, lossy=lossy, aipp=aipp)
+                           target=target, lossy=lossy, aipp=aipp,
+                           compile_settings=target_cli.compile_settings(weights, min_shapes, opt_shapes, max_shapes))
     except CgsurgError as exc:
         target_cli.explain_failure(exc, output)
         if report_dir and not isinstance(exc, InputError) and (Path(report_dir) / "report.html").exists():

@@ -9,9 +9,10 @@ import click
 from .. import api
 from ..core.errors import CgsurgError
 from ..core.registry import load_plugin
-from ..targets import TargetCheckFailed, available_targets
+from ..targets import CompileSettings, TargetCheckFailed, available_targets
+from ..targets.commands import PROFILE_BATCH, PROFILE_KINDS, PROFILE_SIDE
 from . import cli, tables
-from .options import group, input_shape_option, json_option, plugin_option, shapes_of
+from .options import InputShape, group, input_shape_option, json_option, plugin_option, shapes_of, weights_option
 
 target_options = group(
     click.option("--target", metavar="NAME[:VERSION]",
@@ -21,7 +22,19 @@ target_options = group(
     click.option("--aipp", is_flag=True,
                  help="With --target ascend: also write OUT.aipp.cfg (the [-1, 1] normalisation done by AIPP on the "
                       "chip) and pass it to atc; the model keeps its float input."),
+    weights_option("With --target openvino, the weights the ovc script keeps (--compress_to_fp16)"),
+    *(click.option(f"--{kind}-shapes", f"{kind}_shapes", multiple=True, type=InputShape(),
+                   help=f"With --target tensorrt: the {what} shape of a dynamic input in trtexec's profile "
+                        f"(repeatable; default batch {batch}, other dynamic axes {side}).")
+      for kind, what, batch, side in zip(PROFILE_KINDS, ("smallest", "tuned-for", "largest"), PROFILE_BATCH,
+                                         PROFILE_SIDE)),
 )
+
+
+def compile_settings(weights: str, min_shapes: tuple, opt_shapes: tuple, max_shapes: tuple) -> CompileSettings:
+    """The ``CompileSettings`` of ``target_options``' values."""
+    return CompileSettings(weights=weights, min_shapes=dict(min_shapes), opt_shapes=dict(opt_shapes),
+                           max_shapes=dict(max_shapes))
 
 
 @cli.command()

@@ -2,8 +2,10 @@
 
 ``openvino.convert_model`` reads the ONNX file and ``openvino.save_model`` writes the IR,
 ``DIR/model.xml`` (the graph) and ``DIR/model.bin`` (the weights), which the openvino backend
-(``check.backends``) runs like an ONNX file. Weights stay float32 by default (``ovc`` compresses
-them to float16; ``fp16=True`` does the same: half the size, decompressed to float32 on the CPU).
+(``check.backends``) runs like an ONNX file. Weights stay float32 by default, as in the ovc
+script ``apply --target openvino`` writes (``--compress_to_fp16=False``; ovc alone would
+compress them); ``weights="fp16"`` compresses them: half the size, decompressed to float32 on
+the CPU.
 
 The IR is checked before it is put in place: it runs on OpenVINO against the ONNX model on
 ONNX Runtime on the same inputs (seeded random ones, or a folder of real ones), and a cosine
@@ -35,6 +37,7 @@ from ..check.metrics import Comparison
 from ..core.bounds import Bound
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, load_model, staged_folder, within
+from ..targets.commands import WEIGHTS
 
 TARGETS = ("openvino",)
 MIN_COS = {False: 0.9999, True: 0.999}  # by fp16
@@ -57,21 +60,25 @@ class CompileResult:
 
     def as_dict(self) -> dict:
         return {"target": self.target, "model": self.model, "xml": str(self.xml), "bin": str(self.bin),
-                "fp16": self.fp16, "compiler": self.compiler, "seconds": self.seconds,
+                "fp16": self.fp16, "weights": WEIGHTS[self.fp16], "compiler": self.compiler, "seconds": self.seconds,
                 "min_cos": self.min_cos, "check": self.check.as_dict() if self.check else None}
 
 
 def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: str = "openvino", *,
-                  fp16: bool = False, check: bool = True, min_cos: float | None = None,
+                  weights: str = WEIGHTS[0], fp16: bool = False, check: bool = True, min_cos: float | None = None,
                   shapes: Mapping[str, Sequence[int]] | None = None, inputs_dir: str | os.PathLike | None = None,
                   seed: int = 0, threads: int | None = None, int8: str | os.PathLike | None = None,
                   keep_float: Sequence[str] = INT8_KEEP_FLOAT, samples: int = 16,
                   warn: Callable[[str], None] = lambda m: None) -> CompileResult:
-    """Compile the ONNX ``model`` for ``target`` into ``out_dir`` (``model.xml``, ``model.bin``);
-    ``warn`` hears about files of ``inputs_dir`` that could not be read."""
+    """Compile the ONNX ``model`` for ``target`` into ``out_dir`` (``model.xml``, ``model.bin``),
+    weights ``weights`` (fp32 or fp16; ``fp16=True``, the older spelling, is fp16); ``warn``
+    hears about files of ``inputs_dir`` that could not be read."""
     if target not in TARGETS:
         raise InputError(f"cannot compile for '{target}': the compilers cgsurg runs are {', '.join(TARGETS)} "
                          "(other targets' compilers run on their own machines)")
+    if weights not in WEIGHTS:
+        raise InputError(f"weights '{weights}': expected one of {', '.join(WEIGHTS)}")
+    fp16 = fp16 or weights == "fp16"
     source = Path(model)
     proto = load_model(source)  # an ONNX model, checked: one-line errors before the compiler sees it
     out = Path(out_dir)

@@ -16,7 +16,8 @@ from .base import (
                    get_target,
                    register_target,
 )
-from .commands import Command, ModelIO, aipp_config
+from .commands import Command, CompileSettings, ModelIO, aipp_config
 
 __all__ = ["ENTRY_POINT_GROUP", "ERROR", "WARNING", "Finding", "LintResult", "Rule", "Target", "TargetCheckFailed",
-           "available_targets", "get_target", "register_target", "Command", "ModelIO", "aipp_config"]
+           "available_targets", "get_target", "register_target", "Command", "CompileSettings", "ModelIO",
+           "aipp_config"]

@@ -20,8 +20,9 @@ may be dynamic (``--dynamic_batch_size``), nowhere inside the network.
 
 from __future__ import annotations
 
+from ..core.errors import InputError
 from .base import ERROR, WARNING, Rule, Target, register_target
-from .commands import DYNAMIC_BATCHES, Command, ModelIO, dims_text
+from .commands import DYNAMIC_BATCHES, Command, CompileSettings, ModelIO, TensorIO, dims_text
 from .rules import (
     FOLD,
     LOSSY,
@@ -98,18 +99,38 @@ class Ascend(Target):
         # ATC compiles a dynamic batch itself (--dynamic_batch_size): static-batch is left to the user
         return LOSSY if lossy else f"{FOLD},{REFLECT_FIX},pad-conv-fusion"
 
-    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str]) -> Command:
-        io.static_rest()
+    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
+                settings: CompileSettings | None = None) -> Command:
+        shapes = ";".join(atc_shape(t) for t in io.inputs)
         dynamic = any(t.dynamic_batch for t in io.inputs)
-        shapes = ";".join(f"{t.name}:{dims_text(t.dims, -1 if t.dynamic_batch else t.dims[0])}" for t in io.inputs)
         stem = model_ref.rsplit("/", 1)[-1].removesuffix(".onnx")
-        out_type = OUTPUT_TYPES.get(io.outputs[0].type_name, "FP32")
+        out_type = OUTPUT_TYPES.get(io.outputs[0].type_name, "FP32") if io.outputs else "FP32"
+        batch = io.inputs[0].dims[0] if io.inputs and io.inputs[0].dims else 1
         argv = ["atc", "--framework=5", f"--model={model_ref}",
-                f"--output={stem if dynamic else f'{stem}_bs{io.inputs[0].dims[0]}'}", "--input_format=NCHW",
+                f"--output={stem if dynamic else f'{stem}_bs{batch}'}", "--input_format=NCHW",
                 f"--input_shape={shapes}"]
+        notes = ["--soc_version: set it to your chip (npu-smi info names it)"]
         if dynamic:
             argv.append(f"--dynamic_batch_size={','.join(map(str, DYNAMIC_BATCHES))}")
+            notes.append("--dynamic_batch_size: the batch sizes the .om accepts (-1 in --input_shape)")
         argv += ["--soc_version=Ascend310P3", f"--output_type={out_type}", "--precision_mode=force_fp16"]
+        notes.append("--precision_mode=force_fp16 computes in float16; allow_fp32_to_fp16 keeps float32 where it can")
         if "aipp" in extra:
             argv.append(f"--insert_op_conf={extra['aipp']}")
-        return Command("atc", [*argv, "--log=error"])
+        return Command("atc", [*argv, "--log=error"], notes=notes)
+
+
+def atc_shape(t: TensorIO) -> str:
+    """NAME:D,D,... for ATC's --input_shape, -1 for a dynamic batch: the only axis ATC lets vary."""
+    rest = [i for i, d in enumerate(t.dims) if i and not isinstance(d, int)]
+    if rest:
+        image = {2: "H", 3: "W"} if len(t.dims) == 4 else {}
+        fixed = ",".join(str(d) if isinstance(d, int) else "1" if i == 0 else image.get(i, f"D{i}")
+                         for i, d in enumerate(t.dims))
+        raise InputError(f"ATC varies only the batch (--dynamic_batch_size), and input '{t.name}' has dynamic "
+                         f"axes {', '.join(map(str, rest))} ({dims_text(t.dims, t.dims[0])}): fix them first with "
+                         f"--input-shape {t.name}:{fixed} (the static-shape pass) at the sizes you run")
+    if set(t.name) & set(":;,"):
+        raise InputError(f"ATC's --input_shape cannot name input '{t.name}' (a colon, semicolon or comma in it): "
+                         "rename it")
+    return f"{t.name}:{dims_text(t.dims, -1 if t.dynamic_batch else t.dims[0])}" if t.dims else f"{t.name}:"

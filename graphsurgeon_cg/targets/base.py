@@ -17,7 +17,7 @@ from ..core.errors import CgsurgError, InputError
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from .commands import Command, ModelIO
+    from .commands import Command, CompileSettings, ModelIO
     from .graph import LintGraph
 
 ERROR, WARNING = "error", "warning"
@@ -122,9 +122,13 @@ class Target:
         """The pipeline that makes a model pass the rules: exact passes only unless ``lossy``."""
         raise NotImplementedError
 
-    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str]) -> Command | None:
+    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
+                settings: CompileSettings | None = None) -> Command | None:
         """The compile command for the model ``io`` describes, found at ``model_ref``; ``extra``
-        names side files (``aipp``). None when the target needs no compile step."""
+        names side files (``aipp``), ``settings`` the user's choices (None: the defaults). The
+        command must be valid for that model as it is: every input, every dynamic axis spelt
+        the compiler's way (or an InputError saying how to fix the model). None when the target
+        needs no compile step."""
         return None
 
     def lint(self, model) -> LintResult:

@@ -1,10 +1,17 @@
 """The compile step after ``apply --target``: the compiler's command line filled in from the
-model (input name and shape, a dynamic batch as the compiler spells it, the output type), and
-the side files it reads (Ascend's AIPP configuration)."""
+model (every input's name and shape, its dynamic axes as the compiler spells them, the output
+type) and the user's ``CompileSettings``, and the side files it reads (Ascend's AIPP
+configuration).
+
+Dynamic axes per compiler: OpenVINO's ``ovc --input`` writes them ``?``; TensorRT builds an
+optimisation profile, min/opt/max for every dynamic axis (``shape_profile``: the batch
+1/8/16, any other axis 32/640/1280 unless given); ATC varies the batch only
+(``--dynamic_batch_size``), other axes must be fixed before (``static-shape``)."""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import onnx
@@ -12,7 +19,11 @@ import onnx
 from ..core.errors import InputError
 
 DYNAMIC_BATCHES = (1, 2, 4, 8)  # ATC --dynamic_batch_size: 2 to 100 values
-TRT_BATCH = (1, 8, 16)  # trtexec min / opt / max batch
+PROFILE_BATCH = (1, 8, 16)  # trtexec min / opt / max of a dynamic batch
+# any other dynamic axis, most often an image side: multiples of 32, a detector's usual stride
+PROFILE_SIDE = (32, 640, 1280)
+PROFILE_KINDS = ("min", "opt", "max")
+WEIGHTS = ("fp32", "fp16")  # OpenVINO IR weights: float32 as cgsurg checked them, or compressed
 
 
 @dataclass
@@ -55,20 +66,87 @@ class ModelIO:
                                  "fix them with --input-shape NAME:D1,D2,... (the static-shape pass)")
 
 
+@dataclass(frozen=True)
+class CompileSettings:
+    """What a user chooses about the compile step beyond the model: OpenVINO's weight precision
+    (``weights``, one of WEIGHTS) and TensorRT's optimisation profile, whole shapes per input
+    name (``min_shapes``/``opt_shapes``/``max_shapes``; axes not given get the defaults)."""
+
+    weights: str = "fp32"
+    min_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    opt_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    max_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.weights not in WEIGHTS:
+            raise InputError(f"weights '{self.weights}': expected one of {', '.join(WEIGHTS)}")
+
+    @property
+    def profile_given(self) -> bool:
+        return bool(self.min_shapes or self.opt_shapes or self.max_shapes)
+
+    def shapes(self, kind: str) -> Mapping[str, Sequence[int]]:
+        return {"min": self.min_shapes, "opt": self.opt_shapes, "max": self.max_shapes}[kind]
+
+
+def shape_profile(io: ModelIO, settings: CompileSettings) -> dict[str, list[list[int]]]:
+    """TensorRT's optimisation profile: for each input with a dynamic axis, its [min, opt, max]
+    shapes. A dynamic axis takes the user's value, else PROFILE_BATCH (axis 0) or PROFILE_SIDE,
+    widened to hold the user's opt; static axes keep the model's size."""
+    names = [t.name for t in io.inputs]
+    for kind in PROFILE_KINDS:
+        for name in settings.shapes(kind):
+            if name not in names:
+                raise InputError(f"{kind} shape for '{name}', which is not an input of the model "
+                                 f"(inputs: {', '.join(names)})")
+    profile: dict[str, list[list[int]]] = {}
+    for t in io.inputs:
+        if all(isinstance(d, int) for d in t.dims):
+            continue  # static: the engine has its one shape
+        given = {kind: settings.shapes(kind).get(t.name) for kind in PROFILE_KINDS}
+        for kind, dims in given.items():
+            if dims is None:
+                continue
+            if len(dims) != len(t.dims) or any(isinstance(m, int) and m != d for m, d in zip(t.dims, dims)):
+                raise InputError(f"{kind} shape {','.join(map(str, dims))} for '{t.name}' does not fit its "
+                                 f"shape {dims_text(t.dims, t.dims[0] if t.dims else '')}")
+        shapes: list[list[int]] = [[], [], []]
+        for axis, d in enumerate(t.dims):
+            if isinstance(d, int):
+                low = opt = high = d
+            else:
+                default = PROFILE_BATCH if axis == 0 else PROFILE_SIDE
+                user = [None if g is None else int(g[axis]) for g in given.values()]
+                opt = user[1] if user[1] is not None else default[1]
+                low = user[0] if user[0] is not None else min(default[0], opt)
+                high = user[2] if user[2] is not None else max(default[2], opt)
+                if user[1] is None:  # the default opt, moved inside a range the user narrowed
+                    opt = min(max(opt, low), high)
+                if not low <= opt <= high:
+                    raise InputError(f"'{t.name}' axis {axis}: min {low}, opt {opt}, max {high} are not in order")
+            for shape, value in zip(shapes, (low, opt, high)):
+                shape.append(value)
+        profile[t.name] = shapes
+    return profile
+
+
 @dataclass
 class Command:
-    """A compile command: its words, and side files (name -> text) written next to the model."""
+    """A compile command: its words, side files (name -> text) written next to the model, and
+    notes for its script, which name that compiler's options only."""
 
     tool: str
     argv: list[str]
     files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def line(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
 
-    def script(self, note: str) -> str:
-        return f'#!/bin/sh\n# {note}\nset -e\ncd "$(dirname "$0")"\n{self.line}\n'
+    def script(self, title: str) -> str:
+        comments = "".join(f"# {line}\n" for line in [title, *self.notes])
+        return f'#!/bin/sh\n{comments}set -e\ncd "$(dirname "$0")"\n{self.line}\n'
 
 
 def dims_text(dims: list, batch, sep: str = ",") -> str:

@@ -6,12 +6,16 @@ constant/reflect/edge (wrap rejected), ``axes`` constant; Resize nearest/linear/
 nearest mode, tf_crop_and_resize rejected; InstanceNormalization becomes MVN + Mul + Add. An
 opset newer than the frontend knows (20 assumed for 2024) falls back to its latest one, with a
 warning.
+
+The ``ovc`` script keeps the weights float32 (``--compress_to_fp16=False``, where ovc would
+compress them): what cgsurg checked, and what ``cgsurg compile --target openvino`` writes;
+``CompileSettings.weights="fp16"`` (``--weights fp16``) compresses them in both.
 """
 
 from __future__ import annotations
 
 from .base import ERROR, Rule, Target, register_target
-from .commands import Command, ModelIO, dims_text
+from .commands import Command, CompileSettings, ModelIO
 from .rules import (
     FOLD,
     ConstantOperands,
@@ -49,7 +53,23 @@ class OpenVINO(Target):
     def preset(self, lossy: bool = False) -> str:
         return f"{FOLD},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},pad-conv-fusion"
 
-    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str]) -> Command:
+    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
+                settings: CompileSettings | None = None) -> Command:
+        fp16 = (settings or CompileSettings()).weights == "fp16"
         stem = model_ref.rsplit("/", 1)[-1].removesuffix(".onnx")
-        shapes = ",".join(f"{t.name}[{dims_text(t.dims, '?' if t.dynamic_batch else t.dims[0])}]" for t in io.inputs)
-        return Command("ovc", ["ovc", model_ref, "--output_model", f"{stem}.xml", "--input", shapes])
+        argv = ["ovc", model_ref, "--output_model", f"{stem}.xml"]
+        if io.inputs:
+            argv += ["--input", ovc_inputs(io)]
+        notes = ["--input: ? is a dynamic axis, set at run time; a number fixes the axis in the IR",
+                 "--compress_to_fp16=" + ("True: float16 weights, half the size (cgsurg apply --weights fp16)" if fp16
+                                          else "False: float32 weights, as cgsurg checked them (True halves the size)")]
+        return Command("ovc", [*argv, f"--compress_to_fp16={fp16}"], notes=notes)
+
+
+def ovc_inputs(io: ModelIO) -> str:
+    """ovc's ``--input``: every input in order as NAME[D,?,...], ``?`` for a dynamic axis. ovc
+    splits the text at commas and brackets (cli_parser.split_inputs), so if a name holds one of
+    ``,[]()<`` the shapes go unnamed, which ovc matches to the inputs in order."""
+    named = not any(set(t.name) & set(",[]()<") for t in io.inputs)
+    shapes = ["[" + ",".join(str(d) if isinstance(d, int) else "?" for d in t.dims) + "]" for t in io.inputs]
+    return ",".join(f"{t.name}{shape}" if named else shape for t, shape in zip(io.inputs, shapes))

@@ -18,25 +18,31 @@ from ..core.instruments import Instrument, PipelineRun
 from ..core.pipeline import PassSpec, parse_pipeline
 from ..core.records import PipelineResult
 from .base import Target, TargetCheckFailed, get_target
-from .commands import Command, ModelIO, aipp_config
+from .commands import Command, CompileSettings, ModelIO, aipp_config
 from .rules import static_shape_spec
 
 Pipeline = str | Sequence[PassSpec | Pass]
 
 
 def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False, aipp: bool = False,
+                settings: CompileSettings | None = None,
                 shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[Target | None, Pipeline]:
-    """The target named by ``spec`` and the pipeline to run: its preset, then ``pipeline``.
-    With ``shapes`` (``--input-shape``), ``static-shape`` first: the model is compiled at them."""
+    """The target named by ``spec`` and the pipeline to run: its preset, then ``pipeline``;
+    ``settings`` are checked against the target before any work. With ``shapes``
+    (``--input-shape``), ``static-shape`` first: the model is compiled at them."""
     if spec is None:
         if lossy or aipp:
             raise InputError(f"{'lossy' if lossy else 'aipp'} needs a target")
+        if settings is not None and settings != CompileSettings():
+            raise InputError("compile settings (weights, min/opt/max shapes) need a target")
         if not pipeline:
             raise InputError("give a pipeline, a target, or both")
         return None, pipeline
     target = get_target(spec)
     if aipp and target.tool != "atc":
         raise InputError(f"AIPP is Ascend's preprocessing; target {target} has none")
+    if settings is not None:
+        check_settings(target, settings)
     preset = target.preset(lossy)
     if shapes:
         preset = f"{static_shape_spec(shapes)},{preset}"
@@ -45,6 +51,16 @@ def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False
     if isinstance(pipeline, str):
         return target, f"{preset},{pipeline}"
     return target, [*parse_pipeline(preset), *pipeline]
+
+
+def check_settings(target: Target, settings: CompileSettings) -> None:
+    """Settings another compiler's: refused, rather than silently left out of the command."""
+    if settings.weights != "fp32" and target.tool != "ovc":
+        raise InputError(f"weights {settings.weights} is OpenVINO's weight compression; target {target} has none")
+    if settings.profile_given and target.tool != "trtexec":
+        raise InputError(f"min/opt/max shapes are TensorRT's optimisation profile; target {target} has none"
+                         + (" (ATC varies the batch only: fix the other axes with --input-shape)"
+                            if target.tool == "atc" else ""))
 
 
 class TargetLint(Instrument):
@@ -86,9 +102,11 @@ class CompileStep:
                 "command": self.command.line if self.command else None, "files": [str(p) for p in self.files]}
 
 
-def compile_step(target: Target, model: onnx.ModelProto, output: str | os.PathLike, aipp: bool = False) -> CompileStep:
+def compile_step(target: Target, model: onnx.ModelProto, output: str | os.PathLike, aipp: bool = False,
+                 settings: CompileSettings | None = None) -> CompileStep:
     """The command for ``model`` once written to ``output``, and the files to write beside it:
-    ``OUT.<tool>.sh`` and, with ``aipp``, ``OUT.aipp.cfg``."""
+    ``OUT.<tool>.sh`` (its comments name that compiler's options only) and, with ``aipp``,
+    ``OUT.aipp.cfg``. An InputError when the compiler cannot take the model as it is."""
     out = Path(output)
     io = ModelIO.of(model)
     files: dict[Path, str] = {}
@@ -97,11 +115,10 @@ def compile_step(target: Target, model: onnx.ModelProto, output: str | os.PathLi
         cfg = out.with_suffix(".aipp.cfg")
         files[cfg] = aipp_config(io)
         extra["aipp"] = str(cfg)
-    command = target.command(io, str(out), extra)
+    command = target.command(io, str(out), extra, settings)
     if command is not None:
-        local = target.command(io, out.name, {k: Path(v).name for k, v in extra.items()})
+        local = target.command(io, out.name, {k: Path(v).name for k, v in extra.items()}, settings)
         assert local is not None
-        files[out.with_suffix(f".{command.tool}.sh")] = local.script(f"cgsurg apply --target {target}: compile "
-                                                                      f"{out.name} (edit --soc_version and the like "
-                                                                      "for your hardware)")
+        files[out.with_suffix(f".{command.tool}.sh")] = local.script(f"written by cgsurg apply --target {target}: "
+                                                                      f"{command.tool} compiles {out.name}")
     return CompileStep(command, files)

@@ -19,8 +19,9 @@ No TensorRT runs on the machine cgsurg is developed on: these rules are tested b
 
 from __future__ import annotations
 
+from ..core.errors import InputError
 from .base import ERROR, WARNING, Rule, Target, register_target
-from .commands import TRT_BATCH, Command, ModelIO, dims_text
+from .commands import PROFILE_KINDS, Command, CompileSettings, ModelIO, shape_profile
 from .rules import (
     FOLD,
     LOSSY,
@@ -104,14 +105,28 @@ class TensorRT(Target):
         # TensorRT 10 pads by reflection itself: its exact preset leaves reflect Pads alone
         return f"{FOLD},reflect2slice,pad-conv-fusion" if self.version == "8.0" else f"{FOLD},pad-conv-fusion"
 
-    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str]) -> Command:
-        io.static_rest()
+    def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
+                settings: CompileSettings | None = None) -> Command:
+        profile = shape_profile(io, settings or CompileSettings())
         stem = model_ref.rsplit("/", 1)[-1].removesuffix(".onnx")
         argv = ["trtexec", f"--onnx={model_ref}"]
-        if any(t.dynamic_batch for t in io.inputs):
-            for flag, batch in zip(("minShapes", "optShapes", "maxShapes"), TRT_BATCH):
-                argv.append(f"--{flag}=" + ",".join(f"{t.name}:{dims_text(t.dims, batch, 'x')}" for t in io.inputs))
+        notes = []
+        if profile:  # trtexec wants min/opt/max for every dynamic input, and none for a static model
+            for k, kind in enumerate(PROFILE_KINDS):
+                argv.append(f"--{kind}Shapes=" + ",".join(f"{trt_name(name)}:{'x'.join(map(str, shapes[k]))}"
+                                                           for name, shapes in profile.items()))
+            notes.append("--minShapes/--optShapes/--maxShapes: the input sizes the engine accepts, fastest at "
+                         "--optShapes (cgsurg apply --min-shapes/--opt-shapes/--max-shapes choose them)")
         argv += ["--fp16", f"--saveEngine={stem}.plan"]
-        if io.outputs[0].type_name == "float16":
+        notes.append("--fp16 lets TensorRT run layers in float16: drop it to build a float32 engine")
+        if io.outputs and io.outputs[0].type_name == "float16":
             argv.append("--outputIOFormats=fp16:chw")
-        return Command("trtexec", argv)
+        return Command("trtexec", argv, notes=notes)
+
+
+def trt_name(name: str) -> str:
+    """An input name in a trtexec shape list, which trtexec splits at commas, then at the last
+    colon or around single quotes: a name with a colon is quoted (its help's 'Input:0')."""
+    if set(name) & set(",'"):
+        raise InputError(f"trtexec's shape options cannot name input '{name}' (a comma or quote in it): rename it")
+    return f"'{name}'" if ":" in name else name
