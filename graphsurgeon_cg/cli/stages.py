@@ -4,27 +4,49 @@ from __future__ import annotations
 
 import click
 
-from ..check.images import RESAMPLE, VALUE_RANGES
+from ..check.images import LAYOUTS, LETTERBOX_FILL, NORMS, RESAMPLE, RESIZE_MODES, VALUE_RANGES
 from ..core.errors import InputError
 from . import cli, tables
-from .options import BatchSizes, check_inputs, data_option, json_option, ray_option, runtime_options, shapes_of
+from .options import (BatchSizes, Floats, ImageSize, check_inputs, data_option, deprecated_option, json_option,
+                      ray_option, runtime_options, shapes_of)
 
 
-@cli.command()
+@cli.command(short_help="Preprocess images into .npy samples and an info file.")
 @click.argument("src_dir")
 @click.option("-o", "--output", "dst_dir", required=True, help="Folder for the .npy files and the info file.")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(min=1), help="Resize to SIZE x SIZE.")
+@click.option("--size", default="256", show_default=True, type=ImageSize(),
+              help="Output size: SIZE x SIZE, or HEIGHT,WIDTH.")
+@click.option("--resize", default="squash", show_default=True, type=click.Choice(RESIZE_MODES),
+              help="squash: stretch to the size; letterbox: fit inside, aspect kept, pad evenly with --fill; "
+                   "center-crop: cover, aspect kept, cut the centre; keep-aspect: shorter side to min(size), "
+                   "no pad or crop (samples differ in size).")
 @click.option("--resample", default="bicubic", show_default=True, type=click.Choice(RESAMPLE),
               help="Resampling filter of the resize.")
+@click.option("--norm", type=click.Choice(list(NORMS)),
+              help="Normalisation preset: cyclegan (mean = std = 0.5: [-1, 1], the default), imagenet "
+                   "(mean 0.485,0.456,0.406, std 0.229,0.224,0.225), unit (x / 255: [0, 1]).")
+@click.option("--mean", type=Floats(), help="Per-channel mean, R,G,B on the 0..1 scale: (x / 255 - mean) / std.")
+@click.option("--std", type=Floats(), help="Per-channel std, R,G,B on the 0..1 scale (with --mean).")
+@click.option("--layout", default="nchw", show_default=True, type=click.Choice(LAYOUTS),
+              help="Channels first (nchw) or last (nhwc).")
+@click.option("--bgr", is_flag=True, help="Channels in B,G,R order (after normalising; --mean/--std stay R,G,B).")
+@click.option("--fill", type=click.IntRange(0, 255),
+              help=f"Letterbox padding, 0..255 before normalising [default: {LETTERBOX_FILL}].")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "uint8"]),
-              help="float32 in [-1, 1] like the reference, or uint8 for models that normalise in the graph.")
-@click.option("--range", "value_range", default="-1..1", show_default=True, type=click.Choice(VALUE_RANGES),
-              help="Values of float32 samples: -1..1 (Normalize(0.5, 0.5), CycleGAN) or 0..1 (x / 255).")
-def prep(src_dir, dst_dir, size, resample, dtype, value_range):
-    """Preprocess the images of SRC_DIR into .npy files and an info file."""
+              help="float32, normalised; or uint8 bytes for models that normalise in the graph.")
+@deprecated_option("--range", "value_range", type=click.Choice(VALUE_RANGES),
+                   use="--norm cyclegan (for -1..1) or --norm unit (for 0..1)")
+def prep(src_dir, dst_dir, size, resize, resample, norm, mean, std, layout, bgr, fill, dtype, value_range):
+    """Preprocess the images of SRC_DIR into .npy files and an info file (and prep.json, the
+    preprocessing done)."""
     from ..stages.prep import prep as run_prep
 
-    result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype, value_range=value_range,
+    if norm and value_range:
+        raise InputError("give --norm or --range, not both")
+    if norm and mean:
+        raise InputError("give --norm or --mean/--std, not both")
+    result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype, value_range=value_range or "-1..1",
+                      norm=norm, mean=mean, std=std, resize=resize, layout=layout, bgr=bgr, fill=fill,
                       warn=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {result.written} samples and {result.info}" +
                (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
