@@ -60,19 +60,22 @@ def prep(src_dir, dst_dir, size, resize, resample, norm, mean, std, layout, bgr,
               help="Batch size (a static-batch model uses its own).")
 @runtime_options
 @click.option("--png", is_flag=True, help="Also write each output as an 8-bit PNG.")
+@click.option("--overwrite", is_flag=True, help="Replace -o whole even when it holds files infer did not write.")
 @ray_option
-def infer(model, info, out_dir, batch, backend, threads, provider, png, ray_address):
-    """Batched offline inference over an info file."""
+def infer(model, info, out_dir, batch, backend, threads, provider, png, overwrite, ray_address):
+    """Batched offline inference over an info file: one output .npy per sample in -o (written
+    whole at the end; an earlier infer's folder is replaced whole, any other refused)."""
     from ..stages.infer import infer as run_infer
 
     if ray_address is not None:
         from ..distributed import infer_ray
 
         result = infer_ray(model, info, out_dir, batch=batch, address=ray_address, threads=threads or 1,
-                           provider=provider, png=png, backend=backend, notice=lambda m: click.echo(m, err=True))
+                           provider=provider, png=png, backend=backend, notice=lambda m: click.echo(m, err=True),
+                           overwrite=overwrite)
     else:
         result = run_infer(model, info, out_dir, batch=batch, threads=threads, provider=provider, png=png,
-                           notice=lambda m: click.echo(m, err=True), backend=backend)
+                           notice=lambda m: click.echo(m, err=True), backend=backend, overwrite=overwrite)
     click.echo(f"{result.count} images in {result.seconds:.2f}s at batch {result.batch}: "
                f"{result.throughput:.2f} images/s overall, "
                f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
