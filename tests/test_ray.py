@@ -72,7 +72,7 @@ def test_eval_on_ray_gives_the_same_scores(local_ray, sets, tmp_path):
 def test_tune_on_ray_judges_like_the_local_path(local_ray, sets, tmp_path):
     reports = []
     for out, extra in ((tmp_path / "local", ()), (tmp_path / "ray", ("--ray",))):
-        result = invoke("tune", OPSET11, "--data", sets["calib"], "--eval", sets["eval"], "--rounds", 1, "--batch", 1,
+        result = invoke("tune", OPSET11, "--data", sets["calib"], "--eval", sets["eval"], "--rounds", 1, "--batches", 1,
                         "--min-cos", "0.9", "--only", "exact,ConvTranspose float", "-o", out, *extra)
         assert result.exit_code == 0, result.output
         reports.append(json.loads((out / "tune.json").read_text()))

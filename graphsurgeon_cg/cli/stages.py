@@ -136,16 +136,18 @@ def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, mi
 
 @cli.command()
 @click.argument("model")
-@click.option("--batch", "batch_sizes", default="1,16", show_default=True, type=BatchSizes(),
+@click.option("--batches", "batch_sizes", default="1,16", show_default=True, type=BatchSizes(),
               help="Batch sizes, comma-separated.")
+@deprecated_option("--batch", "old_batch_sizes", type=BatchSizes(), use="--batches")
 @click.option("--rounds", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs per batch size.")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0),
               help="Untimed runs before timing.")
 @data_option(help="Info file: time real batches instead of random inputs.")
 @runtime_options
 @json_option
-def bench(model, batch_sizes, rounds, warmup, info, backend, threads, provider, as_json):
+def bench(model, batch_sizes, old_batch_sizes, rounds, warmup, info, backend, threads, provider, as_json):
     """Throughput and latency per batch size."""
+    batch_sizes = old_batch_sizes or batch_sizes
     from ..stages.bench import bench as run_bench
 
     result = run_bench(model, batch_sizes, rounds=rounds, warmup=warmup, data=info, threads=threads,
