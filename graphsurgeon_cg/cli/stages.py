@@ -185,27 +185,35 @@ def profile_command(model, batch, rounds, backend, threads, provider, as_json):
 @click.option("--min-cos", type=click.FloatRange(-1, 1),
               help="Fail (exit 3) when the compiled model's cosine to ORT is below this "
                    "(default 0.9999, 0.999 with --fp16, 0.95 with --int8).")
-@click.option("--int8", "int8_data", metavar="CALIB.info",
-              help="Quantise to int8 with NNCF, calibrated on these samples.")
+@click.option("--int8", "int8_data", is_flag=False, flag_value="", default=None, metavar="",
+              help="Quantise to int8 with NNCF, calibrated on the --data samples.")
+@data_option(help="Info file of preprocessed samples: the check's inputs (the first 16) and --int8's calibration.")
 @click.option("--keep-float", default="first-last,ConvTranspose", show_default=True, metavar="ITEM[,ITEM]",
               help="With --int8, left in float: first-last, an ONNX op type (Conv, ConvTranspose) or layer names.")
 @check_inputs
 @click.option("--threads", type=click.IntRange(min=1), help="OpenVINO's INFERENCE_NUM_THREADS for the check.")
 @json_option
-def compile_command(model, target, out_dir, fp16, int8_data, keep_float, no_check, min_cos, input_shapes, inputs_dir,
-                    seed, threads, as_json):
+def compile_command(model, target, out_dir, fp16, int8_data, info, keep_float, no_check, min_cos, input_shapes,
+                    inputs_dir, seed, threads, as_json):
     """Compile MODEL with a vendor compiler (OpenVINO: the IR) and check it against ONNX Runtime."""
     from ..stages.compile import compile_model
 
+    int8: bool | str = int8_data is not None
+    if int8_data:  # the older form, --int8 CALIB.info
+        click.echo("cgsurg: warning: --int8 CALIB.info is deprecated and goes in the next release; "
+                   "use --int8 --data CALIB.info", err=True)
+        if info is not None:
+            raise InputError("give the calibration samples once: --int8 --data INFO")
+        int8 = int8_data
     result = compile_model(model, out_dir, target, fp16=fp16, check=not no_check, min_cos=min_cos,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, threads=threads,
-                           int8=int8_data, keep_float=[k.strip() for k in keep_float.split(",") if k.strip()],
-                           warn=lambda m: click.echo(m, err=True))
+                           int8=int8, keep_float=[k.strip() for k in keep_float.split(",") if k.strip()],
+                           warn=lambda m: click.echo(m, err=True), data=info)
     if as_json:
         tables.echo_json(result.as_dict())
         return
     click.echo(f"compiled {model} with {result.compiler} in {result.seconds:.2f}s, weights "
-               f"{'int8 (NNCF)' if int8_data else 'float16' if result.fp16 else 'float32'}")
+               f"{'int8 (NNCF)' if int8 else 'float16' if result.fp16 else 'float32'}")
     if result.check is not None:
         tables.comparison(result.check, f"check on OpenVINO vs ONNX Runtime (cosine >= {result.min_cos:g})")
     else:

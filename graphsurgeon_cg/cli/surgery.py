@@ -95,11 +95,14 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
               help="Fail (exit 3) when an output's cosine (per-pixel for images, flat otherwise) is below this.")
 @json_option
 @backend_option
-def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json, backend):
+@data_option(help="Info file of preprocessed samples to compare on (the first --samples), instead of --inputs.")
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+              help="How many --data samples to compare on.")
+def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json, backend, info, samples):
     """Compare the outputs of MODEL_B against MODEL_A on the same inputs (MODEL_B on --backend)."""
     bound = Bound(max_abs=atol, min_cos=min_cos) if atol is not None or min_cos is not None else None
     result = api.diff(model_a, model_b, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, bound=bound,
-                      warn=lambda m: click.echo(m, err=True), backend=backend)
+                      warn=lambda m: click.echo(m, err=True), backend=backend, data=info, samples=samples)
     if as_json:
         tables.echo_json(result.as_dict())
     else:
