@@ -52,7 +52,7 @@ def prep(src_dir, dst_dir, size, resize, resample, norm, mean, std, layout, bgr,
                (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
 
 
-@cli.command()
+@cli.command(short_help="Run a model over an info file, one .npy per sample.")
 @click.argument("model")
 @data_option(required=True)
 @click.option("-o", "--output", "out_dir", required=True, help="Folder for one output .npy per input.")
@@ -81,7 +81,7 @@ def infer(model, info, out_dir, batch, backend, threads, provider, png, overwrit
                f"{result.count / result.inference_seconds:.2f} images/s in inference; outputs in {out_dir}")
 
 
-@cli.command("eval")
+@cli.command("eval", short_help="Score outputs against a reference (cosine, PSNR).")
 @click.argument("dirs", nargs=-1)
 @click.option("--ref", "ref_model", metavar="REF.onnx", help="Reference model (with --model and --data).")
 @click.option("--model", metavar="NEW.onnx", help="Model to evaluate against --ref.")
@@ -134,7 +134,7 @@ def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, mi
         result.gate(min_cos)
 
 
-@cli.command()
+@cli.command(short_help="Throughput and latency per batch size.")
 @click.argument("model")
 @click.option("--batches", "batch_sizes", default="1,16", show_default=True, type=BatchSizes(),
               help="Batch sizes, comma-separated.")
@@ -158,7 +158,7 @@ def bench(model, batch_sizes, old_batch_sizes, rounds, warmup, info, backend, th
         tables.bench(model, result)
 
 
-@cli.command("profile")
+@cli.command("profile", short_help="Time per operator (ORT profiler or OpenVINO).")
 @click.argument("model")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size.")
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Profiled runs.")
@@ -175,7 +175,7 @@ def profile_command(model, batch, rounds, backend, threads, provider, as_json):
         tables.profile(model, result)
 
 
-@cli.command("compile")
+@cli.command("compile", short_help="Compile with OpenVINO and check it against ORT.")
 @click.argument("model")
 @click.option("--target", required=True, metavar="openvino", help="The compiler (openvino: the one that runs here).")
 @click.option("-o", "--output", "out_dir", required=True, help="Folder for the compiled model (model.xml, model.bin).")

@@ -39,7 +39,7 @@ def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, ben
                               baseline=baseline, bench=bench)
 
 
-@cli.command()
+@cli.command(short_help="Rewrite a model with passes or a target preset, checked.")
 @click.argument("model")
 @click.option("-o", "--output", required=True, help="Where to write the rewritten model.")
 @click.option("--passes", "pipeline", metavar="PIPELINE",
@@ -86,7 +86,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
     target_cli.after_apply(result, output)
 
 
-@cli.command()
+@cli.command(short_help="Compare two models' outputs on the same inputs.")
 @click.argument("model_a")
 @click.argument("model_b")
 @check_inputs
@@ -112,7 +112,7 @@ def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_jso
         raise NumericCheckFailed(result.violations[0])
 
 
-@cli.command("passes")
+@cli.command("passes", short_help="List the registered passes and their options.")
 @plugin_option
 @json_option
 def list_passes(plugins, as_json):

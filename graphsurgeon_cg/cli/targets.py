@@ -24,7 +24,7 @@ target_options = group(
 )
 
 
-@cli.command()
+@cli.command(short_help="Check a model against what a compiler accepts.")
 @click.argument("model")
 @click.option("--target", required=True, metavar="NAME[:VERSION]", help="e.g. ascend, ascend:cann5, tensorrt:8.0.")
 @plugin_option
@@ -39,7 +39,7 @@ def lint(model, target, plugins, as_json):
     click.get_current_context().exit(result.exit_code)
 
 
-@cli.command("targets")
+@cli.command("targets", short_help="List the compiler targets: versions, rules, presets.")
 @plugin_option
 @json_option
 def list_targets(plugins, as_json):
