@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .check.checker import CheckSettings, NumericChecker, compare_models
 from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.metrics import Comparison

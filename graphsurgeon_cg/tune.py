@@ -218,7 +218,8 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
                                          f"evaluated (not evaluated: {'; '.join(over)}); raise --budget")
             unjudged = f"; the budget ran out before {len(over)} more were evaluated ({'; '.join(over)}): " \
                        "raise --budget to try them" if over else ""
-            raise NumericCheckFailed(f"no {'evaluated ' if over else ''}candidate meets mean per-pixel cosine {min_cos} on the "
+            raise NumericCheckFailed(f"no {'evaluated ' if over else ''}candidate meets mean per-pixel cosine "
+                                     f"{min_cos} on the "
                                      f"evaluation set{near}{unjudged}; see {Path(out_dir) / 'tune.html'}")
     return result
 

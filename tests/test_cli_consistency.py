@@ -66,7 +66,8 @@ def _config(tmp_path, prepped, **keys):
 
 
 def test_run_config_takes_target_lossy_data_and_input_shape(tmp_path, prepped):
-    path = _config(tmp_path, prepped, target="tensorrt", data=str(prepped), input_shape={"img_sat_maps": [1, 3, 64, 64]})
+    path = _config(tmp_path, prepped, target="tensorrt", data=str(prepped),
+                   input_shape={"img_sat_maps": [1, 3, 64, 64]})
     result = invoke("run", path, "-o", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

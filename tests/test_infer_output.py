@@ -27,7 +27,8 @@ def samples(tmp_path):
 @pytest.fixture
 def batch_sum(tmp_path):
     """y = x + sum of x over the batch: each output shows how big the batch it ran in was."""
-    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1), helper.make_node("Add", ["x", "s"], ["y"])]
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+             helper.make_node("Add", ["x", "s"], ["y"])]
     model = make_model(nodes, [float_input("x", ["N", 3, 8, 8])], [float_input("y", ["N", 3, 8, 8])],
                        [int64_init("axes", [0])])
     return save_model(model, tmp_path / "batch_sum.onnx")

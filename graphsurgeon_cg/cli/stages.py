@@ -7,8 +7,18 @@ import click
 from ..check.images import LAYOUTS, LETTERBOX_FILL, NORMS, RESAMPLE, RESIZE_MODES, VALUE_RANGES
 from ..core.errors import InputError
 from . import cli, tables
-from .options import (BatchSizes, Floats, ImageSize, check_inputs, data_option, deprecated_option, json_option,
-                      ray_option, runtime_options, shapes_of)
+from .options import (
+    BatchSizes,
+    Floats,
+    ImageSize,
+    check_inputs,
+    data_option,
+    deprecated_option,
+    json_option,
+    ray_option,
+    runtime_options,
+    shapes_of,
+)
 
 
 @cli.command(short_help="Preprocess images into .npy samples and an info file.")

@@ -113,7 +113,8 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
         seconds = time.perf_counter() - start
         comparison = None
         if check:
-            comparison = compare_models(proto, staging / "model.xml", feeds=feeds, shapes=shapes, seed=seed, bound=bound,
+            comparison = compare_models(proto, staging / "model.xml", feeds=feeds, shapes=shapes, seed=seed,
+                                        bound=bound,
                                         inputs_dir=inputs_dir, warn=warn, backend=OpenVinoBackend(threads=threads))
             if not comparison.ok:
                 raise NumericCheckFailed(f"the compiled model differs from ONNX Runtime: {comparison.violations[0]}")
