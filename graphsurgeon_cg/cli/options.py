@@ -82,7 +82,7 @@ def deprecated_option(*decls: str, use: str, **kwargs: Any) -> Decorator:
             old = next(d for d in decls if d.startswith("-"))
             click.echo(f"cgsurg: warning: {old} is deprecated and goes in the next release; use {use}", err=True)
         return value
-    return click.option(*decls, hidden=True, callback=warn, **kwargs)
+    return click.option(*decls, hidden=True, callback=warn, help=f"Deprecated: use {use}.", **kwargs)
 
 
 class BatchSizes(click.ParamType):
