@@ -24,9 +24,9 @@ echo '$ cgsurg infer onnxmodel/model_Ga_ascend.onnx --data prep_testA/testA.info
 cgsurg infer onnxmodel/model_Ga_ascend.onnx --data prep_testA/testA.info -o out_ascend --png
 echo '$ cgsurg eval out_onnx out_ascend --min-cos 0.99'
 cgsurg eval out_onnx out_ascend --min-cos 0.99 || echo "(exit $?)"
-echo '$ cgsurg bench onnxmodel/model_Ga.onnx --batch 1,16 --rounds 10'
-cgsurg bench onnxmodel/model_Ga.onnx --batch 1,16 --rounds 10
-echo '$ cgsurg bench onnxmodel/model_Ga_ascend.onnx --batch 1,16 --rounds 10'
-cgsurg bench onnxmodel/model_Ga_ascend.onnx --batch 1,16 --rounds 10
+echo '$ cgsurg bench onnxmodel/model_Ga.onnx --batches 1,16 --rounds 10'
+cgsurg bench onnxmodel/model_Ga.onnx --batches 1,16 --rounds 10
+echo '$ cgsurg bench onnxmodel/model_Ga_ascend.onnx --batches 1,16 --rounds 10'
+cgsurg bench onnxmodel/model_Ga_ascend.onnx --batches 1,16 --rounds 10
 echo '$ cgsurg profile onnxmodel/model_Ga.onnx'
 cgsurg profile onnxmodel/model_Ga.onnx

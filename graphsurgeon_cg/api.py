@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .check.checker import CheckSettings, NumericChecker, compare_models
 from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.metrics import Comparison
@@ -154,20 +152,9 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
 
 
 def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feeds], list[str]]:
-    """The first ``samples`` samples of an info file as feeds of the model's first input, and
-    their names; a sample of the wrong shape is an error, before any work."""
-    from .stages.dataset import load_sample, read_info
+    from .stages.dataset import info_feeds
 
-    inp = make_session(model).get_inputs()[0]
-    dtype = np.float32 if "float" in inp.type else np.uint8
-    chosen = read_info(info)[:samples]
-    feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in chosen]
-    for sample, feed in zip(chosen, feeds):
-        got = feed[inp.name].shape
-        if len(got) != len(inp.shape) or any(isinstance(d, int) and d != g for d, g in zip(inp.shape[1:], got[1:])):
-            raise InputError(f"sample {sample.path} has shape {got[1:]}; the model's input '{inp.name}' takes "
-                             f"{tuple(inp.shape[1:])}")
-    return feeds, [s.stem for s in chosen]
+    return info_feeds(model, info, samples)
 
 
 def lint(model_path: str | os.PathLike, target: str, *, plugins: Iterable[str | os.PathLike] = (),
@@ -194,13 +181,20 @@ def diff(
     bound: Bound | None = None,
     warn: Callable[[str], None] = lambda m: None,
     backend: str = "ort",
+    data: str | os.PathLike | None = None,
+    samples: int = 4,
 ) -> Comparison:
     """Compare two models' outputs on the same inputs (A is the reference, in ONNX Runtime; B
-    there too, or on ``backend`` ``openvino``, which also reads an OpenVINO IR ``.xml``)."""
+    there too, or on ``backend`` ``openvino``, which also reads an OpenVINO IR ``.xml``): the
+    first ``samples`` samples of the info file ``data``, the files of ``inputs_dir``, or seeded
+    random inputs."""
     from .check.backends import backend_for
 
+    if data is not None and inputs_dir is not None:
+        raise InputError("give --data INFO or --inputs DIR, not both")
     runtime = backend_for(backend, optimize=False)
     a = load_model(model_a)
     b = load_model(model_b) if runtime.name == "ort" else model_b
-    return compare_models(a, b, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir, warn=warn,
-                          backend=None if runtime.name == "ort" else runtime)
+    feeds = _info_feeds(a, data, samples)[0] if data is not None else None
+    return compare_models(a, b, feeds=feeds, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir,
+                          warn=warn, backend=None if runtime.name == "ort" else runtime)

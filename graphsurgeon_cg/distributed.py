@@ -32,7 +32,7 @@ from .core.errors import InputError
 from .core.modelio import staged_folder
 from .stages.dataset import Sample, read_info
 from .stages.evaluate import EvalResult, _scored, score_samples
-from .stages.infer import InferResult, _write, batches, check_output_beside_inputs
+from .stages.infer import InferResult, _write, batches, check_output_beside_inputs, write_manifest
 
 
 def connect(address: str | None = None) -> Any:
@@ -140,7 +140,8 @@ def _map_shards(ray: Any, shards: list[list[Sample]], worker: type, kwargs: dict
 
 def infer_ray(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
               address: str | None = None, threads: int = 1, provider: str = "cpu", png: bool = False,
-              backend: str = "ort", notice: Callable[[str], None] = lambda m: None) -> InferResult:
+              backend: str = "ort", notice: Callable[[str], None] = lambda m: None,
+              overwrite: bool = False) -> InferResult:
     """``stages.infer.infer`` over a Ray cluster: the same output files."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
@@ -149,18 +150,19 @@ def infer_ray(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | 
     image = ImageInput.of(runner)
     size = image.static_batch or batch
     names = [o.name for o in runner.get_outputs()]
-    out = check_output_beside_inputs(out_dir, info, samples)
+    out = check_output_beside_inputs(out_dir, info, samples, overwrite)
     ray = connect(address)
     start = time.perf_counter()
     shards = _shards(samples, size, _cluster_cpus(ray) // threads)
     notice(f"[ray] {len(samples)} samples in {len(shards)} shards over {_cluster_cpus(ray)} CPUs")
-    with staged_folder(out) as staging:
+    with staged_folder(out, replace=True) as staging:
         results = _map_shards(ray, shards, _InferShard,
                               dict(model=str(Path(model).resolve()), backend=backend, batch=size, threads=threads,
                                    provider=provider), threads)
         for shard in results:
             for chunk, outputs in shard:
                 _write(staging, chunk, outputs, names, png)
+        write_manifest(staging)
     seconds = time.perf_counter() - start
     return InferResult(count=len(samples), batch=size, seconds=seconds, inference_seconds=seconds)
 

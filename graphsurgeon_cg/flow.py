@@ -38,10 +38,13 @@ DEMO_PIPELINES = {  # name -> (what it is, pipeline), run on the frozen, folded 
 
 @dataclass
 class FlowConfig:
-    """The keys of a ``cgsurg run`` config (YAML or JSON); paths are relative to the file."""
+    """The keys of a ``cgsurg run`` config (YAML or JSON); paths are relative to the file.
+    ``pipeline``, ``target``, ``lossy``, ``data`` and ``input_shape`` are ``cgsurg apply``'s
+    ``--passes``, ``--target``, ``--lossy``, ``--data`` and ``--input-shape``; the flow's own
+    samples are ``dataset`` (images, prepped to the model's input) or, without it, ``data``."""
 
-    pipeline: str
-    dataset: str  # a folder of images
+    pipeline: str | None = None  # passes, run after the target's preset when there is one
+    dataset: str | None = None  # a folder of images
     model: str | None = None  # an ONNX model ...
     checkpoint: str | None = None  # ... or a generator checkpoint to export first
     export: dict = field(default_factory=dict)  # export options: size, opset, arch, ngf, norm, ...
@@ -54,6 +57,10 @@ class FlowConfig:
     min_cos: float | None = None  # gate on the report (each pass) and on eval (mean pixel cosine)
     min_psnr: float | None = None
     check: bool = True
+    target: str | None = None  # a compiler target: its preset, lint and compile step
+    lossy: bool = False  # the target's lossy preset
+    data: str | None = None  # an info file: apply's samples (calibration, report, check)
+    input_shape: dict = field(default_factory=dict)  # input name -> shape, for dynamic axes
 
     @staticmethod
     def load(path: str | os.PathLike) -> FlowConfig:
@@ -72,7 +79,7 @@ class FlowConfig:
             raise InputError(f"{path}: the config must be a mapping of keys to values")
         config = FlowConfig.from_dict(data, str(path))
         base = path.resolve().parent
-        for key in ("dataset", "model", "checkpoint", "output"):
+        for key in ("dataset", "model", "checkpoint", "output", "data"):
             value = getattr(config, key)
             if value is not None and not os.path.isabs(value):
                 setattr(config, key, str(base / value))
@@ -94,16 +101,35 @@ class FlowConfig:
                 valid.append(f"export options: {', '.join(sorted(export_keys()))}")
             raise InputError(f"{where}: unknown key{'s' if len(keys) > 1 else ''} "
                              f"{', '.join(repr(k) for k in keys)} ({'; '.join(valid)})")
-        for key in ("pipeline", "dataset"):
-            if key not in data:
-                raise InputError(f"{where}: '{key}' is required")
+        if not data.get("pipeline") and not data.get("target"):
+            raise InputError(f"{where}: give 'pipeline', 'target', or both")
+        if not data.get("dataset") and not data.get("data"):
+            raise InputError(f"{where}: 'dataset' (a folder of images) or 'data' (an info file) is required")
         if bool(data.get("model")) == bool(data.get("checkpoint")):
             raise InputError(f"{where}: give exactly one of 'model' (ONNX) and 'checkpoint' (.pth)")
         config = FlowConfig(**data)
         if not isinstance(config.batch_sizes, list) or not all(isinstance(b, int) and b > 0
                                                                for b in config.batch_sizes):
             raise InputError(f"{where}: 'batch_sizes' must be a list of positive integers")
+        config.input_shape = _shapes(config.input_shape, where)
         return config
+
+
+def _shapes(value: Any, where: str) -> dict[str, list[int]]:
+    """``input_shape``: a mapping ``{x: [1, 3, 640, 640]}``, or ``x:1,3,640,640`` strings (one or a list)."""
+    items = value if isinstance(value, dict) else dict(
+        str(v).rpartition(":")[::2] for v in ([value] if isinstance(value, str) else value or []))
+    shapes = {}
+    for name, dims in items.items():
+        try:
+            shape = [int(d) for d in (dims.split(",") if isinstance(dims, str) else dims)]
+        except (TypeError, ValueError):
+            shape = []
+        if not name or not shape or min(shape) < 1:
+            raise InputError(f"{where}: 'input_shape' must give positive dims per input, e.g. "
+                             f"{{x: [1, 3, 640, 640]}} or x:1,3,640,640; got {name}: {dims}")
+        shapes[str(name)] = shape
+    return shapes
 
 
 def export_keys() -> set[str]:
@@ -134,12 +160,18 @@ def check_flow(config: FlowConfig, out: Path) -> None:
     the dataset, the model or checkpoint, the export options, the output folder."""
     from .core.modelio import check_output_folder, within
     from .core.registry import build_pipeline
+    from .stages.dataset import read_info
+    from .targets.steps import with_preset
 
     if bool(config.model) == bool(config.checkpoint):
         raise InputError("the flow config gives neither or both of 'model' (ONNX) and 'checkpoint' (.pth)")
-    build_pipeline(config.pipeline)
-    if not Path(config.dataset).is_dir():
+    build_pipeline(with_preset(config.target, config.pipeline, config.lossy)[1])
+    if not config.dataset and not config.data:
+        raise InputError("the flow config gives neither 'dataset' (images) nor 'data' (an info file)")
+    if config.dataset and not Path(config.dataset).is_dir():
         raise InputError(f"the dataset {config.dataset} is not a folder")
+    if config.data:
+        read_info(config.data)
     source = config.model or config.checkpoint
     if not Path(str(source)).is_file():
         raise InputError(f"no such {'model' if config.model else 'checkpoint'} file: {source}")
@@ -150,7 +182,8 @@ def check_flow(config: FlowConfig, out: Path) -> None:
         if unknown:
             raise InputError(f"unknown export option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
         check_export_options(**{k: v for k, v in config.export.items() if k in ("opset", "batch", "size")})
-    for what, path in (("dataset", config.dataset), ("model", config.model), ("checkpoint", config.checkpoint)):
+    for what, path in (("dataset", config.dataset), ("model", config.model), ("checkpoint", config.checkpoint),
+                       ("data", config.data)):
         if path and within(path, out):
             raise InputError(f"the output folder {out} is or contains the {what} {path}; choose another")
     check_output_folder(out)
@@ -198,17 +231,24 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
         summary["model"] = shown(model)
         image = ImageInput.of(make_session(model))
         dtype = "uint8" if image.dtype.name == "uint8" else "float32"
-        echo(f"[prep] {shown(config.dataset)}")
-        prepped = prep(config.dataset, work / "data", size=image.sample_shape[-1], dtype=dtype,
-                       warn=echo, progress=False)
-        summary["prep"] = {"info": shown(prepped.info), "samples": prepped.written,
-                           "skipped": [(shown(f), why) for f, why in prepped.skipped]}
-        echo(f"[apply] {config.pipeline}")
+        if config.dataset:
+            echo(f"[prep] {shown(config.dataset)}")
+            prepped = prep(config.dataset, work / "data", size=image.sample_shape[-1], dtype=dtype,
+                           warn=echo, progress=False)
+            summary["prep"] = {"info": shown(prepped.info), "samples": prepped.written,
+                               "skipped": [(shown(f), why) for f, why in prepped.skipped]}
+            samples = prepped.info
+        else:
+            samples = Path(str(config.data))
+        apply_data = config.data or samples
+        echo(f"[apply] {' + '.join(filter(None, (config.target and f'target {config.target}', config.pipeline)))}")
         rewritten = work / "model_rewritten.onnx"
-        report = api.ReportSettings(work / "report", data=prepped.info, samples=config.samples,
+        report = api.ReportSettings(work / "report", data=apply_data, samples=config.samples,
                                     min_cos=config.min_cos, min_psnr=config.min_psnr, label=shown(model))
         try:
-            result = api.apply(model, rewritten, config.pipeline, check=config.check, report=report)
+            result = api.apply(model, rewritten, config.pipeline, check=config.check, report=report,
+                               data=apply_data, target=config.target, lossy=config.lossy,
+                               shapes=config.input_shape, warn=echo)
         finally:
             if (work / "report" / "report.json").exists():
                 summary["report"] = str(out / "report" / "report.html")
@@ -217,7 +257,7 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
         summary["pipeline"] = result.pipeline
         for name, path in (("original", model), ("rewritten", rewritten)):
             echo(f"[infer] {name}")
-            infer(path, prepped.info, work / f"infer_{name}", batch=config.infer_batch, progress=False)
+            infer(path, samples, work / f"infer_{name}", batch=config.infer_batch, progress=False)
         echo("[eval] rewritten vs original")
         evaluation = evaluate_dirs(work / "infer_original", work / "infer_rewritten")
         (work / "eval.json").write_text(json.dumps(json_safe(evaluation.as_dict()), indent=2, allow_nan=False) + "\n")
@@ -254,7 +294,8 @@ def _bench_all(work: Path, models: dict, batch_sizes, rounds: int, warmup: int, 
 
 def _write_summary(out: Path, summary: dict) -> None:
     (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str) + "\n")
-    lines = [f"# cgsurg run: {summary.get('pipeline') or summary['config']['pipeline']}", ""]
+    title = summary.get("pipeline") or summary["config"]["pipeline"] or f"target {summary['config']['target']}"
+    lines = [f"# cgsurg run: {title}", ""]
     if summary.get("failed"):
         lines += [f"**Failed:** {summary['failed']}", ""]
     if "eval" in summary:

@@ -212,8 +212,15 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
             closest = max(judged, key=lambda c: c.eval_cos["mean"]) if judged else None  # type: ignore[index]
             near = f"; closest: {closest.label} on {closest.backend} ({closest.eval_cos['mean']:.4f})" \
                 if closest and closest.eval_cos else ""
-            raise NumericCheckFailed(f"no candidate meets mean per-pixel cosine {min_cos} on the evaluation "
-                                     f"set{near}; see {Path(out_dir) / 'tune.html'}")
+            over = [note.split(": over the budget")[0] for note in skipped if note.endswith(": over the budget")]
+            if over and not judged:
+                raise NumericCheckFailed(f"the budget of {budget_minutes:g} min ran out before any candidate was "
+                                         f"evaluated (not evaluated: {'; '.join(over)}); raise --budget")
+            unjudged = f"; the budget ran out before {len(over)} more were evaluated ({'; '.join(over)}): " \
+                       "raise --budget to try them" if over else ""
+            raise NumericCheckFailed(f"no {'evaluated ' if over else ''}candidate meets mean per-pixel cosine "
+                                     f"{min_cos} on the "
+                                     f"evaluation set{near}{unjudged}; see {Path(out_dir) / 'tune.html'}")
     return result
 
 

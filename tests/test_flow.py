@@ -43,7 +43,7 @@ def test_a_failing_gate_exits_3_and_still_writes_the_summary(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("pipeline: fold-constants\n", "'dataset' is required"),
+    ("pipeline: fold-constants\n", "'dataset' (a folder of images) or 'data' (an info file) is required"),
     ("pipeline: x\ndataset: d\nmodel: m.onnx\ncheckpoint: c.pth\n", "exactly one of 'model'"),
     ("pipeline: x\ndataset: d\nmodel: m.onnx\nbatchsize: 3\n", "unknown key 'batchsize'"),
     ("- just\n- a list\n", "must be a mapping"),

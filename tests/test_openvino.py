@@ -196,11 +196,11 @@ def test_infer_on_openvino_equals_ort(tmp_path, photos, ir):
 
 
 def test_bench_and_profile_on_openvino(ir):
-    data = json.loads(invoke("bench", ir, "--backend", "openvino", "--batch", "1,2", "--rounds", 2, "--warmup", 1,
+    data = json.loads(invoke("bench", ir, "--backend", "openvino", "--batches", "1,2", "--rounds", 2, "--warmup", 1,
                              "--threads", 1, "--json").output)
     assert [r["batch"] for r in data["results"]] == [1, 2]
     assert data["environment"]["backend"] == "openvino" and data["environment"]["threads"] == 1
-    text = invoke("bench", ir, "--backend", "openvino", "--batch", 1, "--rounds", 1)
+    text = invoke("bench", ir, "--backend", "openvino", "--batches", 1, "--rounds", 1)
     assert "on OpenVINO CPU, openvino 20" in text.output
     result = invoke("profile", OPSET11, "--backend", "openvino", "--rounds", 2, "--json")
     assert result.exit_code == 0, result.stderr
@@ -279,7 +279,7 @@ def test_inputs_are_not_modified(tmp_path, ir):
     model.write_bytes(OPSET11.read_bytes())
     before = model.read_bytes(), ir.read_bytes(), ir.with_suffix(".bin").read_bytes()
     assert invoke("compile", model, "--target", "openvino", "-o", tmp_path / "ir").exit_code == 0
-    assert invoke("bench", ir, "--backend", "openvino", "--batch", 1, "--rounds", 1).exit_code == 0
+    assert invoke("bench", ir, "--backend", "openvino", "--batches", 1, "--rounds", 1).exit_code == 0
     assert (model.read_bytes(), ir.read_bytes(), ir.with_suffix(".bin").read_bytes()) == before
     assert onnx.load(str(model)) == onnx.load(str(OPSET11))
 

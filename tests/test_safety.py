@@ -495,7 +495,7 @@ def test_apply_inputs_skips_unreadable_files_like_prep(tmp_path):
 
 
 def test_bench_refuses_a_batch_that_cannot_fit_in_memory(tmp_path):
-    line = fails_cleanly(tmp_path, "bench", OPSET11, "--batch", "1,100000000")
+    line = fails_cleanly(tmp_path, "bench", OPSET11, "--batches", "1,100000000")
     assert "batch 100000000 needs at least" in line
     assert "use a smaller batch size" in line
 
@@ -505,15 +505,15 @@ def test_bench_memory_estimate_refuses_or_warns(tmp_path, monkeypatch):
 
     image_bytes = 2 * 3 * 64 * 64 * 4  # the fixture's input and output per image
     monkeypatch.setattr(bench, "available_memory", lambda: 16 * image_bytes * bench.ACTIVATIONS_AT_LEAST - 1)
-    fails_cleanly(tmp_path, "bench", OPSET11, "--batch", 16, "--rounds", 1, "--warmup", 0)
+    fails_cleanly(tmp_path, "bench", OPSET11, "--batches", 16, "--rounds", 1, "--warmup", 0)
     monkeypatch.setattr(bench, "available_memory", lambda: 16 * image_bytes * bench.ACTIVATIONS_AT_LEAST)
-    result = invoke("bench", OPSET11, "--batch", 16, "--rounds", 1, "--warmup", 0)
+    result = invoke("bench", OPSET11, "--batches", 16, "--rounds", 1, "--warmup", 0)
     assert result.exit_code == 0, result.stderr
     assert result.stderr.startswith("warning: batch 16 may need up to")
 
 
 def test_batch_list_with_an_empty_item_is_refused(tmp_path):
-    line = fails_cleanly(tmp_path, "bench", OPSET11, "--batch", "1,,2")
+    line = fails_cleanly(tmp_path, "bench", OPSET11, "--batches", "1,,2")
     assert "expected batch sizes like 1,16" in line
 
 

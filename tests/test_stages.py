@@ -167,7 +167,7 @@ def test_eval_reports_missing_files(tmp_path, prepped):
 
 
 def test_bench_json_for_both_batch_sizes(tmp_path, prepped):
-    result = invoke("bench", OPSET11, "--batch", "1,16", "--rounds", 2, "--warmup", 1, "--json")
+    result = invoke("bench", OPSET11, "--batches", "1,16", "--rounds", 2, "--warmup", 1, "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.output)
     assert [r["batch"] for r in data["results"]] == [1, 16]
@@ -176,7 +176,7 @@ def test_bench_json_for_both_batch_sizes(tmp_path, prepped):
         assert r["throughput"] > 0
         assert set(r["latency_ms"]) == {"mean", "p50", "p90", "p99"}
     assert {"onnxruntime", "provider", "threads", "cpu"} <= set(data["environment"])
-    real = json.loads(invoke("bench", OPSET11, "--batch", "2", "--rounds", 2, "--data", prepped, "--json").output)
+    real = json.loads(invoke("bench", OPSET11, "--batches", "2", "--rounds", 2, "--data", prepped, "--json").output)
     assert real["mode"] == "data"
     assert real["results"][0]["batch"] == 2
 
@@ -184,7 +184,7 @@ def test_bench_json_for_both_batch_sizes(tmp_path, prepped):
 def test_bench_static_model_runs_only_its_batch(tmp_path):
     static, _ = run_pass(load_model(OPSET11), "static-batch(batch=1)")
     path = save_model(static, tmp_path / "s.onnx")
-    data = json.loads(invoke("bench", path, "--batch", "1,16", "--rounds", 1, "--json").output)
+    data = json.loads(invoke("bench", path, "--batches", "1,16", "--rounds", 1, "--json").output)
     assert [r["batch"] for r in data["results"]] == [1]
     assert "batch sizes 16 not run" in data["skipped"][0]
 
@@ -223,8 +223,8 @@ def _bad_stage_inputs(tmp_path, prepped):
         "eval empty folders": ["eval", empty, empty],
         "eval missing info": ["eval", "--ref", OPSET11, "--model", OPSET11, "--data", tmp_path / "nope.info"],
         "bench missing model": ["bench", tmp_path / "nope.onnx"],
-        "bench batch 0": ["bench", OPSET11, "--batch", "0"],
-        "bench bad batch list": ["bench", OPSET11, "--batch", "one"],
+        "bench batch 0": ["bench", OPSET11, "--batches", "0"],
+        "bench bad batch list": ["bench", OPSET11, "--batches", "one"],
         "profile missing model": ["profile", tmp_path / "nope.onnx"],
         "profile batch 0": ["profile", OPSET11, "--batch", 0],
     }

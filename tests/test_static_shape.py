@@ -132,14 +132,14 @@ def test_lint_agrees_with_apply_and_lints_the_fixed_model():
 
 def test_stages_run_a_dynamic_model_at_the_given_shape(tmp_path):
     det = model_path("det")
-    missing = invoke("bench", det, "--rounds", "1", "--batch", "1")
+    missing = invoke("bench", det, "--rounds", "1", "--batches", "1")
     assert missing.exit_code == 2
     assert missing.output.strip().splitlines() == [
         "cgsurg: error: input 'x' has dynamic axes 2 (p2o.DynamicDimension.1), 3 (p2o.DynamicDimension.2); "
         "give them with --input-shape x:1,3,H,W"]
-    bench = invoke("bench", det, "--rounds", "1", "--warmup", "0", "--batch", "1", "--input-shape", "x:1,3,64,64")
+    bench = invoke("bench", det, "--rounds", "1", "--warmup", "0", "--batches", "1", "--input-shape", "x:1,3,64,64")
     assert bench.exit_code == 0, bench.output
-    wrong = invoke("bench", det, "--rounds", "1", "--batch", "1", "--input-shape", "x:1,4,64,64")
+    wrong = invoke("bench", det, "--rounds", "1", "--batches", "1", "--input-shape", "x:1,4,64,64")
     assert wrong.exit_code == 2 and "axis 1 size 4; input 'x' has it fixed at 3" in wrong.output
     samples = []
     for i in range(2):

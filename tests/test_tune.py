@@ -31,7 +31,7 @@ def sets(tmp_path_factory):
 
 def _tune(sets, out, *extra):
     return invoke("tune", OPSET11, "--data", sets["calib"], "--eval", sets["eval"], "--rounds", 1,
-                  "--batch", "1,2", "-o", out, *extra)
+                  "--batches", "1,2", "-o", out, *extra)
 
 
 def test_tune_finds_a_candidate_meeting_a_bar_it_can_meet(sets, tmp_path):
@@ -59,6 +59,15 @@ def test_tune_exits_3_naming_the_closest_when_nothing_meets_the_bar(sets, tmp_pa
     assert "no candidate meets mean per-pixel cosine 0.99999" in result.output
     assert "closest: int8 qdq percentile (ConvTranspose float)" in result.output
     assert json.loads((out / "tune.json").read_text())["winner"] is None  # the frontier is still shown
+
+
+def test_tune_says_the_budget_ran_out_when_it_evaluated_nothing(sets, tmp_path):
+    out = tmp_path / "t"
+    result = _tune(sets, out, "--budget", "0.00001", "--only", "exact")
+    assert result.exit_code == 3, result.output
+    assert "budget of 1e-05 min ran out before any candidate was evaluated" in result.output
+    assert "not evaluated: exact on ort" in result.output and "--budget" in result.output
+    assert "no candidate meets" not in result.output
 
 
 def test_tune_refuses_overlapping_sets_and_unknown_candidates(sets, tmp_path):

@@ -58,7 +58,15 @@ class CgsurgGroup(click.Group):
 @click.group(cls=CgsurgGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cgsurg")
 def cli() -> None:
-    """Pluggable ONNX graph surgery for image generators, every rewrite checked numerically."""
+    """Pluggable ONNX graph surgery for image models, every rewrite checked numerically.
+
+    \b
+    Start here (M.onnx: your model; IMGS: a folder of images):
+      cgsurg demo                           the whole flow, nothing downloaded
+      cgsurg lint M.onnx --target tensorrt  what the compiler will refuse
+      cgsurg apply M.onnx -o O.onnx --target tensorrt      rewrite it, checked
+      cgsurg prep IMGS -o D && cgsurg diff M.onnx O.onnx --data D/IMGS.info
+    """
 
 
 def main() -> None:

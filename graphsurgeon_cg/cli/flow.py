@@ -10,7 +10,7 @@ from ..core.errors import InputError
 from . import cli
 
 
-@cli.command()
+@cli.command(short_help="Export a CycleGAN/pix2pix checkpoint to ONNX, verified.")
 @click.argument("checkpoint", required=False)
 @click.option("-o", "--output", required=True,
               help="Output .onnx file; with --g-a/--g-b, the folder for model_Ga.onnx and model_Gb.onnx.")
@@ -51,7 +51,7 @@ def export(checkpoint, output, g_a, g_b, opset, input_name, output_name, batch, 
         click.echo(f"wrote {path}")
 
 
-@cli.command("run")
+@cli.command("run", short_help="Run the whole flow from a YAML/JSON config.")
 @click.argument("config")
 @click.option("-o", "--output", help="Output folder (default: the config's 'output').")
 def run_command(config, output):
@@ -62,7 +62,7 @@ def run_command(config, output):
     click.echo((Path(summary["output"]) / "summary.md").read_text().rstrip())
 
 
-@cli.command()
+@cli.command(short_help="The whole flow on a bundled trained model.")
 @click.option("-o", "--output", default="cgsurg-demo", show_default=True, help="Output folder.")
 @click.option("--style", default=19, show_default=True, type=click.IntRange(0, 25),
               help="Which of the trained model's 26 styles to freeze.")

@@ -41,6 +41,51 @@ class InputShape(click.ParamType):
         return name, shape
 
 
+class ImageSize(click.ParamType):
+    """``256`` -> ``(256, 256)``; ``480,640`` -> ``(480, 640)`` (height, width)."""
+
+    name = "SIZE|H,W"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            dims = [int(d) for d in str(value).split(",")]
+        except ValueError:
+            dims = []
+        if len(dims) not in (1, 2) or min(dims) < 1:
+            self.fail(f"{value!r}: expected SIZE or HEIGHT,WIDTH with positive integers", param, ctx)
+        return (dims[0], dims[-1])
+
+
+class Floats(click.ParamType):
+    """``0.485,0.456,0.406`` -> ``(0.485, 0.456, 0.406)``: ``count`` numbers."""
+
+    def __init__(self, count: int = 3, metavar: str = "R,G,B"):
+        self.count, self.name = count, metavar
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            numbers = ()
+        if len(numbers) != self.count:
+            self.fail(f"{value!r}: expected {self.count} comma-separated numbers ({self.name})", param, ctx)
+        return numbers
+
+
+def deprecated_option(*decls: str, use: str, **kwargs: Any) -> Decorator:
+    """An old spelling kept for one release: hidden from --help, and a warning on stderr when used."""
+    def warn(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.COMMANDLINE:
+            old = next(d for d in decls if d.startswith("-"))
+            click.echo(f"cgsurg: warning: {old} is deprecated and goes in the next release; use {use}", err=True)
+        return value
+    return click.option(*decls, hidden=True, callback=warn, help=f"Deprecated: use {use}.", **kwargs)
+
+
 class BatchSizes(click.ParamType):
     """``1,16`` -> ``[1, 16]``: positive integers, no empty items."""
 
@@ -65,7 +110,7 @@ def shapes_of(items: tuple) -> dict[str, tuple[int, ...]]:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="FILE.py",
-                             help="Python file that registers extra passes (repeatable).")
+                             help="Python file that registers extra passes or targets (repeatable).")
 input_shape_option = click.option(
     "--input-shape", "input_shapes", multiple=True, type=InputShape(),
     help="NAME:D1,D2,...: the shape to run an input with dynamic axes at (repeatable; a dynamic batch defaults to "

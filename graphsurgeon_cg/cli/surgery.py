@@ -39,7 +39,7 @@ def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, ben
                               baseline=baseline, bench=bench)
 
 
-@cli.command()
+@cli.command(short_help="Rewrite a model with passes or a target preset, checked.")
 @click.argument("model")
 @click.option("-o", "--output", required=True, help="Where to write the rewritten model.")
 @click.option("--passes", "pipeline", metavar="PIPELINE",
@@ -88,7 +88,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
     target_cli.after_apply(result, output)
 
 
-@cli.command()
+@cli.command(short_help="Compare two models' outputs on the same inputs.")
 @click.argument("model_a")
 @click.argument("model_b")
 @check_inputs
@@ -97,11 +97,14 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
               help="Fail (exit 3) when an output's cosine (per-pixel for images, flat otherwise) is below this.")
 @json_option
 @backend_option
-def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json, backend):
+@data_option(help="Info file of preprocessed samples to compare on (the first --samples), instead of --inputs.")
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+              help="How many --data samples to compare on.")
+def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_json, backend, info, samples):
     """Compare the outputs of MODEL_B against MODEL_A on the same inputs (MODEL_B on --backend)."""
     bound = Bound(max_abs=atol, min_cos=min_cos) if atol is not None or min_cos is not None else None
     result = api.diff(model_a, model_b, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, bound=bound,
-                      warn=lambda m: click.echo(m, err=True), backend=backend)
+                      warn=lambda m: click.echo(m, err=True), backend=backend, data=info, samples=samples)
     if as_json:
         tables.echo_json(result.as_dict())
     else:
@@ -111,7 +114,7 @@ def diff(model_a, model_b, input_shapes, inputs_dir, seed, atol, min_cos, as_jso
         raise NumericCheckFailed(result.violations[0])
 
 
-@cli.command("passes")
+@cli.command("passes", short_help="List the registered passes and their options.")
 @plugin_option
 @json_option
 def list_passes(plugins, as_json):

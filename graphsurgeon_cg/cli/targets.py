@@ -37,7 +37,7 @@ def compile_settings(weights: str, min_shapes: tuple, opt_shapes: tuple, max_sha
                            max_shapes=dict(max_shapes))
 
 
-@cli.command()
+@cli.command(short_help="Check a model against what a compiler accepts.")
 @click.argument("model")
 @click.option("--target", required=True, metavar="NAME[:VERSION]", help="e.g. ascend, ascend:cann5, tensorrt:8.0.")
 @plugin_option
@@ -53,7 +53,7 @@ def lint(model, target, plugins, input_shapes, as_json):
     click.get_current_context().exit(result.exit_code)
 
 
-@cli.command("targets")
+@cli.command("targets", short_help="List the compiler targets: versions, rules, presets.")
 @plugin_option
 @json_option
 def list_targets(plugins, as_json):

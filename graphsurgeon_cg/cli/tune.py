@@ -6,10 +6,10 @@ import click
 
 from ..core.errors import NumericCheckFailed
 from . import cli
-from .options import BatchSizes, ray_option
+from .options import BatchSizes, deprecated_option, ray_option
 
 
-@cli.command()
+@cli.command(short_help="Find the fastest pipeline that meets an accuracy bar.")
 @click.argument("model")
 @click.option("--data", "calib", required=True, metavar="CALIB.info", help="Calibration samples (int8).")
 @click.option("--eval", "evaluation", required=True, metavar="EVAL.info",
@@ -18,7 +18,9 @@ from .options import BatchSizes, ray_option
               help="The bar: mean vendor per-pixel cosine against the original.")
 @click.option("--backend", type=click.Choice(["ort", "openvino", "both"]), default="ort", show_default=True,
               help="Where candidates run: ONNX Runtime, OpenVINO (fp32, and NNCF int8 when installed), or both.")
-@click.option("--batch", "batches", type=BatchSizes(), default="1,16", show_default=True, help="Batch sizes timed.")
+@click.option("--batches", "batches", type=BatchSizes(), default="1,16", show_default=True,
+              help="Batch sizes timed, comma-separated.")
+@deprecated_option("--batch", "old_batches", type=BatchSizes(), use="--batches")
 @click.option("--budget", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Minutes; candidates not started by then are skipped (and listed).")
 @click.option("--rounds", default=10, show_default=True, type=click.IntRange(min=1),
@@ -29,8 +31,10 @@ from .options import BatchSizes, ray_option
               help="Try only the candidates whose label contains one of these words (e.g. int8,exact).")
 @click.option("-o", "--output", default="cgsurg-tune", show_default=True, help="Output folder.")
 @ray_option
-def tune(model, calib, evaluation, min_cos, backend, batches, budget, rounds, threads, only, output, ray_address):
+def tune(model, calib, evaluation, min_cos, backend, batches, old_batches, budget, rounds, threads, only, output,
+         ray_address):
     """Find the fastest candidate pipeline whose per-pixel cosine meets --min-cos (exit 3 if none does)."""
+    batches = old_batches or batches
     from ..tune import apply_line
     from ..tune import tune as run_tune
 

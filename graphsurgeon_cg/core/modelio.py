@@ -137,8 +137,8 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def staged_folder(target: str | os.PathLike,
-                  keep: Callable[[BaseException], bool] | None = None) -> Iterator[Path]:
+def staged_folder(target: str | os.PathLike, keep: Callable[[BaseException], bool] | None = None,
+                  replace: bool = False) -> Iterator[Path]:
     """Write a command's output folder so that a failure leaves no new file or folder.
 
     Yields a fresh hidden folder ``.NAME.tmp-XXXX`` next to ``target`` (inside it when it
@@ -147,9 +147,13 @@ def staged_folder(target: str | os.PathLike,
     replacing a file of the same name, atomically). On any failure, Ctrl-C included, the
     staging folder is removed; unless ``keep(error)`` says the partial output explains the
     failure (a report of a failed verdict), in which case it is put in place as on success.
+    With ``replace``, an existing ``target`` is replaced whole instead (staging beside it), so
+    no file of an earlier run is left among the new ones.
     """
     target = Path(target)
     base = check_output_folder(target)
+    if replace and target.is_dir():
+        base = check_output_folder(target.absolute().parent)
     while True:  # os.mkdir, unlike mkdtemp, gives the folder the user's usual permissions
         staging = base / f".{target.name or 'out'}.tmp-{secrets.token_hex(4)}"
         try:
@@ -164,15 +168,26 @@ def staged_folder(target: str | os.PathLike,
     except BaseException as exc:
         if keep is not None and keep(exc):
             with contextlib.suppress(InputError):  # the run's own error is the one to show
-                _commit(staging, target)
+                _commit(staging, target, replace)
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _commit(staging, target)
+    _commit(staging, target, replace)
 
 
-def _commit(staging: Path, target: Path) -> None:
+def _commit(staging: Path, target: Path, replace: bool = False) -> None:
     missing = [p for p in (target.absolute(), *target.absolute().parents) if not p.exists()]
     try:
+        if replace and target.is_dir() and staging.parent != target.absolute():
+            # the old folder is moved aside first: for a moment there is no folder, never a mixed one
+            old = staging.with_name(staging.name.replace(".tmp-", ".old-"))
+            os.rename(target, old)
+            try:
+                os.rename(staging, target)
+            except OSError:
+                os.rename(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+            return
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -38,6 +38,7 @@ from ..core.bounds import Bound
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, load_model, staged_folder, within
 from ..targets.commands import WEIGHTS
+from .dataset import info_feeds, read_info
 
 TARGETS = ("openvino",)
 MIN_COS = {False: 0.9999, True: 0.999}  # by fp16
@@ -67,12 +68,23 @@ class CompileResult:
 def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: str = "openvino", *,
                   weights: str = WEIGHTS[0], fp16: bool = False, check: bool = True, min_cos: float | None = None,
                   shapes: Mapping[str, Sequence[int]] | None = None, inputs_dir: str | os.PathLike | None = None,
-                  seed: int = 0, threads: int | None = None, int8: str | os.PathLike | None = None,
+                  seed: int = 0, threads: int | None = None, int8: bool | str | os.PathLike | None = None,
                   keep_float: Sequence[str] = INT8_KEEP_FLOAT, samples: int = 16,
-                  warn: Callable[[str], None] = lambda m: None) -> CompileResult:
+                  warn: Callable[[str], None] = lambda m: None, data: str | os.PathLike | None = None) -> CompileResult:
     """Compile the ONNX ``model`` for ``target`` into ``out_dir`` (``model.xml``, ``model.bin``),
     weights ``weights`` (fp32 or fp16; ``fp16=True``, the older spelling, is fp16); ``warn``
-    hears about files of ``inputs_dir`` that could not be read."""
+    hears about files of ``inputs_dir`` that could not be read. ``data``: an info file whose
+    first ``samples`` samples the check runs on (instead of ``inputs_dir`` or random inputs)
+    and, with ``int8=True``, the calibration samples (``int8=INFO``, the older form, names them
+    itself)."""
+    if int8 is True:
+        if data is None:
+            raise InputError("int8 needs calibration samples: give --data INFO")
+        int8 = data
+    elif int8 is False:
+        int8 = None
+    if data is not None and inputs_dir is not None:
+        raise InputError("give --data INFO or --inputs DIR, not both")
     if target not in TARGETS:
         raise InputError(f"cannot compile for '{target}': the compilers cgsurg runs are {', '.join(TARGETS)} "
                          "(other targets' compilers run on their own machines)")
@@ -88,9 +100,8 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
     if inputs_dir is not None and not Path(inputs_dir).is_dir():
         raise InputError(f"the inputs folder {inputs_dir} is not a directory")
     if int8 is not None:
-        from .dataset import read_info
-
         calibration = read_info(int8)  # before any work
+    feeds = info_feeds(proto, data, samples)[0] if data is not None and check else None
     openvino = import_openvino()
     default = INT8_MIN_COS if int8 is not None else MIN_COS[fp16]
     bound = Bound(min_cos=default if min_cos is None else min_cos)
@@ -109,7 +120,8 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
         seconds = time.perf_counter() - start
         comparison = None
         if check:
-            comparison = compare_models(proto, staging / "model.xml", shapes=shapes, seed=seed, bound=bound,
+            comparison = compare_models(proto, staging / "model.xml", feeds=feeds, shapes=shapes, seed=seed,
+                                        bound=bound,
                                         inputs_dir=inputs_dir, warn=warn, backend=OpenVinoBackend(threads=threads))
             if not comparison.ok:
                 raise NumericCheckFailed(f"the compiled model differs from ONNX Runtime: {comparison.violations[0]}")

@@ -70,3 +70,20 @@ def load_sample(sample: Sample) -> np.ndarray:
         return np.load(sample.path, allow_pickle=False)
     except Exception as exc:
         raise InputError(f"cannot read {sample.path}: {exc}") from None
+
+
+def info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """The first ``samples`` samples of an info file as feeds of the model's (a proto or a path)
+    first input, and their names; a sample of the wrong shape is an error, before any work."""
+    from ..check.session import make_session
+
+    inp = make_session(model).get_inputs()[0]
+    dtype = np.float32 if "float" in inp.type else np.uint8
+    chosen = read_info(info)[:samples]
+    feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in chosen]
+    for sample, feed in zip(chosen, feeds):
+        got = feed[inp.name].shape
+        if len(got) != len(inp.shape) or any(isinstance(d, int) and d != g for d, g in zip(inp.shape[1:], got[1:])):
+            raise InputError(f"sample {sample.path} has shape {got[1:]}; the model's input '{inp.name}' takes "
+                             f"{tuple(inp.shape[1:])}")
+    return feeds, [s.stem for s in chosen]

@@ -3,12 +3,18 @@
 Reading the next batch and writing the previous outputs run in background threads while the
 backend (ONNX Runtime or OpenVINO, ``check.backends``) computes (both release the GIL), so the
 stage runs close to ``bench``'s pure-inference speed. A static-batch model gets its own batch
-size; the last partial batch is padded with copies of its last sample and the padding's
-outputs dropped.
+size, and its last partial batch is padded with copies of its last sample (the padding's
+outputs dropped); a dynamic-batch model runs the last batch at its real size.
+
+The output folder appears whole or not at all, and holds only this run's outputs: it is
+written aside and put in place at the end, replacing the folder of an earlier ``infer`` run
+whole (listed in its ``.cgsurg-infer`` manifest); a folder that holds other files is refused
+unless ``overwrite`` says to replace it whole.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -59,7 +65,8 @@ def batches(runner: Runner, samples: list[Sample], batch: int,
                                      f"prep with --dtype {'uint8' if image.dtype == np.uint8 else 'float32'}")
                 arr = arr.astype(image.dtype)
             arrays.append(arr)
-        arrays += [arrays[-1]] * (size - len(arrays))  # pad a partial last batch
+        if image.static_batch:  # the model takes no other batch size: pad a partial last batch
+            arrays += [arrays[-1]] * (size - len(arrays))
         return np.stack(arrays)
 
     chunks = [samples[i:i + size] for i in range(0, len(samples), size)]
@@ -74,13 +81,17 @@ def batches(runner: Runner, samples: list[Sample], batch: int,
             yield chunk, [o[:len(chunk)] for o in outputs], time.perf_counter() - t0
 
 
+MANIFEST = ".cgsurg-infer"  # in an output folder: the files infer wrote there
+
+
 def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
           threads: int | None = None, provider: str = "cpu", png: bool = False,
           notice: Callable[[str], None] = lambda m: None, progress: bool = True, backend: str = "ort",
-          shapes: Shapes | None = None) -> InferResult:
+          shapes: Shapes | None = None, overwrite: bool = False) -> InferResult:
     """Run ``model`` over the samples of ``info`` on ``backend`` (``ort`` with ``provider``, or
     ``openvino``: an ONNX file or an OpenVINO IR ``.xml``), one output file per sample.
-    ``shapes`` (``--input-shape``): the size the samples have on the input's dynamic axes."""
+    ``shapes`` (``--input-shape``): the size the samples have on the input's dynamic axes.
+    ``overwrite``: replace ``out_dir`` whole even when it holds files infer did not write."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
@@ -88,20 +99,43 @@ def infer(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.P
     image = ImageInput.of(session, shapes)
     if image.static_batch and image.static_batch != batch:
         notice(f"the model has static batch {image.static_batch}: using it instead of {batch}")
-    out = check_output_beside_inputs(out_dir, info, samples)
-    with staged_folder(out) as staging:  # nothing is left behind unless every sample ran
-        return _infer(session, image, samples, staging, batch, png, progress, shapes)
+    out = check_output_beside_inputs(out_dir, info, samples, overwrite)
+    with staged_folder(out, replace=True) as staging:  # nothing is left behind unless every sample ran
+        result = _infer(session, image, samples, staging, batch, png, progress, shapes)
+        write_manifest(staging)
+        return result
 
 
-def check_output_beside_inputs(out_dir: str | os.PathLike, info: str | os.PathLike, samples: list[Sample]) -> Path:
+def check_output_beside_inputs(out_dir: str | os.PathLike, info: str | os.PathLike, samples: list[Sample],
+                               overwrite: bool = False) -> Path:
     """The output folder, refused when it is or contains the info file or a sample (the outputs
-    would overwrite the inputs of the same name) or cannot be written."""
+    would overwrite the inputs of the same name), cannot be written, or holds files that an
+    earlier infer did not write (unless ``overwrite``): it is replaced whole, and a later
+    ``eval`` would pair stale files."""
     out = Path(out_dir)
     clash = next((p for p in [Path(info), *(s.path for s in samples)] if within(p, out)), None)
     if clash is not None:
         raise InputError(f"the output folder {out} is or contains the inputs ({clash}); choose another")
     check_output_folder(out)
+    foreign = [] if overwrite or not out.is_dir() else _not_written_by_infer(out)
+    if foreign:
+        raise InputError(f"the output folder {out} holds {len(foreign)} file(s) infer did not write (e.g. "
+                         f"{foreign[0]}); choose a new folder, or pass --overwrite to replace it whole")
     return out
+
+
+def _not_written_by_infer(out: Path) -> list[str]:
+    try:
+        listed = set(json.loads((out / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = set()
+    return sorted(p.name for p in out.iterdir() if p.name != MANIFEST and p.name not in listed)
+
+
+def write_manifest(folder: Path) -> None:
+    """List the files of ``folder`` (infer's outputs) so that a later run may replace them."""
+    files = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
+    (folder / MANIFEST).write_text(json.dumps({"written_by": "cgsurg infer", "files": files}) + "\n")
 
 
 def _infer(session: Runner, image: ImageInput, samples: list[Sample], out: Path, batch: int, png: bool,
