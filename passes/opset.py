@@ -41,6 +41,8 @@ from graphsurgeon_cg import InputError, Option, Pass, PassContext, PassFailed, P
 from graphsurgeon_cg.core.bounds import EXACT_MAX_ABS
 from graphsurgeon_cg.core.modelio import default_opset, weightless
 
+from .opset_down import Refused, lower
+
 OPSET_11 = 11  # Resize got coordinate_transformation_mode and nearest_mode, Pad its operands
 OPSET_13 = 13  # Resize's scales became optional (sizes alone)
 
@@ -48,32 +50,46 @@ OPSET_13 = 13  # Resize's scales became optional (sizes alone)
 @register_pass
 class Opset(Pass):
     name = "opset"
-    summary = "Convert to opset N with onnx.version_converter (exact)"
+    summary = "Convert to opset N, or into a range [min, max] (exact, verified in ONNX Runtime)"
     exact = True
     reports_modified = True
     version = Option(int, 17, "the target opset of the default domain",
                      check=between(7, onnx.defs.onnx_opset_version()))
+    min = Option(int, 0, "with max or alone, instead of version: raise a model below this opset to it "
+                         "(0: no lower bound)", check=between(0, onnx.defs.onnx_opset_version()))
+    max = Option(int, 0, "with min or alone, instead of version: lower a model above this opset to it "
+                         "(0: no upper bound)", check=between(0, onnx.defs.onnx_opset_version()))
+
+    def __init__(self, **values):
+        super().__init__(**values)
+        ranged = bool(self.min or self.max)
+        if ranged and "version" in values:
+            raise InputError(f"{self.name}: give version=N or min/max, not both")
+        if ranged and self.min and self.max and self.min > self.max:
+            raise InputError(f"{self.name}: min={self.min} is above max={self.max}")
+        if ranged and 0 < (self.max or self.min) < 7:
+            raise InputError(f"{self.name}: opsets below 7 cannot be converted to")
+
+    def wanted(self, current: int) -> int:
+        """The opset this pass converts a model at ``current`` to."""
+        if not (self.min or self.max):
+            return self.version
+        if self.min and current < self.min:
+            return self.min
+        return self.max if self.max and current > self.max else current
 
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        if graph.opset == self.version:
-            return PassResult(0, [f"the model is already at opset {self.version}"], modified=False)
+        version = self.wanted(graph.opset)
+        if graph.opset == version:
+            where = (f"already at opset {version}" if not (self.min or self.max) else
+                     f"at opset {version}, within {self.min or 'any'}-{self.max or 'any'}")
+            return PassResult(0, [f"the model is {where}"], modified=False)
         original = gs.export_onnx(graph)
         if original.ir_version < 4:  # IR 3 wants every initializer listed as an input (the converter does)
             listed = {i.name for i in original.graph.input}
             original.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
                                         for t in original.graph.initializer if t.name not in listed)
-        try:
-            converted = convert_opset(original, self.version, self)
-        except RuntimeError as exc:  # the converter's adapters assert what they cannot do
-            found = re.search(r"version_converter.*?Assertion `.*?` failed: (.+)", str(exc))
-            if found is None:
-                raise
-            reason = found[1].strip().splitlines()[0]
-            adapter = re.fullmatch(r"No Adapter (To|From) Version \$?(\d+) for (\w+)", reason)
-            if adapter:
-                reason = f"it has no adapter {adapter[1].lower()} version {adapter[2]} of {adapter[3]}"
-            raise self.refuse(f"onnx.version_converter cannot take this model from opset {graph.opset} to "
-                              f"{self.version}: {reason}") from None
+        converted = convert_opset(original, version, self)
         reasons = self._verify(original, converted)
         return PassResult(1, reasons, graph=gs.import_onnx(converted))
 
@@ -120,13 +136,37 @@ def convert_opset(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.Mod
     crossing = default_opset(model) < OPSET_11 <= version
     attribute_pads = crossing and any(n.op_type == "Pad" for n in _nodes(model.graph))
     types = _element_types(model) if attribute_pads else {}
-    converted = onnx.version_converter.convert_version(model, version)
+    converted = _convert_version(model, version, owner)
     if default_opset(model) < OPSET_13 <= version:
         _drop_empty_scales_beside_sizes(converted.graph)
     if crossing:
         _keep_opset10_resize(converted.graph, version, owner)
         _match_pad_value_types(converted.graph, types)
     return converted
+
+
+def _convert_version(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.ModelProto:
+    """``onnx.version_converter``; going down where it lacks an adapter, cgsurg's own lowering
+    (``opset_down``). A conversion neither can do is refused naming the operator."""
+    source = default_opset(model)
+    try:
+        return onnx.version_converter.convert_version(model, version)
+    except RuntimeError as exc:  # the converter's adapters assert what they cannot do
+        found = re.search(r"version_converter.*?Assertion `.*?` failed: (.+)", str(exc))
+        if found is None:
+            raise
+        reason = found[1].strip().splitlines()[0]
+        adapter = re.fullmatch(r"No Adapter (To|From) Version \$?(\d+) for (\w+)", reason)
+        if adapter:
+            reason = f"it has no adapter {adapter[1].lower()} version {adapter[2]} of {adapter[3]}"
+        if version < source and adapter:
+            try:
+                return lower(model, source, version)
+            except Refused as refused:
+                reason = str(refused)
+        else:
+            reason = f"onnx.version_converter cannot: {reason}"
+    raise owner.refuse(f"cannot take this model from opset {source} to {version}: {reason}")
 
 
 def _element_types(model: onnx.ModelProto) -> dict[str, int]:
