@@ -90,7 +90,15 @@ class Opset(Pass):
             original.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
                                         for t in original.graph.initializer if t.name not in listed)
         converted = convert_opset(original, version, self)
-        reasons = self._verify(original, converted)
+        try:
+            reasons = self._verify(original, converted)
+        except PassFailed:
+            if version > graph.opset:
+                raise
+            # a downward adapter of the converter that changed the numbers (Softmax 13 -> 11 on another
+            # axis than the last): cgsurg's own lowering, which refuses what it cannot keep
+            converted = convert_opset(original, version, self, converter=False)
+            reasons = self._verify(original, converted)
         return PassResult(1, reasons, graph=gs.import_onnx(converted))
 
     def _verify(self, original: onnx.ModelProto, converted: onnx.ModelProto) -> list[str]:
@@ -116,12 +124,12 @@ class Opset(Pass):
                                                 f"{list(e.shape)} -> {list(a.shape)}")
                 worst = _max_difference(a, e)
                 if not worst <= EXACT_MAX_ABS:  # NaN fails too
-                    raise PassFailed(self.name, f"onnx.version_converter changed output '{name}' by up to {worst:.3g} "
+                    raise PassFailed(self.name, f"the conversion changed output '{name}' by up to {worst:.3g} "
                                                 f"(an exact pass allows {EXACT_MAX_ABS:g})")
         return []
 
 
-def convert_opset(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.ModelProto:
+def convert_opset(model: onnx.ModelProto, version: int, owner: Pass, converter: bool = True) -> onnx.ModelProto:
     """``onnx.version_converter.convert_version`` with what it gets wrong fixed (Resize semantics,
     dead Pad values, Pad value types; see the module docstring). ``model`` itself is left unchanged. int8 uses it
     too, for its upgrade to opset 13."""
@@ -136,7 +144,8 @@ def convert_opset(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.Mod
     crossing = default_opset(model) < OPSET_11 <= version
     attribute_pads = crossing and any(n.op_type == "Pad" for n in _nodes(model.graph))
     types = _element_types(model) if attribute_pads else {}
-    converted = _convert_version(model, version, owner)
+    converted = _convert_version(model, version, owner) if converter or version > default_opset(model) else \
+        _lower(model, default_opset(model), version, owner)
     if default_opset(model) < OPSET_13 <= version:
         _drop_empty_scales_beside_sizes(converted.graph)
     if crossing:
@@ -150,7 +159,13 @@ def _convert_version(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.
     (``opset_down``). A conversion neither can do is refused naming the operator."""
     source = default_opset(model)
     try:
-        return onnx.version_converter.convert_version(model, version)
+        converted = onnx.version_converter.convert_version(model, version)
+        if version < source:  # its downward adapters can leave what the target lacks (ReduceMax-18's noop attribute)
+            try:
+                onnx.checker.check_model(weightless(converted), full_check=True)
+            except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError):
+                return _lower(model, source, version, owner)
+        return converted
     except RuntimeError as exc:  # the converter's adapters assert what they cannot do
         found = re.search(r"version_converter.*?Assertion `.*?` failed: (.+)", str(exc))
         if found is None:
@@ -159,14 +174,17 @@ def _convert_version(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.
         adapter = re.fullmatch(r"No Adapter (To|From) Version \$?(\d+) for (\w+)", reason)
         if adapter:
             reason = f"it has no adapter {adapter[1].lower()} version {adapter[2]} of {adapter[3]}"
-        if version < source and adapter:
-            try:
-                return lower(model, source, version)
-            except Refused as refused:
-                reason = str(refused)
-        else:
-            reason = f"onnx.version_converter cannot: {reason}"
-    raise owner.refuse(f"cannot take this model from opset {source} to {version}: {reason}")
+        if version < source:
+            return _lower(model, source, version, owner)
+    raise owner.refuse(f"cannot take this model from opset {source} to {version}: "
+                       f"onnx.version_converter cannot: {reason}")
+
+
+def _lower(model: onnx.ModelProto, source: int, version: int, owner: Pass) -> onnx.ModelProto:
+    try:
+        return lower(model, source, version)
+    except Refused as refused:
+        raise owner.refuse(f"cannot take this model from opset {source} to {version}: {refused}") from None
 
 
 def _element_types(model: onnx.ModelProto) -> dict[str, int]:
