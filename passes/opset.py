@@ -41,6 +41,7 @@ from graphsurgeon_cg import InputError, Option, Pass, PassContext, PassFailed, P
 from graphsurgeon_cg.core.bounds import EXACT_MAX_ABS
 from graphsurgeon_cg.core.modelio import default_opset, weightless
 
+from .opset_adapters import ADAPTERS
 from .opset_down import Refused, lower
 
 OPSET_11 = 11  # Resize got coordinate_transformation_mode and nearest_mode, Pad its operands
@@ -182,7 +183,7 @@ def _convert_version(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.
 
 def _lower(model: onnx.ModelProto, source: int, version: int, owner: Pass) -> onnx.ModelProto:
     try:
-        return lower(model, source, version)
+        return lower(model, source, version, ADAPTERS)
     except Refused as refused:
         raise owner.refuse(f"cannot take this model from opset {source} to {version}: {refused}") from None
 

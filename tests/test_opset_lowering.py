@@ -14,9 +14,9 @@ import pytest
 
 from graphsurgeon_cg import InputError
 from graphsurgeon_cg.testing import model_from_text, random_inputs, run_pass
+from thirdparty import model_path
 
 from models import OPSET17, ops, ort_run
-from thirdparty import model_path
 
 DECOMPOSED = 1e-5
 
