@@ -1,5 +1,11 @@
 """opset: convert the model to another opset of the default domain. Exact, and verified.
 
+``opset(version=N)`` converts to N; ``opset(min=L,max=H)`` (either bound alone too) converts
+only a model outside [L, H], to the nearer bound, and is a no-op (0 rewrites) inside: what
+the target presets use. Going down, where the converter has no adapter, raises on the way, or
+gives a model the checker or ONNX Runtime rejects, cgsurg lowers each node itself
+(``opset_down``, adapters in ``opset_adapters``), refusing what it cannot keep exact.
+
 Uses ``onnx.version_converter``, which rewrites each node whose operator changed between the
 versions (e.g. Pad attributes -> inputs at 11, Resize operands at 13). Compilers accept a
 fixed range of opsets (Ascend ATC: 11). What the converter gets wrong is fixed:
@@ -177,8 +183,7 @@ def _convert_version(model: onnx.ModelProto, version: int, owner: Pass) -> onnx.
             reason = f"it has no adapter {adapter[1].lower()} version {adapter[2]} of {adapter[3]}"
         if version < source:
             return _lower(model, source, version, owner)
-    raise owner.refuse(f"cannot take this model from opset {source} to {version}: "
-                       f"onnx.version_converter cannot: {reason}")
+    raise owner.refuse(f"onnx.version_converter cannot take this model from opset {source} to {version}: {reason}")
 
 
 def _lower(model: onnx.ModelProto, source: int, version: int, owner: Pass) -> onnx.ModelProto:
