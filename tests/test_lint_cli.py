@@ -78,7 +78,7 @@ def test_apply_target_ascend_leaves_no_errors_and_prints_the_atc_line(tmp_path):
     out = tmp_path / "g.onnx"
     result = invoke("apply", OPSET11, "-o", out, "--target", "ascend")
     assert result.exit_code == 0, result.output + result.stderr
-    assert "pipeline: fold-constants,reflect2slice,pad-conv-fusion" in result.output
+    assert "pipeline: fold-constants,opset(min=9,max=18),reflect2slice,pad-conv-fusion" in result.output
     assert "ascend:cann8: no errors or warnings" in result.output
     atc = next(x for x in result.output.splitlines() if x.startswith("atc "))
     assert "--framework=5" in atc and f"--model={out}" in atc
@@ -96,7 +96,7 @@ def test_apply_target_with_passes_on_top_static_batch_and_aipp(tmp_path):
                     "static-batch(batch=1),fp16out", "--aipp", "--json")
     assert result.exit_code == 0, result.output + result.stderr
     data = json.loads(result.output)
-    assert data["pipeline"] == "fold-constants,reflect2slice,pad-conv-fusion,static-batch,fp16out"
+    assert data["pipeline"] == "fold-constants,opset(min=9,max=13),reflect2slice,pad-conv-fusion,static-batch,fp16out"
     assert data["lint"]["errors"] == 0
     atc = data["compile"]["command"]
     assert "--input_shape=img_sat_maps:1,3,64,64" in atc and "--dynamic_batch_size" not in atc
@@ -107,14 +107,40 @@ def test_apply_target_with_passes_on_top_static_batch_and_aipp(tmp_path):
     assert "--insert_op_conf=g.aipp.cfg" in (tmp_path / "g.atc.sh").read_text()
 
 
-def test_apply_target_that_leaves_errors_exits_3_and_writes_nothing(tmp_path):
-    out = tmp_path / "g.onnx"
-    result = invoke("apply", OPSET17, "-o", out, "--target", "ascend:cann5")  # the preset keeps opset 17
+def test_apply_target_that_leaves_errors_exits_3_writes_nothing_and_names_no_unwritten_file(tmp_path):
+    out = tmp_path / "out" / "g.onnx"
+    out.parent.mkdir()
+    edge = save(tmp_path, REFLECT.replace('"reflect"', '"edge"'))  # no cgsurg pass replaces an edge Pad
+    result = invoke("apply", edge, "-o", out, "--target", "ascend:cann5")
     assert result.exit_code == 3, result.output + result.stderr
-    assert "error     opset" in result.stderr
+    assert "error     pad-mode" in result.stderr
+    assert f"1 error(s), 0 warning(s) in the rewritten model (not written to {out})" in result.stderr
+    assert f"in {out}" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("cgsurg: error: the result still has 1 error(s) "
-                                                             "for ascend:cann5: opset (1)")
-    assert not list(tmp_path.iterdir())
+                                                             "for ascend:cann5: pad-mode (1)")
+    assert not list(out.parent.iterdir())
+
+
+def test_apply_target_cann5_lowers_an_opset_17_export_by_itself(tmp_path):
+    out = tmp_path / "g.onnx"
+    result = invoke("apply", OPSET17, "-o", out, "--target", "ascend:cann5")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "opset(min=9,max=13)         1" in result.output
+    assert "max_abs 0 " in result.output  # the whole preset is exact here
+    assert f"ascend:cann5: no errors or warnings in {out}" in result.output
+    assert onnx.load(out).opset_import[0].version == 13
+
+
+def test_apply_target_cann5_on_the_third_party_orientation_classifier(tmp_path):
+    from thirdparty import model_path
+
+    out = tmp_path / "o.onnx"
+    result = invoke("apply", model_path("orientation"), "-o", out, "--target", "ascend:cann5")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "HardSigmoid +28, HardSwish -28, Mul +28" in result.output
+    assert f"ascend:cann5: no errors or warnings in {out}" in result.output
+    lint = invoke("lint", out, "--target", "ascend:cann5")
+    assert lint.exit_code == 0, lint.output
 
 
 def test_apply_other_targets_write_their_commands(tmp_path):
@@ -137,7 +163,7 @@ def test_targets_lists_versions_rules_and_presets():
     rows = {r["name"]: r for r in json.loads(invoke("targets", "--json").output)}
     assert set(rows) >= {"ascend", "tensorrt", "openvino", "ort"}
     cann5 = rows["ascend"]["versions"]["cann5"]
-    assert cann5["preset"] == "fold-constants,reflect2slice,pad-conv-fusion"
+    assert cann5["preset"] == "fold-constants,opset(min=9,max=13),reflect2slice,pad-conv-fusion"
     assert "reflect2const" in cann5["lossy_preset"]
     assert {r["id"] for r in cann5["rules"]} >= {"opset", "ops", "pad-mode", "reflect-pad-size", "constant-operands",
                                                  "resize", "conv-transpose", "dynamic-dims", "symbolic-shapes",

@@ -75,10 +75,11 @@ def list_targets(plugins, as_json):
         tables.targets(rows)
 
 
-def explain_failure(exc: CgsurgError, model: str) -> None:
-    """Before the one-line error of a target apply that left errors: the findings."""
+def explain_failure(exc: CgsurgError, output: str) -> None:
+    """Before the one-line error of a target apply that left errors: the findings, naming what
+    was linted (the rewritten model in memory), since ``output`` is not written."""
     if isinstance(exc, TargetCheckFailed):
-        tables.lint(exc.lint, model, err=True)
+        tables.lint(exc.lint, f"the rewritten model (not written to {output})", err=True)
 
 
 def extras(result: Any) -> dict:

@@ -32,3 +32,11 @@ class PassServices(Protocol):
         """The vendor metric of one output over samples (each array with its batch axis): mean
         per-pixel cosine for images, flat cosine otherwise."""
         ...
+
+    def differs(self, original: onnx.ModelProto, changed: onnx.ModelProto, max_abs: float) -> str | None:
+        """Why ``changed`` does not compute what ``original`` does on seeded random inputs
+        ("output 'y' by up to 0.3", "the shape of output 'y': [1, 2] -> [2, 2]"), or None when
+        every output agrees within ``max_abs``. ``InputError`` when the original cannot be fed
+        random inputs (dynamic axes other than the batch); a ``changed`` the runtime cannot run
+        is a difference."""
+        ...

@@ -56,6 +56,10 @@ class Ascend(Target):
     default_version = "cann8"
     tool = "atc"
 
+    def _opsets(self) -> OpsetRange:
+        release = self.versions[self.version].split(":")[0]
+        return OpsetRange(9, 13, release) if self.version == "cann5" else OpsetRange(9, 17, release, soft_high=18)
+
     def rules(self) -> list[Rule]:
         old = self.version == "cann5"
         release = self.versions[self.version].split(":")[0]
@@ -65,7 +69,7 @@ class Ascend(Target):
                       "reflect2slice (exact) or reflect2const (lossy)")
         severity = ERROR if old else WARNING
         return [
-            OpsetRange(9, 13, release) if old else OpsetRange(9, 17, release, soft_high=18),
+            self._opsets(),
             OperatorList(f"ascend-{self.version}.txt", release),
             PadModes({"reflect": Verdict(severity, pad_reason, REFLECT_FIX),
                       "edge": Verdict(severity, pad_reason.split(":")[0] + " (no cgsurg pass replaces edge Pad)"),
@@ -97,7 +101,8 @@ class Ascend(Target):
 
     def preset(self, lossy: bool = False) -> str:
         # ATC compiles a dynamic batch itself (--dynamic_batch_size): static-batch is left to the user
-        return LOSSY if lossy else f"{FOLD},{REFLECT_FIX},pad-conv-fusion"
+        rest = LOSSY.removeprefix(f"{FOLD},") if lossy else f"{REFLECT_FIX},pad-conv-fusion"
+        return f"{FOLD},{self._opsets().preset_pass},{rest}"
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command:

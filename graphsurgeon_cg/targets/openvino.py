@@ -37,11 +37,14 @@ class OpenVINO(Target):
     default_version = "2024"
     tool = "ovc"
 
+    def _opsets(self) -> OpsetRange:
+        return OpsetRange(7, 20, "OpenVINO 2024", above="the frontend falls back to the newest opset it knows (later "
+                                                        "releases know more): operators of newer opsets may be missing")
+
     def rules(self) -> list[Rule]:
         release = "OpenVINO 2024"
         return [
-            OpsetRange(7, 20, release, above="the frontend falls back to the newest opset it knows (later releases "
-                                             "know more): operators of newer opsets may be missing"),
+            self._opsets(),
             OperatorList("openvino.txt", release),
             PadModes({"wrap": Verdict(ERROR, "rejected by OpenVINO's ONNX frontend")}, release=release),
             ReflectPadSize(),
@@ -51,7 +54,8 @@ class OpenVINO(Target):
         ]
 
     def preset(self, lossy: bool = False) -> str:
-        return f"{FOLD},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},pad-conv-fusion"
+        opsets = self._opsets().preset_pass
+        return f"{FOLD},{opsets},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},{opsets},pad-conv-fusion"
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command:

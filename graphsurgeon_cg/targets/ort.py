@@ -21,8 +21,12 @@ class OnnxRuntime(Target):
     default_version = "1"
 
     def rules(self) -> list[Rule]:
+        return [self._opsets(), ReflectPadSize()]
+
+    def _opsets(self) -> OpsetRange:
         newer = "supported by later onnxruntime releases only: check yours"
-        return [OpsetRange(7, 21, "onnxruntime 1.18", above=newer), ReflectPadSize()]
+        return OpsetRange(7, 21, "onnxruntime 1.18", above=newer)
 
     def preset(self, lossy: bool = False) -> str:
-        return f"{FOLD},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},pad-conv-fusion"
+        opsets = self._opsets().preset_pass
+        return f"{FOLD},{opsets},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},{opsets},pad-conv-fusion"

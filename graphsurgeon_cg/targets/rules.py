@@ -39,6 +39,13 @@ class OpsetRange(Rule):
         self.low, self.high, self.release, self.soft_high, self.above = low, high, release, soft_high, above
         self.summary = f"ONNX opset {low}-{high} ({release})"
 
+    @property
+    def preset_pass(self) -> str:
+        """The opset pass that brings a model into the range this rule accepts without error (up
+        to ``soft_high``; no upper bound when above ``high`` is only a warning); a no-op inside it."""
+        high = None if self.above else self.soft_high or self.high
+        return f"opset(min={self.low},max={high})" if high else f"opset(min={self.low})"
+
     def check(self, graph: LintGraph) -> Iterator[Finding]:
         v = graph.opset
         if self.low <= v <= self.high:

@@ -54,6 +54,10 @@ class TensorRT(Target):
     default_version = "10"
     tool = "trtexec"
 
+    def _opsets(self) -> OpsetRange:
+        release = self.versions[self.version].split(":")[0]
+        return OpsetRange(9, 13, release) if self.version == "8.0" else OpsetRange(9, 20, release, soft_high=24)
+
     def rules(self) -> list[Rule]:
         old = self.version == "8.0"
         release = self.versions[self.version].split(":")[0]
@@ -82,7 +86,7 @@ class TensorRT(Target):
                                  axes=Verdict(WARNING, "with tensor scales, axes must be 0..rank-1 in order"),
                                  aspect_policy=Verdict(ERROR, "TensorRT supports the stretch policy only"))
         return [
-            OpsetRange(9, 13, release) if old else OpsetRange(9, 20, release, soft_high=24),
+            self._opsets(),
             OperatorList(f"tensorrt-{self.version}.txt", release),
             PadModes(modes, nonzero_value=Verdict(ERROR, "TensorRT < 8.2 pads with zeros only") if old else None,
                      last_two_axes_only=Verdict(ERROR, "TensorRT < 8.2 pads the last two axes only") if old else None,
@@ -100,10 +104,12 @@ class TensorRT(Target):
         ]
 
     def preset(self, lossy: bool = False) -> str:
+        opsets = self._opsets().preset_pass
         if lossy:
-            return LOSSY
+            return LOSSY.replace(FOLD, f"{FOLD},{opsets}", 1)
         # TensorRT 10 pads by reflection itself: its exact preset leaves reflect Pads alone
-        return f"{FOLD},reflect2slice,pad-conv-fusion" if self.version == "8.0" else f"{FOLD},pad-conv-fusion"
+        return f"{FOLD},{opsets},reflect2slice,pad-conv-fusion" if self.version == "8.0" else \
+            f"{FOLD},{opsets},pad-conv-fusion"
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command:
