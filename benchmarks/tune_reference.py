@@ -35,10 +35,10 @@ from bench_suite import WORK, build_model, photo_sets, write_results  # noqa: E4
 
 from graphsurgeon_cg import api  # noqa: E402
 from graphsurgeon_cg.core.errors import NumericCheckFailed  # noqa: E402
-from graphsurgeon_cg.flow import DEMO_FREEZE, _fixed_size, trained_model_path  # noqa: E402
 from graphsurgeon_cg.stages.dataset import read_info, write_info  # noqa: E402
 from graphsurgeon_cg.stages.prep import prep  # noqa: E402
 from graphsurgeon_cg.tune import tune  # noqa: E402
+from graphsurgeon_cg.workflows.demo import DEMO_FREEZE, _fixed_size, trained_model_path  # noqa: E402
 
 
 def trained_model() -> Path:

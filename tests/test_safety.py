@@ -398,7 +398,7 @@ def test_demo_checks_its_settings_before_any_work(tmp_path, args, message):
 @pytest.mark.parametrize("setting", [{"rounds": 0}, {"ngf": 0}, {"blocks": 0}, {"size": 7},
                                      {"batch_sizes": (1, 0)}])
 def test_demo_library_checks_its_settings_before_any_work(tmp_path, setting):
-    from graphsurgeon_cg.flow import demo
+    from graphsurgeon_cg.workflows.demo import demo
 
     with pytest.raises(InputError):
         demo(tmp_path / "demo", **setting)

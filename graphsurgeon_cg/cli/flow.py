@@ -56,7 +56,7 @@ def export(checkpoint, output, g_a, g_b, opset, input_name, output_name, batch, 
 @click.option("-o", "--output", help="Output folder (default: the config's 'output').")
 def run_command(config, output):
     """Run export -> apply (with report) -> prep -> infer -> eval -> bench from a YAML/JSON CONFIG."""
-    from ..flow import FlowConfig, run_flow
+    from ..workflows.flow import FlowConfig, run_flow
 
     summary = run_flow(FlowConfig.load(config), output, echo=click.echo)
     click.echo((Path(summary["output"]) / "summary.md").read_text().rstrip())
@@ -77,7 +77,7 @@ def run_command(config, output):
 def demo(output, style, size, ngf, blocks, rounds):
     """The whole flow on a trained style-transfer generator and bundled photos: an exact and the
     vendor's lossy pipeline side by side, with per-pass reports (export shown on a seeded one)."""
-    from ..flow import demo as run_demo
+    from ..workflows.demo import demo as run_demo
 
     summary = run_demo(output, ngf=ngf, blocks=blocks, size=size, rounds=rounds, style=style, echo=click.echo)
     click.echo((Path(summary["output"]) / "summary.md").read_text().rstrip())

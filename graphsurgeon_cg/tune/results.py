@@ -1,0 +1,80 @@
+"""What tune found: each candidate with its scores and timings, the result, the Pareto front,
+and the command line that rebuilds a candidate."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..check.metrics import json_safe
+
+
+@dataclass
+class Candidate:
+    label: str
+    backend: str
+    pipeline: str | None  # None: the original model
+    nncf: tuple[str, ...] | None = None  # then compiled to int8 by NNCF with these layers float
+    model: str = ""
+    build_s: float = 0.0
+    eval_cos: dict | None = None  # mean/min per-pixel cosine on the evaluation set
+    calib_cos: dict | None = None
+    psnr_db: float | None = None
+    ssim: float | None = None
+    img_per_s: dict[int, float] = field(default_factory=dict)
+    vs_original: dict[int, float] = field(default_factory=dict)  # same backend's original
+    vs_ort_fp32: dict[int, float] = field(default_factory=dict)
+    size_mb: float = 0.0
+    meets: bool = False
+    error: str = ""
+
+    @property
+    def speed(self) -> float:
+        """The geometric mean of the speed-ups over ORT fp32 across batch sizes (over the
+        backend's own original when ORT was not run)."""
+        values = [v for v in (self.vs_ort_fp32 or self.vs_original).values() if v > 0]
+        return float(np.exp(np.mean(np.log(values)))) if values else 0.0
+
+
+@dataclass
+class TuneResult:
+    candidates: list[Candidate]
+    winner: Candidate | None
+    min_cos: float
+    environment: dict
+    skipped: list[str]
+
+    @property
+    def note(self) -> str:
+        """Said when the winner meets the bar but is no faster than the original."""
+        if self.winner is None or self.winner.speed >= 1.0:
+            return ""
+        return (f"{self.winner.label} on {self.winner.backend} meets the bar but runs at {self.winner.speed:.2f}x "
+                "the original: no candidate that meets the bar is faster here; keep the original")
+
+    def as_dict(self) -> dict:
+        winner = {"label": self.winner.label, "backend": self.winner.backend} if self.winner else None
+        return json_safe({"min_cos": self.min_cos, "winner": winner, "note": self.note,
+                          "environment": self.environment, "skipped": self.skipped,
+                          "candidates": [{**asdict(c), "speed": c.speed} for c in self.candidates]})
+
+
+def pareto(cands: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates no other beats on both speed and evaluation cosine."""
+    scored = [c for c in cands if c.eval_cos and c.speed > 0]
+    return [c for c in scored if not any(
+        o.speed >= c.speed and o.eval_cos["mean"] >= c.eval_cos["mean"] and  # type: ignore[index]
+        (o.speed > c.speed or o.eval_cos["mean"] > c.eval_cos["mean"]) for o in scored)]  # type: ignore[index]
+
+
+def apply_line(c: Candidate, model: str | os.PathLike) -> str:
+    if c.pipeline is None:
+        return f"(the original model{', compiled by OpenVINO' if c.backend == 'openvino' else ''})"
+    line = f"cgsurg apply {model} -o OUT.onnx --passes '{c.pipeline}'"
+    if c.nncf is not None:
+        return line + (f" && cgsurg compile OUT.onnx --target openvino -o OUT_ov --int8 --data CALIB.info "
+                       f"--keep-float '{','.join(c.nncf)}'")
+    return line + ("   # then run it with --backend openvino" if c.backend == "openvino" else "")
