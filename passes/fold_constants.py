@@ -12,6 +12,7 @@ import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Pass, PassContext, PassResult, register_pass
 from graphsurgeon_cg.core.graphutil import graph_fingerprint, walk_nodes
+from graphsurgeon_cg.core.protograph import ProtoGraph
 
 
 @register_pass
@@ -40,6 +41,27 @@ class FoldConstants(Pass):
         gone = len(before - {id(n) for n in graph.nodes})
         modified = bool(gone) or (fingerprint is not None and graph_fingerprint(graph) != fingerprint)
         return PassResult(gone, [] if gone else ["no constant or dead subgraph found"], modified=modified)
+
+    # On the protobuf (core.fastpath) only where there is nothing to fold or remove: folding
+    # itself stays with onnx-graphsurgeon (None sends the whole pipeline there).
+    def needs_shapes_proto(self, graph: ProtoGraph) -> bool:
+        return any(node.op_type in ("Shape", "Size", "Cast") for node in graph.nodes)
+
+    def run_proto(self, graph: ProtoGraph) -> PassResult | None:
+        for node in graph.nodes:
+            if node.op_type in ("Shape", "Size") and node.input:
+                shape = graph.shape(node.input[0])
+                if shape and all(isinstance(d, int) for d in shape):
+                    return None
+            if node.op_type == "Constant" or not node.input or all(
+                    graph.is_initializer(t) or not t for t in node.input):
+                return None
+        needed = set(graph.outputs)
+        for node in reversed(graph.nodes):
+            if not any(t in needed for t in node.output):
+                return None
+            needed.update(node.input)
+        return PassResult(0, ["no constant or dead subgraph found"], modified=False)
 
 
 def _has_foldable_node(graph: gs.Graph) -> bool:

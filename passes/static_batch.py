@@ -18,6 +18,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Option, Pass, PassContext, PassResult, at_least, register_pass
+from graphsurgeon_cg.core.protograph import ProtoGraph
 
 
 @register_pass
@@ -59,6 +60,41 @@ class StaticBatch(Pass):
                     shape = tensor.shape if isinstance(tensor, gs.Variable) and id(tensor) not in skip else None
                     if shape and isinstance(shape[0], str) and shape[0] in symbols:
                         tensor.shape = [self.batch, *shape[1:]]
+        if not rewrites and not reasons:
+            reasons.append("no input with a dynamic batch dimension")
+        return PassResult(rewrites, reasons, modified=rewrites > 0)
+
+    # The same on the protobuf (core.fastpath): declared shapes by name (no bodies there).
+    def needs_shapes_proto(self, graph: ProtoGraph) -> bool:
+        return False
+
+    def run_proto(self, graph: ProtoGraph) -> PassResult:
+        rewrites, reasons = 0, []
+        symbols: set[str] = set()
+        for name in graph.inputs:
+            dtype, shape = graph.declared.get(name, (None, None))
+            if shape is None:
+                reasons.append(f"input '{name}' has no shape")
+                continue
+            if not shape:
+                reasons.append(f"input '{name}' is a scalar")
+                continue
+            first = shape[0]
+            if isinstance(first, int) and first > 0:
+                if first != self.batch:
+                    reasons.append(f"input '{name}' already has static batch {first}")
+                continue
+            if isinstance(first, str):
+                symbols.add(first)
+            graph.declare(name, dtype, [self.batch, *shape[1:]])
+            rewrites += 1
+        symbols -= {d for name in graph.inputs for d in (graph.declared.get(name, (None, None))[1] or [])[1:]
+                    if isinstance(d, str)}
+        if symbols:
+            for name in graph.tensor_names() - set(graph.inputs) - set(graph.initializers):
+                dtype, shape = graph.declared.get(name, (None, None))
+                if shape and isinstance(shape[0], str) and shape[0] in symbols:
+                    graph.declare(name, dtype, [self.batch, *shape[1:]])
         if not rewrites and not reasons:
             reasons.append("no input with a dynamic batch dimension")
         return PassResult(rewrites, reasons, modified=rewrites > 0)

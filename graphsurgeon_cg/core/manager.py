@@ -23,6 +23,7 @@ from .base import IDENTITY, IOAdapter, Pass, PassContext, PassResult
 from .bounds import EXACT, Bound
 from .cleanup import clean_and_sort, ensure_name, has_bodies
 from .errors import CgsurgError, InputError, PassFailed
+from .fastpath import run_fast
 from .graphutil import graph_fingerprint
 from .instruments import Instrument, Instruments, PipelineRun
 from .interface import check_interface, interface_of
@@ -82,7 +83,8 @@ class PassManager:
         try:
             self.instruments.call("before_pipeline", run)
             try:
-                self._run_passes(model, run, each=self.verifies_each_pass, hooks=True)
+                if not run_fast(self, model, run):  # the protobuf fast path, where it gives the same model
+                    self._run_passes(model, run, each=self.verifies_each_pass, hooks=True)
             except _Unattributed:
                 # A pass failed, or the result is invalid, with verification deferred: the
                 # failing pass may be an earlier one that left the graph broken. Replaying with

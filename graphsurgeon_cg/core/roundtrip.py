@@ -27,6 +27,12 @@ def export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
         raise PassFailed(pass_name, f"cannot export the graph: {exc}") from exc
     if graph.opset != default_opset(template):
         model.ir_version = max(template.ir_version, _min_ir_version(graph.opset))
+    return verified(model, template, pass_name, provenance)
+
+
+def verified(model: onnx.ModelProto, template: onnx.ModelProto, pass_name: str,
+             provenance: dict[str, str]) -> onnx.ModelProto:
+    """The second half of ``export_verified``, on an exported model (the fast path's too)."""
     _keep_initializers_as_inputs(model, template)
     model.producer_name = template.producer_name
     model.producer_version = template.producer_version
