@@ -1,7 +1,10 @@
 """Scale: the exact pipeline on synthetic graphs of ``reflect Pad -> Conv -> zero Pad -> Conv -> Relu``
 blocks with a dynamic batch, at several sizes; time per pass and in all (run by hand).
 
-    python benchmarks/scale.py [--nodes 10000 50000 100000]
+    python benchmarks/scale.py [--nodes 10000 50000 100000] [--repeat 3]
+
+It also times ``cgsurg apply --no-check`` and onnxsim (``pip install -e '.[bench]'``) as whole
+processes on the same file in the same run, and reports their ratio.
 
 Writes benchmarks/results/scale-<date>.json and .md. The target is about linear growth and at
 most 10 s for 100k nodes on the reference machine. ``--verify auto each`` (the default) times
@@ -73,6 +76,33 @@ def measure(n: int, verify: str) -> dict:
     return row
 
 
+def whole_process(n: int, repeat: int) -> dict:
+    """``cgsurg apply --no-check`` and ``onnxsim`` on the same file, each a fresh process (start-up,
+    load, save and exit included), median of ``repeat``, alternating so that both see the same load."""
+    import shutil
+    import statistics
+    import subprocess
+
+    onnxsim = shutil.which("onnxsim")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "blocks.onnx"
+        onnx.save(reflect_blocks(n), src)
+        commands = {"cgsurg": [sys.executable, "-m", "graphsurgeon_cg", "apply", str(src), "-o", str(Path(tmp) / "a.onnx"),
+                               "--no-check", "--passes", PIPELINE]}
+        if onnxsim:
+            commands["onnxsim"] = [onnxsim, str(src), str(Path(tmp) / "b.onnx")]
+        times: dict[str, list[float]] = {k: [] for k in commands}
+        for _ in range(repeat):
+            for name, command in commands.items():
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - start)
+    row = {"nodes": n, **{f"{k}_s": statistics.median(v) for k, v in times.items()}}
+    if "onnxsim_s" in row:
+        row["ratio"] = row["cgsurg_s"] / row["onnxsim_s"]
+    return row
+
+
 def _import_seconds(model: onnx.ModelProto) -> float:
     import onnx_graphsurgeon as gs
 
@@ -86,7 +116,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     parser.add_argument("--verify", nargs="+", default=["auto", "each"], choices=["auto", "each", "end"],
                         help="the pass manager's verification modes to time (auto: what apply --no-check does)")
+    parser.add_argument("--repeat", type=int, default=3, help="whole-process runs per tool (median)")
     args = parser.parse_args()
+    side = [whole_process(n, args.repeat) for n in args.nodes]
     rows = [measure(n, verify) for verify in args.verify for n in args.nodes]
     env = environment("cpu", None)
     date = datetime.date.today().isoformat()
@@ -99,13 +131,18 @@ def main() -> None:
         apply_s = f"{r['apply_s']:.2f}" if "apply_s" in r else ""
         lines.append(f"| {r['verify']} | {r['nodes']} | {apply_s} | {r['seconds']:.2f} | {r['import_s']:.2f} | "
                      + " | ".join(cells) + " |")
+    lines += ["", f"Whole process, median of {args.repeat}, same file, same run (goal: cgsurg <= 0.75x onnxsim):", "",
+              "| nodes | cgsurg apply --no-check s | onnxsim s | cgsurg/onnxsim |", "|---:|---:|---:|---:|"]
+    for r in side:
+        lines.append(f"| {r['nodes']} | {r['cgsurg_s']:.2f} | {r.get('onnxsim_s', float('nan')):.2f} | "
+                     f"{r.get('ratio', float('nan')):.2f} |")
     lines += ["", "Per pass: run + verify seconds (verify: export, strict shape inference, checker). `auto` verifies",
               "once at the end here (no pass after the first change reads inferred shapes); `each` verifies after",
               "every pass that changed the graph, as every run did before deferred verification. The pass manager",
               "time includes one onnx-graphsurgeon import of the model (timed alone in its column)."]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / f"scale-{date}.json").write_text(json.dumps({"date": date, "environment": env, "runs": rows}, indent=2))
+    (out / f"scale-{date}.json").write_text(json.dumps({"date": date, "environment": env, "runs": rows, "whole_process": side}, indent=2))
     (out / f"scale-{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -6,6 +6,8 @@ report), run, save. No special cases: everything a run measures or writes is an 
 
 from __future__ import annotations
 
+import gc
+
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -121,9 +123,18 @@ def apply(
     if report is not None:
         chain.append(_report(model, report.label or str(model_path), report, settings))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
-    result = manager.run(model)
-    step = compile_step(chosen, result.model, output_path, aipp, compile_settings) if chosen else None
-    save_model(result.model, output_path)
+    # The collector would walk hundreds of thousands of onnx-graphsurgeon objects again and
+    # again while they are built (issue 19: 27.8 s -> 19.1 s at 100k nodes); nothing here makes
+    # reference cycles worth collecting before the run ends.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        result = manager.run(model)
+        step = compile_step(chosen, result.model, output_path, aipp, compile_settings) if chosen else None
+        save_model(result.model, output_path)
+    finally:
+        if paused:
+            gc.enable()
     if step is not None:
         step.write()
         result.extras["compile"] = step

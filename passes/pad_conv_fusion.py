@@ -77,7 +77,7 @@ class PadConvFusion(NodeRewritePass):
             out = node.output[0]
             if out in graph.outputs:
                 return NoMatch("the padded tensor is a graph output")
-            users = graph.consumers.get(out, [])
+            users = graph.users(out)
             if len(users) != 1 or users[0].op_type != "Conv":
                 return NoMatch("the Pad does not feed exactly one Conv")
             if users[0].input[0] != out:
@@ -89,7 +89,7 @@ class PadConvFusion(NodeRewritePass):
 
         def rewrite(found: Match) -> None:
             node, pad = found.node, found.info
-            conv = graph.writable(graph.consumers[node.output[0]][0])
+            conv = graph.writable(graph.users(node.output[0])[0])
             rank = pad.rank
             spatial = rank - 2
             conv_pads = list(attribute(conv, "pads", [0] * (2 * spatial)))

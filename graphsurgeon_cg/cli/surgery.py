@@ -11,7 +11,7 @@ from ..core.bounds import Bound
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import same_file
 from ..core.registry import available_passes, load_plugin
-from . import cli, tables
+from . import EXIT_AT_ONCE, cli, tables
 from . import targets as target_cli
 from .options import backend_option, check_inputs, data_option, group, json_option, plugin_option, shapes_of
 
@@ -76,6 +76,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         raise
     if as_json:
         tables.echo_json({"input": model, "output": output, **result.as_dict(), **target_cli.extras(result)})
+        EXIT_AT_ONCE["ready"] = True
         return
     tables.pass_records(result)
     if result.check is not None:
@@ -86,6 +87,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
     click.echo(f"wrote {output}")
     target_cli.after_apply(result, output)
+    EXIT_AT_ONCE["ready"] = True
 
 
 @cli.command(short_help="Compare two models' outputs on the same inputs.")

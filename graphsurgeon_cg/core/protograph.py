@@ -54,7 +54,9 @@ class ProtoGraph:
             self.declared[info.name] = _declared_type(info)
         self.inferred: dict[str, tuple[int | None, Shape | None]] = {}
         self.producer: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        # name -> {id(node): [node, how many of its inputs read it]}: a weight shared by every
+        # Pad must not cost a scan of all its readers per edit.
+        self.consumers: dict[str, dict[int, list]] = {}
         for node in self.nodes:
             self._index(node)
         self._own: set[int] = set()  # nodes this view may edit (copies or its own)
@@ -141,9 +143,9 @@ class ProtoGraph:
         k = self._pos.pop(id(node))
         self.nodes[k] = copy
         self._pos[id(copy)] = k
-        for name in node.input:
+        for name in set(node.input):
             users = self.consumers[name]
-            users[next(j for j, u in enumerate(users) if u is node)] = copy
+            users[id(copy)] = [copy, users.pop(id(node))[1]]
         for name in node.output:
             if self.producer.get(name) is node:
                 self.producer[name] = copy
@@ -293,19 +295,25 @@ class ProtoGraph:
         self.nodes = order
         self._pos = None
 
+    def users(self, name: str) -> list[onnx.NodeProto]:
+        """The nodes that read ``name``, once per input that reads it (as gs ``tensor.outputs``)."""
+        return [node for node, count in self.consumers.get(name, {}).values() for _ in range(count)]
+
     def _index(self, node: onnx.NodeProto) -> None:
         for name in node.input:
-            self.consumers.setdefault(name, []).append(node)
+            entry = self.consumers.setdefault(name, {}).setdefault(id(node), [node, 0])
+            entry[1] += 1
         for name in node.output:
             self.producer[name] = node
 
     def _unindex(self, node: onnx.NodeProto) -> None:
         for name in node.input:
-            users = self.consumers.get(name, [])
-            for k, user in enumerate(users):
-                if user is node:
-                    del users[k]
-                    break
+            users = self.consumers.get(name, {})
+            entry = users.get(id(node))
+            if entry is not None:
+                entry[1] -= 1
+                if not entry[1]:
+                    del users[id(node)]
         for name in node.output:
             if self.producer.get(name) is node:
                 del self.producer[name]
@@ -387,7 +395,7 @@ def bypass(graph: ProtoGraph, node: onnx.NodeProto) -> None:
     if out in graph.outputs:
         graph.add_node("Identity", [data], [out], name=graph.fresh_name(f"{node.op_type.lower()}_bypass"))
         return
-    for consumer in list(graph.consumers.get(out, [])):
+    for consumer in graph.users(out):
         consumer = graph.latest(consumer)
         for index, name in enumerate(consumer.input):
             if name == out:
