@@ -87,8 +87,8 @@ def whole_process(n: int, repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "blocks.onnx"
         onnx.save(reflect_blocks(n), src)
-        commands = {"cgsurg": [sys.executable, "-m", "graphsurgeon_cg", "apply", str(src), "-o", str(Path(tmp) / "a.onnx"),
-                               "--no-check", "--passes", PIPELINE]}
+        commands = {"cgsurg": [sys.executable, "-m", "graphsurgeon_cg", "apply", str(src),
+                               "-o", str(Path(tmp) / "a.onnx"), "--no-check", "--passes", PIPELINE]}
         if onnxsim:
             commands["onnxsim"] = [onnxsim, str(src), str(Path(tmp) / "b.onnx")]
         times: dict[str, list[float]] = {k: [] for k in commands}
@@ -142,7 +142,8 @@ def main() -> None:
               "time includes one onnx-graphsurgeon import of the model (timed alone in its column)."]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / f"scale-{date}.json").write_text(json.dumps({"date": date, "environment": env, "runs": rows, "whole_process": side}, indent=2))
+    summary = {"date": date, "environment": env, "runs": rows, "whole_process": side}
+    (out / f"scale-{date}.json").write_text(json.dumps(summary, indent=2))
     (out / f"scale-{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -7,7 +7,6 @@ report), run, save. No special cases: everything a run measures or writes is an 
 from __future__ import annotations
 
 import gc
-
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass

@@ -65,8 +65,8 @@ class PadConvFusion(NodeRewritePass):
 
     # The same rule on the protobuf (core.fastpath), step for step.
     def needs_shapes_proto(self, graph: ProtoGraph) -> bool:
-        return any(n.op_type == "Pad" and n.input and proto_present(n, 3) is not None and graph.shape(n.input[0]) is None
-                   for n in graph.nodes)
+        return any(n.op_type == "Pad" and n.input and proto_present(n, 3) is not None and
+                   graph.shape(n.input[0]) is None for n in graph.nodes)
 
     def run_proto(self, graph: ProtoGraph) -> PassResult:
         def match(node) -> Match | NoMatch:

@@ -19,8 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 sys.path.insert(0, str(HERE))
 
-from fuzzing import generate  # noqa: E402
 from scale import reflect_blocks  # noqa: E402
+
+from fuzzing import generate  # noqa: E402
 
 SPECS = ["fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=1)", "reflect2slice",
          "pad-conv-fusion,reflect2slice", "static-batch(batch=2),reflect2slice,pad-conv-fusion"]
