@@ -15,8 +15,9 @@ from onnx import helper
 
 from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, PassResult, register_pass
 from graphsurgeon_cg.core.graphutil import PadInfo, any_pad, present, read_pad
-from graphsurgeon_cg.core.protograph import ProtoGraph, attribute, run_rule
+from graphsurgeon_cg.core.protograph import ProtoGraph, attribute
 from graphsurgeon_cg.core.protograph import present as proto_present
+from graphsurgeon_cg.core.protorules import run_rule
 
 
 @register_pass

@@ -17,8 +17,9 @@ import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, PassResult, register_pass
 from graphsurgeon_cg.core.graphutil import PadInfo, any_pad, bypass, int64, read_pad
-from graphsurgeon_cg.core.protograph import ProtoGraph, attribute, run_rule
-from graphsurgeon_cg.core.protograph import bypass as proto_bypass
+from graphsurgeon_cg.core.protograph import ProtoGraph, attribute
+from graphsurgeon_cg.core.protorules import bypass as proto_bypass
+from graphsurgeon_cg.core.protorules import run_rule
 
 
 @register_pass
