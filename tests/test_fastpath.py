@@ -31,8 +31,8 @@ def both(model: onnx.ModelProto, spec: str, monkeypatch: pytest.MonkeyPatch) -> 
     """(fast outcome, gs outcome, whether the fast path was taken); an outcome is the result or the error."""
     taken = []
 
-    def spy(manager, m, run):
-        taken.append(fastpath.run_fast(manager, m, run))
+    def spy(*args):
+        taken.append(fastpath.run_fast(*args))
         return taken[-1]
 
     outcomes = []
@@ -139,4 +139,5 @@ def test_an_instrument_reading_stages_keeps_the_gs_path():
     assert manager.verifies_each_pass
     from graphsurgeon_cg.core.instruments import PipelineRun
     model = reflect_blocks(10)
-    assert not fastpath.run_fast(manager, model, PipelineRun(manager.passes, manager.bound, [model]))
+    run = PipelineRun(manager.passes, manager.bound, [model])
+    assert not fastpath.run_fast(manager.passes, manager.instruments, manager.verifies_each_pass, model, run)

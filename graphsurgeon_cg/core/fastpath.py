@@ -14,20 +14,16 @@ instrument hook ran: the onnx-graphsurgeon path then runs from the start and say
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import onnx
 
 from .base import IDENTITY, Pass
 from .errors import CgsurgError
-from .instruments import PipelineRun
+from .instruments import Instruments, PipelineRun
 from .modelio import default_opset
 from .protograph import ProtoGraph
 from .records import PassRecord
 from .roundtrip import verified
-
-if TYPE_CHECKING:
-    from .manager import PassManager
 
 PROVENANCE_PREFIX = "cgsurg:"
 
@@ -68,21 +64,22 @@ def plain(model: onnx.ModelProto) -> bool:
     return not (produced & {i.name for i in g.input})
 
 
-def run_fast(manager: PassManager, model: onnx.ModelProto, run: PipelineRun) -> bool:
-    """Run the pipeline on the protobuf into ``run`` (calling the instruments' pass hooks), or
-    return False having touched nothing."""
-    if manager.verifies_each_pass or not all(has_fast_path(p) for p in manager.passes) or not plain(model):
+def run_fast(passes: list[Pass], instruments: Instruments, each: bool, model: onnx.ModelProto,
+             run: PipelineRun) -> bool:
+    """Run ``passes`` on the protobuf into ``run`` (calling the instruments' pass hooks), or
+    return False having touched nothing. ``each``: the manager verifies after every pass."""
+    if each or not all(has_fast_path(p) for p in passes) or not plain(model):
         return False
     try:
-        stages, records = _run(manager.passes, model)
+        stages, records = _run(passes, model)
     except (_Declined, CgsurgError):
         return False
-    for index, (p, record) in enumerate(zip(manager.passes, records)):
-        manager.instruments.call("before_pass", run, index, p)
+    for index, (p, record) in enumerate(zip(passes, records)):
+        instruments.call("before_pass", run, index, p)
         run.stages.append(stages[index + 1])
         run.adapters.append(IDENTITY)
         run.records.append(record)
-        manager.instruments.call("after_pass", run, index, p, record)
+        instruments.call("after_pass", run, index, p, record)
     return True
 
 

@@ -83,7 +83,8 @@ class PassManager:
         try:
             self.instruments.call("before_pipeline", run)
             try:
-                if not run_fast(self, model, run):  # the protobuf fast path, where it gives the same model
+                # The protobuf fast path, where it gives the same model (core.fastpath).
+                if not run_fast(self.passes, self.instruments, self.verifies_each_pass, model, run):
                     self._run_passes(model, run, each=self.verifies_each_pass, hooks=True)
             except _Unattributed:
                 # A pass failed, or the result is invalid, with verification deferred: the
