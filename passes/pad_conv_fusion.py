@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, register_pass
+from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, Shapes, register_pass
 from graphsurgeon_cg.core.graphutil import PadInfo, any_pad, present, read_pad
 
 
@@ -23,6 +23,7 @@ class PadConvFusion(NodeRewritePass):
     exact = True
     op_types = ("Pad",)
     nothing_found = "no Pad"
+    preserves = (Shapes,)  # the Conv reads the Pad's input: no other tensor changes
 
     def needs_shapes(self, graph: gs.Graph) -> bool:  # the rank, to place opset-18 axes
         return any_pad(graph, lambda n: present(n, 3) is not None and n.inputs[0].shape is None)
