@@ -10,9 +10,9 @@ import pytest
 
 from graphsurgeon_cg import Analysis, Pass, PassManager, PassResult, Shapes, register_pass
 from graphsurgeon_cg.core.base import PassContext
+from test_deferred_verification import assert_same
 
 from models import ort_run
-from test_deferred_verification import assert_same
 
 # The fuzz campaign's "If_N inferred shape and existing shape differ in dimension 0: (1) vs (4)"
 # under fold-constants,reflect2slice: a TorchScript-style computed pads tensor (int64[4], named

@@ -14,7 +14,8 @@ from .pipeline import PassSpec, format_pipeline, parse_pipeline
 from .records import PassRecord, PipelineResult
 from .registry import ENTRY_POINT_GROUP, available_passes, build_pipeline, get_pass, load_plugin, register_pass
 
-__all__ = ["Analysis", "AnalysisManager", "Shapes", "TensorType", "IOAdapter", "Match", "NodeRewritePass", "NoMatch", "Pass", "PassContext", "PassResult", "EXACT", "Bound",
+__all__ = ["Analysis", "AnalysisManager", "Shapes", "TensorType",
+           "IOAdapter", "Match", "NodeRewritePass", "NoMatch", "Pass", "PassContext", "PassResult", "EXACT", "Bound",
            "cosine_bound", "CgsurgError", "InputError", "NumericCheckFailed", "PassFailed", "Instrument",
            "PipelineRun", "PassManager", "PassRecord", "PipelineResult", "load_model", "save_model", "Option",
            "at_least", "between", "cosine", "not_empty", "PassSpec", "format_pipeline", "parse_pipeline",
