@@ -11,6 +11,7 @@ from typing import Any
 
 from .core import (
     EXACT,
+    Analysis,
     Bound,
     CgsurgError,
     InputError,
@@ -30,6 +31,8 @@ from .core import (
     PassSpec,
     PipelineResult,
     PipelineRun,
+    Shapes,
+    TensorType,
     at_least,
     available_passes,
     between,
@@ -62,7 +65,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'graphsurgeon_cg' has no attribute {name!r}")
 
 
-__all__ = ["EXACT", "Bound", "CgsurgError", "InputError", "Instrument", "IOAdapter", "Match", "NodeRewritePass",
+__all__ = ["EXACT", "Analysis", "Shapes", "TensorType",
+           "Bound", "CgsurgError", "InputError", "Instrument", "IOAdapter", "Match", "NodeRewritePass",
            "NoMatch", "NumericCheckFailed", "Option", "Pass", "PassContext", "PassFailed", "PassManager", "PassRecord",
            "PassResult", "PassSpec", "PipelineResult", "PipelineRun", "at_least", "available_passes", "between",
            "build_pipeline", "cosine", "cosine_bound", "format_pipeline", "load_model", "load_plugin",

@@ -25,12 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
 
-from graphsurgeon_cg import Bound, Match, NodeRewritePass, NoMatch, PassContext, PassResult, register_pass
-from graphsurgeon_cg.core.graphutil import const_value, present
-from graphsurgeon_cg.core.modelio import weightless
+from graphsurgeon_cg import Bound, Match, NodeRewritePass, NoMatch, PassContext, Shapes, register_pass
+from graphsurgeon_cg.core.graphutil import const_value, present, walk_nodes
 
 MEANS = ("ReduceMean", "GlobalAveragePool")
 
@@ -52,14 +50,16 @@ class InstanceNormFusion(NodeRewritePass):
     exact = False
     op_types = MEANS
     nothing_found = "no ReduceMean or GlobalAveragePool (no decomposed instance norm)"
+    preserves = (Shapes,)  # the fused node writes the pattern's output tensor; new tensors are constants
 
     def bound(self) -> Bound:
         return Bound(max_abs=1e-4, rel=1e-4, min_cos=0.99999)
 
-    def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
-        if any(n.op in MEANS and n.inputs[0].shape is None for n in graph.nodes):
-            _infer_shapes(graph)  # the pattern is judged by the rank of the normalised tensor
-        return super().run(graph, ctx)
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        # The pattern is judged by the rank and type of the normalised tensor; the pass manager
+        # lends what the Shapes analysis (strict inference, the original's too) found.
+        return any(n.op in MEANS and (n.inputs[0].shape is None or n.inputs[0].dtype is None)
+                   for n in walk_nodes(graph))
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
         if not node.outputs or _is_variance(node):
@@ -107,23 +107,6 @@ class InstanceNormFusion(NodeRewritePass):
                   ctx.constant("instancenorm_bias", p.bias, dtype)]
         ctx.graph.nodes.append(gs.Node("InstanceNormalization", name=ctx.fresh_name("instancenorm"),
                                        attrs={"epsilon": p.eps}, inputs=inputs, outputs=[p.out]))
-
-
-def _infer_shapes(graph: gs.Graph) -> None:
-    """Give the main graph's tensors that lack a shape the one ONNX shape inference finds (a
-    model straight from an exporter may carry none for intermediate tensors)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(weightless(gs.export_onnx(graph, do_type_check=False)))
-    except Exception:  # an uninferable model: the candidates report an unknown rank
-        return
-    tensors = graph.tensors()
-    for info in inferred.graph.value_info:
-        tensor = tensors.get(info.name)
-        typed = info.type.tensor_type
-        if isinstance(tensor, gs.Variable) and tensor.shape is None and typed.HasField("shape"):
-            tensor.shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in typed.shape.dim]
-            if tensor.dtype is None and typed.elem_type:
-                tensor.dtype = onnx.helper.tensor_dtype_to_np_dtype(typed.elem_type)
 
 
 # --- matching helpers --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 from onnx import helper
 
-from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, PassResult, register_pass
+from graphsurgeon_cg import Match, NodeRewritePass, NoMatch, PassContext, PassResult, Shapes, register_pass
 from graphsurgeon_cg.core.graphutil import PadInfo, any_pad, present, read_pad
 from graphsurgeon_cg.core.protograph import ProtoGraph, attribute
 from graphsurgeon_cg.core.protograph import present as proto_present
@@ -27,6 +27,7 @@ class PadConvFusion(NodeRewritePass):
     exact = True
     op_types = ("Pad",)
     nothing_found = "no Pad"
+    preserves = (Shapes,)  # the Conv reads the Pad's input: no other tensor changes
 
     def needs_shapes(self, graph: gs.Graph) -> bool:  # the rank, to place opset-18 axes
         return any_pad(graph, lambda n: present(n, 3) is not None and n.inputs[0].shape is None)

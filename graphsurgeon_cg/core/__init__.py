@@ -1,7 +1,8 @@
 """Layer 1: the pass infrastructure. Bounds, typed options, the pipeline grammar, the pass
-base and rule base, the registry, instrumentation, the pass manager and model I/O. Imports
+base and rule base, analyses (shapes), the registry, instrumentation, the pass manager and model I/O. Imports
 onnx, onnx-graphsurgeon and numpy only: never onnxruntime, torch or matplotlib."""
 
+from .analysis import Analysis, AnalysisManager, Shapes, TensorType
 from .base import IOAdapter, Match, NodeRewritePass, NoMatch, Pass, PassContext, PassResult
 from .bounds import EXACT, Bound, cosine_bound
 from .errors import CgsurgError, InputError, NumericCheckFailed, PassFailed
@@ -13,7 +14,8 @@ from .pipeline import PassSpec, format_pipeline, parse_pipeline
 from .records import PassRecord, PipelineResult
 from .registry import ENTRY_POINT_GROUP, available_passes, build_pipeline, get_pass, load_plugin, register_pass
 
-__all__ = ["IOAdapter", "Match", "NodeRewritePass", "NoMatch", "Pass", "PassContext", "PassResult", "EXACT", "Bound",
+__all__ = ["Analysis", "AnalysisManager", "Shapes", "TensorType",
+           "IOAdapter", "Match", "NodeRewritePass", "NoMatch", "Pass", "PassContext", "PassResult", "EXACT", "Bound",
            "cosine_bound", "CgsurgError", "InputError", "NumericCheckFailed", "PassFailed", "Instrument",
            "PipelineRun", "PassManager", "PassRecord", "PipelineResult", "load_model", "save_model", "Option",
            "at_least", "between", "cosine", "not_empty", "PassSpec", "format_pipeline", "parse_pipeline",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from .analysis import A, Analysis, AnalysisManager, Shapes
 from .bounds import EXACT, Bound
 from .errors import InputError
 from .options import Option
@@ -56,13 +57,16 @@ class PassResult:
     alone (the answer to "why didn't my pass fire?"). ``modified``: whether the graph changed;
     when left ``None`` the manager compares a structural fingerprint of the graph before and
     after, so an in-place edit reported as 0 rewrites is still seen. ``graph``: a replacement
-    graph, for passes that cannot work in place. ``adapter``: how inputs/outputs changed."""
+    graph, for passes that cannot work in place. ``adapter``: how inputs/outputs changed.
+    ``preserved``: analyses (``Shapes``) that still describe the graph after this run's
+    changes, besides the pass's ``preserves``."""
 
     rewrites: int = 0
     reasons: list[str] = field(default_factory=list)
     modified: bool | None = None
     graph: gs.Graph | None = None
     adapter: IOAdapter | None = None
+    preserved: tuple[type[Analysis], ...] = ()
 
 
 @dataclass
@@ -79,9 +83,28 @@ class PassContext:
     # Samples, a runtime and the vendor metric, for passes that calibrate or search (int8):
     # given by whoever built the pass manager; None when it was built without them.
     services: PassServices | None = None
+    # The run's analyses (given by the pass manager; made from ``graph`` when first asked otherwise).
+    analyses: AnalysisManager | None = None
     touched: list[gs.Node] = field(default_factory=list)
     _names: set[str] | None = None
     _constants: dict = field(default_factory=dict)
+    # The whole model: a rule sets ``graph`` to the If/Loop body it rewrites, and a fresh name
+    # must be new to every scope (a body's new initializer would shadow an outer tensor).
+    root: gs.Graph = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.graph
+
+    def analysis(self, kind: type[A]) -> A:
+        """An analysis of the graph as the pass received it (computed now unless cached)."""
+        if self.analyses is None:
+            self.analyses = AnalysisManager.of_graph(self.root)
+        return self.analyses.get(kind)
+
+    @property
+    def shapes(self) -> Shapes:
+        """Element type and shape of every tensor, bodies included, from strict shape inference."""
+        return self.analysis(Shapes)
 
     def need_services(self, owner: Pass) -> PassServices:
         """The run's services, or a clear refusal naming the pass that needs them."""
@@ -107,7 +130,10 @@ class PassContext:
     def fresh_name(self, base: str) -> str:
         """A tensor or node name not used anywhere in the graph yet."""
         if self._names is None:  # one O(N) scan per pass, not per call
-            self._names = set(self.graph.tensors()) | {n.name for n in self.graph.nodes}
+            self._names = set()
+            for g in [self.root, *self.root.subgraphs(recursive=True)]:
+                self._names.update(g.tensors())
+                self._names.update(n.name for n in g.nodes)
         k = len(self._names)
         name = f"{base}__{k}"
         while name in self._names:
@@ -132,6 +158,11 @@ class Pass:
     # fingerprint before the pass (it costs a walk over the whole graph); a result that leaves
     # ``modified`` unset anyway counts as modified.
     reports_modified: ClassVar[bool] = False
+    # Analyses that still describe the graph after any change this pass makes (MLIR's
+    # markAnalysesPreserved): the manager keeps them cached instead of computing them afresh.
+    # Declare only what holds for every run: each tensor keeps its type and shape, and any new
+    # one is a constant (``PassResult.preserved`` says it for one run).
+    preserves: ClassVar[tuple[type[Analysis], ...]] = ()
     options: ClassVar[dict[str, Option]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -164,10 +195,12 @@ class Pass:
         return None
 
     def needs_shapes(self, graph: gs.Graph) -> bool:
-        """Whether ``run`` on ``graph`` would read types or shapes that only shape inference
-        supplies (of tensors made or changed by earlier passes). The pass manager gives a pass
-        that says yes the shapes inferred for the graph as it is (verifying first if it changed
-        since); a pass that says no sees only what the model declares and earlier passes set.
+        """Whether ``run`` on ``graph`` reads types or shapes that only shape inference supplies
+        (``tensor.shape``/``dtype`` the model does not declare). The pass manager lends a pass
+        that says yes the ``Shapes`` analysis of the graph as it is (the original's too; computed
+        when not cached), on the tensors that lack them, and takes them back after; a pass that
+        says no sees only what the model declares and earlier passes set. A pass that reads
+        ``ctx.shapes`` instead should say yes too: the analysis is then ready before it runs.
         Either way the result does not depend on whether verification was deferred. Say no
         only when the answer cannot change what the pass does."""
         return True

@@ -17,6 +17,7 @@ import time
 
 import onnx
 
+from .analysis import inferred
 from .base import IDENTITY, Pass
 from .errors import CgsurgError
 from .instruments import Instruments, PipelineRun
@@ -89,7 +90,7 @@ def _run(passes: list[Pass], model: onnx.ModelProto) -> tuple[list, list[PassRec
     provenance: dict[str, str] = {}
     stages: list = [model]
     records: list[PassRecord] = []
-    last_verified, dirty, current = model, False, True
+    last_verified, dirty, current = model, False, False  # the original is lent its inferred shapes too
     for p in passes:
         if p.needs_shapes_proto(graph):  # type: ignore[attr-defined]
             if not current:
@@ -97,7 +98,7 @@ def _run(passes: list[Pass], model: onnx.ModelProto) -> tuple[list, list[PassRec
                     last_verified = _verify(graph, model, records[-1], provenance)
                     stages[-1] = last_verified
                     dirty = False
-                graph.lend_inferred(last_verified)
+                graph.lend_inferred(inferred(last_verified))  # as the Shapes analysis gives it
                 current = True
         elif graph.inferred:
             graph.inferred = {}
@@ -116,7 +117,7 @@ def _run(passes: list[Pass], model: onnx.ModelProto) -> tuple[list, list[PassRec
 def _verify(graph: ProtoGraph, template: onnx.ModelProto, record: PassRecord, provenance: dict[str, str]
             ) -> onnx.ModelProto:
     start = time.perf_counter()
-    model = verified(graph.to_model(template), template, record.name, provenance)
+    model = verified(graph.to_model(template), template, record.name, provenance)[0]
     record.verify_seconds += time.perf_counter() - start
     return model
 

@@ -19,6 +19,7 @@ from typing import Any
 import onnx
 import onnx_graphsurgeon as gs
 
+from .analysis import Analysis, AnalysisManager, Shapes, inferred
 from .base import IDENTITY, IOAdapter, Pass, PassContext, PassResult
 from .bounds import EXACT, Bound
 from .cleanup import clean_and_sort, ensure_name, has_bodies
@@ -30,7 +31,7 @@ from .interface import check_interface, interface_of
 from .pipeline import PassSpec
 from .records import PassRecord, PipelineResult
 from .registry import build_pipeline
-from .roundtrip import export_verified, overridable_as_variables, own_renamed_weights
+from .roundtrip import export_inferred, overridable_as_variables, own_renamed_weights
 from .services import PassServices
 from .shapes import InferredShapes
 
@@ -119,34 +120,46 @@ class PassManager:
         # inlined branch loses its declared output shape): verify after every pass there.
         each = each or has_bodies(graph)
         provenance: dict[str, str] = {}
-        # The graph's shapes are what the model declares, what passes set, and what the manager
-        # filled in from inference (``inferred``: given only before a pass that reads them, taken
-        # out again as soon as the graph changes, before a pass that does not read them and
-        # before every export), so that each pass sees the same graph in either mode.
-        inferred = InferredShapes()
         verified = model  # the last verified model
+        types: onnx.ModelProto | None = None  # ``verified`` as strict inference types it, once asked
         dirty = False  # whether the graph changed since ``verified``
-        current = True  # whether the inferred shapes describe the graph as it is
+        in_pass = False
+
+        def as_it_is() -> onnx.ModelProto:
+            """The graph as it is, typed by strict inference: what analyses are computed from."""
+            nonlocal verified, types, dirty
+            if dirty:  # only with deferred verification
+                if in_pass:  # the pass may have edited the graph already: a checkpoint before it is lost
+                    raise _Unattributed()
+                verified, types = self._verify(graph, model, run.records[-1], provenance, lent)
+                run.stages[-1] = verified
+                dirty = False
+            if types is None:
+                types = inferred(verified)
+            return types
+
+        analyses = AnalysisManager(as_it_is)
+        # Passes read shapes from the graph's tensors: the Shapes analysis is lent to the tensors
+        # that lack them before a pass that reads them, and taken back as soon as the graph
+        # changes, before a pass that does not read them and before every export, so that each
+        # pass sees the same graph in either mode and nothing lent is written.
+        lent = InferredShapes()
         for index, p in enumerate(self.passes):
             call("before_pass", run, index, p)
             try:
                 if p.needs_shapes(graph):
-                    if not current:
-                        if dirty:  # only with deferred verification
-                            verified = self._verify(graph, model, run.records[-1], provenance, inferred)
-                            run.stages[-1] = verified
-                            dirty = False
-                        inferred.fill(graph, verified)
-                        current = True
-                elif inferred:
-                    inferred.forget()
-                    current = False
-                record, graph, adapter = self._run_one(p, graph, defaults, provenance)
-                if record.modified:  # inferred shapes may be stale now: nothing may read them
-                    inferred.forget()
-                    dirty, current = True, False
+                    lent.lend(graph, analyses.get(Shapes))
+                else:
+                    lent.forget()
+                in_pass = True
+                record, graph, adapter, preserved = self._run_one(p, graph, defaults, provenance, analyses)
+                in_pass = False
+                if record.modified:
+                    lent.forget()
+                    analyses.invalidate(preserved)
+                    dirty = True
                     if each:
-                        verified = self._verify(graph, model, record, provenance, inferred)
+                        verified, types = self._verify(graph, model, record, provenance, lent)
                         dirty = False
             except CgsurgError as exc:
                 if not each:
@@ -159,24 +172,25 @@ class PassManager:
             call("after_pass", run, index, p, record)
         if dirty:
             try:
-                run.stages[-1] = self._verify(graph, model, run.records[-1], provenance, inferred)
+                run.stages[-1] = self._verify(graph, model, run.records[-1], provenance, lent)[0]
             except CgsurgError as exc:
                 raise _Unattributed() from exc
 
     def _verify(self, graph: gs.Graph, template: onnx.ModelProto, record: PassRecord, provenance: dict[str, str],
-                inferred: InferredShapes) -> onnx.ModelProto:
+                lent: InferredShapes) -> tuple[onnx.ModelProto, onnx.ModelProto]:
         """Export and verify the graph with the shapes it declares (inference derives the rest
-        afresh: an inferred shape a pass made stale cannot conflict), blaming ``record``'s pass."""
+        afresh: an inferred shape a pass made stale cannot conflict), blaming ``record``'s pass;
+        the model, and the model as strict inference typed it."""
         start = time.perf_counter()
-        inferred.forget()
-        model = export_verified(graph, template, record.name, provenance)
+        lent.forget()
+        verified = export_inferred(graph, template, record.name, provenance)
         record.verify_seconds += time.perf_counter() - start
-        return model
+        return verified
 
-    def _run_one(self, p: Pass, graph: gs.Graph, defaults: dict[str, gs.Constant], provenance: dict[str, str]
-                 ) -> tuple[PassRecord, gs.Graph, IOAdapter]:
+    def _run_one(self, p: Pass, graph: gs.Graph, defaults: dict[str, gs.Constant], provenance: dict[str, str],
+                 analyses: AnalysisManager) -> tuple[PassRecord, gs.Graph, IOAdapter, tuple[type[Analysis], ...]]:
         ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults,
-                          services=self.services)
+                          services=self.services, analyses=analyses)
         before_order = [id(n) for n in graph.nodes]
         before_ids = set(before_order)
         before_names = {n.name for n in graph.nodes if n.name}
@@ -186,7 +200,7 @@ class PassManager:
         start = time.perf_counter()
         try:
             result = p.run(graph, ctx)
-        except CgsurgError:
+        except (CgsurgError, _Unattributed):
             raise
         except Exception as exc:
             raise PassFailed(p.name, f"{type(exc).__name__}: {exc}") from exc
@@ -202,9 +216,10 @@ class PassManager:
                             verify_seconds=0.0, nodes_before=len(before_order), nodes_after=len(before_order),
                             op_delta={})
         adapter = result.adapter or IDENTITY
+        preserved = (*p.preserves, *result.preserved)
         if not modified:  # nothing to clean, sort or verify: the graph stands as it was
             record.seconds = time.perf_counter() - start
-            return record, graph, adapter
+            return record, graph, adapter, preserved
         if result.graph is not None:
             graph = result.graph
         check_interface(p, interface, interface_of(graph), removable=adapter.removed_inputs)
@@ -230,9 +245,11 @@ class PassManager:
                            if ops_after[op] != ops_before[op]}
         record.nodes_after = len(graph.nodes)
         record.seconds = time.perf_counter() - start
-        return record, graph, adapter
+        return record, graph, adapter, preserved
 
 
 class _Unattributed(Exception):
-    """A failure with verification deferred, not yet pinned on a pass (the cause is chained)."""
+    """A failure with verification deferred, not yet pinned on a pass (the cause is chained),
+    or a pass that asked for an analysis mid-run when the graph had changed since the last
+    verification (its ``needs_shapes`` said no): the replay verifies pass by pass."""
 

@@ -18,9 +18,16 @@ from .modelio import default_opset, weightless
 
 
 def export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
-                     provenance: dict[str, str]) -> onnx.ModelProto:
+                    provenance: dict[str, str]) -> onnx.ModelProto:
     """Export, carry over model-level fields, tag provenance, infer shapes strictly, check
     (renamed weights have their own protos already: the pass manager sees to it after each pass)."""
+    return export_inferred(graph, template, pass_name, provenance)[0]
+
+
+def export_inferred(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
+                    provenance: dict[str, str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """``export_verified``, and the weightless model with every type strict inference gave it
+    (bodies included), from which the ``Shapes`` analysis is read without inferring again."""
     try:
         model = gs.export_onnx(graph, do_type_check=True, ir_version=template.ir_version)
     except Exception as exc:
@@ -31,8 +38,9 @@ def export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
 
 
 def verified(model: onnx.ModelProto, template: onnx.ModelProto, pass_name: str,
-             provenance: dict[str, str]) -> onnx.ModelProto:
-    """The second half of ``export_verified``, on an exported model (the fast path's too)."""
+             provenance: dict[str, str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The second half of ``export_inferred``, on an exported model (the fast path's too): the
+    verified model and the weightless one strict inference typed."""
     _keep_initializers_as_inputs(model, template)
     model.producer_name = template.producer_name
     model.producer_version = template.producer_version
@@ -56,7 +64,7 @@ def verified(model: onnx.ModelProto, template: onnx.ModelProto, pass_name: str,
     model.graph.value_info.extend(_in_node_order(inferred.graph.value_info, model.graph))
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
-    return model
+    return model, inferred
 
 
 def _in_node_order(infos: Sequence[onnx.ValueInfoProto], graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
