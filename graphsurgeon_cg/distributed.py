@@ -37,23 +37,39 @@ from .stages.evaluate import EvalResult, _scored, score_samples
 from .stages.infer import InferResult, _write, batches, check_output_beside_inputs, write_manifest
 
 
-def connect(address: str | None = None) -> Any:
-    """The ``ray`` module, initialised: locally (``None`` or ``local``), or joined to ``address``."""
+def connect(address: str | None = None, runtime_env: dict | None = None) -> Any:
+    """The ``ray`` module, initialised: locally (``None`` or ``local``), or joined to ``address``
+    (``runtime_env``: the job's, for tests)."""
     try:
         import ray
     except ImportError:
         raise InputError("--ray needs Ray: pip install 'cgsurg[ray]'") from None
     if not ray.is_initialized():
         _reachable(address)
+        _keep_loopback(address)
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 ray.init(address=None if address in (None, "", "local") else address, include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
+                         log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
         except Exception as exc:  # a wrong address, a cluster that is down
             message = str(exc).strip().splitlines()
             raise InputError(f"cannot connect to Ray at {address or 'local'}: "
                              f"{message[0] if message else type(exc).__name__}") from None
     return ray
+
+
+def _keep_loopback(address: str | None) -> None:
+    """Join a loopback address by loopback. Ray rewrites 127.0.0.1/localhost to the machine's
+    outward address (``services.resolve_ip_for_localhost``); a head started with
+    ``--node-ip-address 127.0.0.1`` does not answer there, and ``ray.init`` then retries for
+    minutes printing "Failed to connect to GCS" (the hang seen in issue 22). Ray's switch for
+    loopback-only machines (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) is read once at import, so
+    it is set on the loaded module."""
+    host = str(address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _reachable(address: str | None) -> None:
