@@ -47,6 +47,7 @@ def connect(address: str | None = None, runtime_env: dict | None = None) -> Any:
     if not ray.is_initialized():
         _reachable(address)
         _keep_loopback(address)
+        _cluster_news_to_stderr()
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 ray.init(address=None if address in (None, "", "local") else address, include_dashboard=False,
@@ -70,6 +71,22 @@ def _keep_loopback(address: str | None) -> None:
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _cluster_news_to_stderr() -> None:
+    """Ray prints the cluster's error messages ("Raylet is terminated", a node lost) on the
+    driver's stdout, where ``--json`` writes; send them to stderr with our progress lines."""
+    from ray._private import worker
+
+    show = worker.print_to_stdstream
+    if getattr(show, "cgsurg", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool = False) -> None:
+        show({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.cgsurg = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _reachable(address: str | None) -> None:
