@@ -86,7 +86,7 @@ def ship(ray: Any, files: Sequence[Path]) -> Shipped:
     root = files[0].parent
     for path in files:
         data = np.fromfile(path, dtype=np.uint8)  # a numpy array: workers read it without a copy
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + hashlib.sha256(data).digest())
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + hashlib.sha256(data.tobytes()).digest())
         refs.append((str(path.relative_to(root)), ray.put(data)))
         del data
     return Shipped(digest.hexdigest()[:24], refs[0][0], tuple(refs))

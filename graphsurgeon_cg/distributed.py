@@ -214,12 +214,19 @@ def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: s
     return _scored([m for shard in results for m in shard])
 
 
-def run_tasks(ray: Any, fn: Callable, jobs: Sequence[tuple], cpus: int = 1) -> list:
-    """``fn(*job)`` for each job as Ray tasks of ``cpus`` CPUs; results in job order."""
-    remote = ray.remote(num_cpus=cpus)(fn)
-    return ray.get([remote.remote(*job) for job in jobs])
+def run_tasks(ray: Any, fn: Callable, jobs: Sequence[tuple], cpus: int = 1,
+              notice: Callable[[str], None] = lambda m: None) -> list:
+    """``fn(*job)`` for each job as Ray tasks of ``cpus`` CPUs (``cluster.run_all``: a job whose
+    node dies is re-run elsewhere); results in job order."""
+    def sender(job: tuple) -> Callable[[], tuple]:
+        return lambda: job
+
+    return run_all(ray, fn, [sender(job) for job in jobs], [1] * len(jobs), cpus=cpus, notice=notice,
+                   what="candidate", unit="candidates")
 
 
-def node_task(ray: Any, fn: Callable, *args: Any) -> Any:
-    """``fn(*args)`` as one task holding every CPU of a node: nothing else runs beside it."""
-    return ray.get(ray.remote(num_cpus=_node_cpus(ray))(fn).remote(*args))
+def node_task(ray: Any, fn: Callable, *args: Any, notice: Callable[[str], None] = lambda m: None) -> Any:
+    """``fn(*args)`` as one task holding every CPU of a node: nothing else runs beside it (re-run
+    on another node if its node dies)."""
+    return run_all(ray, fn, [lambda: args], [1], cpus=_node_cpus(ray), notice=notice, what="timing",
+                   unit="timings")[0]
