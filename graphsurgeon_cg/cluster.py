@@ -86,10 +86,18 @@ def ship(ray: Any, files: Sequence[Path]) -> Shipped:
     root = files[0].parent
     for path in files:
         data = np.fromfile(path, dtype=np.uint8)  # a numpy array: workers read it without a copy
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + hashlib.sha256(data.tobytes()).digest())
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + _file_digest(path))
         refs.append((str(path.relative_to(root)), ray.put(data)))
         del data
     return Shipped(digest.hexdigest()[:24], refs[0][0], tuple(refs))
+
+
+def _file_digest(path: Path) -> bytes:
+    found = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            found.update(block)
+    return found.digest()
 
 
 def materialise(shipped: Shipped) -> Path:
