@@ -1,24 +1,25 @@
 """Layer 4: running stages on a Ray cluster (``--ray [ADDRESS]``; the ``[ray]`` extra).
 
-``infer`` and ``eval`` shard an info file into runs of whole batches with Ray Data; every
-shard is computed by a worker with the same backend and batch size as the local path, so the
-outputs are the same files with the same values (tested bit for bit). The driver writes the
-files (into the same staging folder as the local path: nothing is left behind on failure).
+``infer`` and ``eval`` shard an info file into runs of whole batches, one Ray task each
+(``cluster.run_all``: retried when a worker or node dies, never a silent wait); every shard is
+computed with the same backend and batch size as the local path, so the outputs are the same
+files with the same values (tested bit for bit, with a worker node killed mid-run). The driver
+reads the model and the samples and ships them (``cluster.ship``: no shared storage), and
+writes the files it gets back (into the same staging folder as the local path: nothing is left
+behind on failure).
 ``tune`` runs its accuracy jobs (build a candidate, judge it) as Ray tasks of one CPU each,
 packed, and its timing as one task that asks for all the CPUs of a node, so that no two
 timings share cores.
 
 Without an address Ray starts locally (or joins the instance this process started already);
-``--ray auto`` joins the cluster of this machine, ``--ray ray://HOST:10001`` a remote one. The
-model, the info file and its samples, and the output folder must be at the same paths on every
-node (shared storage), as for any Ray job reading files.
+``--ray auto`` joins the cluster of this machine, ``--ray HOST:6379`` or ``ray://HOST:10001`` a
+remote one. Only the driver's machine needs the files; the workers need cgsurg installed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import socket
 import time
@@ -28,30 +29,64 @@ from typing import Any
 
 from .check.backends import backend_for
 from .check.feeds import ImageInput
+from .cluster import Shipped, cached, materialise, model_files, run_all, ship
 from .core.errors import InputError
 from .core.modelio import staged_folder
-from .stages.dataset import Sample, read_info
+from .stages.dataset import Sample, load_sample, read_info
 from .stages.evaluate import EvalResult, _scored, score_samples
 from .stages.infer import InferResult, _write, batches, check_output_beside_inputs, write_manifest
 
 
-def connect(address: str | None = None) -> Any:
-    """The ``ray`` module, initialised: locally (``None`` or ``local``), or joined to ``address``."""
+def connect(address: str | None = None, runtime_env: dict | None = None) -> Any:
+    """The ``ray`` module, initialised: locally (``None`` or ``local``), or joined to ``address``
+    (``runtime_env``: the job's, for tests)."""
     try:
         import ray
     except ImportError:
         raise InputError("--ray needs Ray: pip install 'cgsurg[ray]'") from None
     if not ray.is_initialized():
         _reachable(address)
+        _keep_loopback(address)
+        _cluster_news_to_stderr()
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 ray.init(address=None if address in (None, "", "local") else address, include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
+                         log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
         except Exception as exc:  # a wrong address, a cluster that is down
             message = str(exc).strip().splitlines()
             raise InputError(f"cannot connect to Ray at {address or 'local'}: "
                              f"{message[0] if message else type(exc).__name__}") from None
     return ray
+
+
+def _keep_loopback(address: str | None) -> None:
+    """Join a loopback address by loopback. Ray rewrites 127.0.0.1/localhost to the machine's
+    outward address (``services.resolve_ip_for_localhost``); a head started with
+    ``--node-ip-address 127.0.0.1`` does not answer there, and ``ray.init`` then retries for
+    minutes printing "Failed to connect to GCS" (the hang seen in issue 22). Ray's switch for
+    loopback-only machines (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) is read once at import, so
+    it is set on the loaded module."""
+    host = str(address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _cluster_news_to_stderr() -> None:
+    """Ray prints the cluster's error messages ("Raylet is terminated", a node lost) on the
+    driver's stdout, where ``--json`` writes; send them to stderr with our progress lines."""
+    from ray._private import worker
+
+    show = worker.print_to_stdstream
+    if getattr(show, "cgsurg", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool = False) -> None:
+        show({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.cgsurg = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _reachable(address: str | None) -> None:
@@ -84,65 +119,37 @@ def _node_cpus(ray: Any) -> int:
     return max((int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1) or 1
 
 
-class _ShardWorker:
-    """A Ray Data worker: models loaded once (in ``__init__``), then ``compute`` on each shard of
-    the rows it is given; the results go back tagged with their shard number."""
-
-    def compute(self, samples: list[Sample]) -> Any:
-        raise NotImplementedError
-
-    def __call__(self, rows: dict) -> dict:
-        import numpy as np
-
-        out = [(int(shard), self.compute(_samples(paths))) for shard, paths in zip(rows["shard"], rows["samples"])]
-        payload = np.empty(len(out), dtype=object)
-        payload[:] = out
-        return {"result": payload}
+def _rows(shard: list[Sample]) -> list[tuple[int, str, int, int]]:
+    """A shard's samples as a worker sees them: names and sizes, never the driver's paths."""
+    return [(s.index, s.stem, s.width, s.height) for s in shard]
 
 
-class _InferShard(_ShardWorker):
-    """Runs shards of samples, in batches, through the model."""
-
-    def __init__(self, model: str, backend: str, batch: int, threads: int, provider: str):
-        self.runner = backend_for(backend, provider=provider, threads=threads).load(model)
-        self.batch = batch
-
-    def compute(self, samples: list[Sample]) -> list:
-        return [(chunk, outputs) for chunk, outputs, _ in batches(self.runner, samples, self.batch)]
+def _shard_job(spec: dict, model: Any, shard: list[Sample]) -> Callable[[], tuple]:
+    """The arguments of a shard's task, read when it is sent: the samples as arrays."""
+    return lambda: (spec, model, _rows(shard), [load_sample(s) for s in shard])
 
 
-def _rows(shards: list[list[Sample]]) -> list[dict]:
-    return [{"shard": k, "samples": json.dumps([(s.index, str(s.path), s.width, s.height) for s in shard])}
-            for k, shard in enumerate(shards)]
+def _local(rows: list, arrays: list) -> tuple[list[Sample], Callable[[Sample], Any]]:
+    """On a worker: the shard's samples (named as on the driver) and a reader of their arrays."""
+    samples = [Sample(int(i), Path(f"{stem}.npy"), int(w), int(h)) for i, stem, w, h in rows]
+    by_stem = {s.stem: a for s, a in zip(samples, arrays)}
+    return samples, lambda s: by_stem[s.stem]
 
 
-def _samples(encoded: str) -> list[Sample]:
-    return [Sample(int(i), Path(p), int(w), int(h)) for i, p, w, h in json.loads(str(encoded))]
-
-
-def _map_shards(ray: Any, shards: list[list[Sample]], worker: type, kwargs: dict, cpus: int) -> list:
-    """Each shard through ``worker`` with Ray Data; the results in shard order."""
-    import logging
-
-    import ray.data
-
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its progress lines would bury ours
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    workers = max(1, min(len(shards), _cluster_cpus(ray) // cpus))
-    dataset = ray.data.from_items(_rows(shards), override_num_blocks=len(shards))
-    mapped = dataset.map_batches(worker, fn_constructor_kwargs=kwargs, batch_size=1, num_cpus=cpus,
-                                 compute=ray.data.ActorPoolStrategy(size=workers), batch_format="numpy")
-    results = [r for row in mapped.iter_rows() for r in [row["result"]]]
-    return [result for _, result in sorted(results, key=lambda r: r[0])]
+def _infer_shard(spec: dict, model: Shipped, rows: list, arrays: list) -> list:
+    """A Ray task: the outputs of each batch of the shard."""
+    runner = cached((model.digest, spec["backend"], spec["provider"], spec["threads"]),
+                    lambda: backend_for(spec["backend"], provider=spec["provider"],
+                                        threads=spec["threads"]).load(str(materialise(model))))
+    samples, read = _local(rows, arrays)
+    return [outputs for _, outputs, _ in batches(runner, samples, spec["batch"], read=read)]
 
 
 def infer_ray(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | os.PathLike, batch: int = 16,
               address: str | None = None, threads: int = 1, provider: str = "cpu", png: bool = False,
               backend: str = "ort", notice: Callable[[str], None] = lambda m: None,
               overwrite: bool = False) -> InferResult:
-    """``stages.infer.infer`` over a Ray cluster: the same output files."""
+    """``stages.infer.infer`` over a Ray cluster: the same output files, written by the driver."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
     samples = read_info(info)
@@ -155,36 +162,41 @@ def infer_ray(model: str | os.PathLike, info: str | os.PathLike, out_dir: str | 
     start = time.perf_counter()
     shards = _shards(samples, size, _cluster_cpus(ray) // threads)
     notice(f"[ray] {len(samples)} samples in {len(shards)} shards over {_cluster_cpus(ray)} CPUs")
+    shipped = ship(ray, model_files(model))
+    spec = dict(backend=backend, batch=size, threads=threads, provider=provider)
     with staged_folder(out, replace=True) as staging:
-        results = _map_shards(ray, shards, _InferShard,
-                              dict(model=str(Path(model).resolve()), backend=backend, batch=size, threads=threads,
-                                   provider=provider), threads)
-        for shard in results:
-            for chunk, outputs in shard:
-                _write(staging, chunk, outputs, names, png)
+        def write(k: int, outputs: list) -> None:
+            chunks = [shards[k][i:i + size] for i in range(0, len(shards[k]), size)]
+            for chunk, values in zip(chunks, outputs):
+                _write(staging, chunk, values, names, png)
+
+        run_all(ray, _infer_shard, [_shard_job(spec, shipped, shard) for shard in shards],
+                [len(shard) for shard in shards], cpus=threads, notice=notice, on_result=write)
         write_manifest(staging)
     seconds = time.perf_counter() - start
     return InferResult(count=len(samples), batch=size, seconds=seconds, inference_seconds=seconds)
 
 
-class _EvalShard(_ShardWorker):
-    """Scores shards image by image, the model against the reference."""
+def _eval_shard(spec: dict, models: tuple[Shipped, Shipped], rows: list, arrays: list) -> list:
+    """A Ray task: the scores of the shard's samples, the model against the reference."""
+    from .check.backends import OrtBackend
 
-    def __init__(self, ref_model: str, model: str, backend: str, batch: int, threads: int, provider: str):
-        from .check.backends import OrtBackend
+    ref_model, model = models
 
-        self.ref = OrtBackend(provider=provider, threads=threads).load(ref_model)
-        self.runner = backend_for(backend, provider=provider if backend == "ort" else "cpu",
-                                  threads=threads).load(model)
-        self.batch = batch
+    def load() -> tuple:
+        ref = OrtBackend(provider=spec["provider"], threads=spec["threads"]).load(str(materialise(ref_model)))
+        runner = backend_for(spec["backend"], provider=spec["provider"] if spec["backend"] == "ort" else "cpu",
+                             threads=spec["threads"]).load(str(materialise(model)))
+        return ref, runner
 
-    def compute(self, samples: list[Sample]) -> list:
-        return score_samples(self.ref, self.runner, samples, self.batch)
+    ref, runner = cached((ref_model.digest, model.digest, spec["backend"], spec["provider"], spec["threads"]), load)
+    samples, read = _local(rows, arrays)
+    return score_samples(ref, runner, samples, spec["batch"], read=read)
 
 
 def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: str | os.PathLike,
                  batch: int = 16, address: str | None = None, threads: int = 1, provider: str = "cpu",
-                 backend: str = "ort") -> EvalResult:
+                 backend: str = "ort", notice: Callable[[str], None] = lambda m: None) -> EvalResult:
     """``stages.evaluate.evaluate_models`` over a Ray cluster: the same scores."""
     if batch < 1:
         raise InputError(f"the batch size must be at least 1, got {batch}")
@@ -194,18 +206,27 @@ def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: s
             raise InputError(f"no such model file: {path}")
     ray = connect(address)
     shards = _shards(samples, batch, _cluster_cpus(ray) // threads)
-    results = _map_shards(ray, shards, _EvalShard,
-                          dict(ref_model=str(Path(ref_model).resolve()), model=str(Path(model).resolve()),
-                               backend=backend, batch=batch, threads=threads, provider=provider), threads)
+    notice(f"[ray] {len(samples)} samples in {len(shards)} shards over {_cluster_cpus(ray)} CPUs")
+    models = (ship(ray, model_files(ref_model)), ship(ray, model_files(model)))
+    spec = dict(backend=backend, batch=batch, threads=threads, provider=provider)
+    results = run_all(ray, _eval_shard, [_shard_job(spec, models, shard) for shard in shards],
+                      [len(shard) for shard in shards], cpus=threads, notice=notice)
     return _scored([m for shard in results for m in shard])
 
 
-def run_tasks(ray: Any, fn: Callable, jobs: Sequence[tuple], cpus: int = 1) -> list:
-    """``fn(*job)`` for each job as Ray tasks of ``cpus`` CPUs; results in job order."""
-    remote = ray.remote(num_cpus=cpus)(fn)
-    return ray.get([remote.remote(*job) for job in jobs])
+def run_tasks(ray: Any, fn: Callable, jobs: Sequence[tuple], cpus: int = 1,
+              notice: Callable[[str], None] = lambda m: None) -> list:
+    """``fn(*job)`` for each job as Ray tasks of ``cpus`` CPUs (``cluster.run_all``: a job whose
+    node dies is re-run elsewhere); results in job order."""
+    def sender(job: tuple) -> Callable[[], tuple]:
+        return lambda: job
+
+    return run_all(ray, fn, [sender(job) for job in jobs], [1] * len(jobs), cpus=cpus, notice=notice,
+                   what="candidate", unit="candidates")
 
 
-def node_task(ray: Any, fn: Callable, *args: Any) -> Any:
-    """``fn(*args)`` as one task holding every CPU of a node: nothing else runs beside it."""
-    return ray.get(ray.remote(num_cpus=_node_cpus(ray))(fn).remote(*args))
+def node_task(ray: Any, fn: Callable, *args: Any, notice: Callable[[str], None] = lambda m: None) -> Any:
+    """``fn(*args)`` as one task holding every CPU of a node: nothing else runs beside it (re-run
+    on another node if its node dies)."""
+    return run_all(ray, fn, [lambda: args], [1], cpus=_node_cpus(ray), notice=notice, what="timing",
+                   unit="timings")[0]

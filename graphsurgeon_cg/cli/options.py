@@ -141,8 +141,8 @@ def data_option(required: bool = False,
 
 ray_option = click.option(
     "--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-    help="Run on Ray ([ray] extra): alone, a local Ray; 'auto' or ray://HOST:PORT, a cluster (the files must "
-         "be at the same paths on every node).")
+    help="Run on Ray ([ray] extra): alone, a local Ray; 'auto', HOST:6379 or ray://HOST:10001, a cluster "
+         "(files stay on this machine: Ray ships them; a lost worker node's work is re-run).")
 
 
 def weights_option(where: str) -> Decorator:

@@ -135,7 +135,7 @@ def evaluate(dirs, ref_model, model, info, batch, backend, threads, provider, mi
         from ..distributed import evaluate_ray
 
         result = evaluate_ray(ref_model, model, info, batch=batch, address=ray_address, threads=threads or 1,
-                              provider=provider, backend=backend)
+                              provider=provider, backend=backend, notice=lambda m: click.echo(m, err=True))
     elif ref_model and model and info:
         result = evaluate_models(ref_model, model, info, batch=batch, threads=threads, provider=provider,
                                  backend=backend)

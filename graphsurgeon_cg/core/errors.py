@@ -1,6 +1,7 @@
 """Errors that end a cgsurg run, each with the exit code the CLI returns for it.
 
-Exit codes: 0 success, 1 a pass failed or produced an invalid model, 2 bad input or usage,
+Exit codes: 0 success, 1 a pass failed or produced an invalid model (or a Ray cluster could
+not finish the work), 2 bad input or usage,
 3 a numeric check failed (outputs moved further than the pipeline's bound allows).
 """
 
@@ -25,6 +26,12 @@ class InputError(CgsurgError):
     """A file, option or pipeline given by the user cannot be used."""
 
     exit_code = 2
+
+
+class ClusterError(CgsurgError):
+    """A Ray cluster cannot finish the work: no node left to run it, or a task lost too often."""
+
+    exit_code = 1
 
 
 class PassFailed(CgsurgError):

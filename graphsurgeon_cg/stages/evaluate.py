@@ -15,6 +15,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..check.backends import OrtBackend, Runner, backend_for
 from ..check.metrics import Metrics, meets, score, summarise
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_writable
-from .dataset import Sample, read_info
+from .dataset import Sample, load_sample, read_info
 from .infer import batches
 
 WORST = 5
@@ -112,12 +113,14 @@ def evaluate_models(ref_model: str | os.PathLike, model: str | os.PathLike, info
     return _scored(score_samples(ref_session, session, samples, batch))
 
 
-def score_samples(ref_runner: Runner, runner: Runner, samples: list[Sample], batch: int) -> list[Metrics]:
-    """Per-sample metrics of ``runner``'s first output against ``ref_runner``'s."""
+def score_samples(ref_runner: Runner, runner: Runner, samples: list[Sample], batch: int,
+                  read: Callable[[Sample], np.ndarray] = load_sample) -> list[Metrics]:
+    """Per-sample metrics of ``runner``'s first output against ``ref_runner``'s (``read``: see
+    ``infer.batches``)."""
     scores: list[Metrics] = []
     reference: dict[str, np.ndarray] = {}
-    ref_stream = batches(ref_runner, samples, batch)
-    for chunk, out, _ in batches(runner, samples, batch):
+    ref_stream = batches(ref_runner, samples, batch, read=read)
+    for chunk, out, _ in batches(runner, samples, batch, read=read):
         for i, sample in enumerate(chunk):
             while sample.stem not in reference:  # the models may run different (static) batch sizes
                 ref_chunk, ref_out, _ = next(ref_stream)

@@ -44,17 +44,19 @@ class InferResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-def batches(runner: Runner, samples: list[Sample], batch: int,
-            shapes: Shapes | None = None) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
+def batches(runner: Runner, samples: list[Sample], batch: int, shapes: Shapes | None = None,
+            read: Callable[[Sample], np.ndarray] = load_sample
+            ) -> Iterator[tuple[list[Sample], list[np.ndarray], float]]:
     """(samples, outputs without padding, seconds in ``runner.run``) per batch, reading the next
-    batch in the background while the current one runs; ``shapes``: see ``ImageInput.of``."""
+    batch in the background while the current one runs; ``shapes``: see ``ImageInput.of``;
+    ``read``: a sample's array (on a Ray worker, from the arrays the driver sent)."""
     image = ImageInput.of(runner, shapes)
     size = image.static_batch or batch
 
     def load(chunk: list[Sample]) -> np.ndarray:
         arrays = []
         for s in chunk:
-            arr = load_sample(s)
+            arr = read(s)
             if arr.ndim == 3 and arr.shape != image.sample_shape and arr.transpose(1, 2, 0).shape == image.sample_shape:
                 arr = arr.transpose(1, 2, 0)  # prep writes CHW; a preproc-fold(layout=nhwc) model takes HWC
             if arr.shape != image.sample_shape:

@@ -90,9 +90,10 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
 
             ray = connect(ray_address)
             progress(f"[tune] {len(jobs)} candidates as Ray tasks")
-            tried = run_tasks(ray, _judged, [(*job[:-1], 1) for job in jobs])
+            tried = run_tasks(ray, _judged, [(*job[:-1], 1) for job in jobs], notice=progress)
             progress(f"[tune] timing in one task holding a whole node: {len(batches)} batch sizes x {rounds} rounds")
-            tried, environment = node_task(ray, _timed, tried, batches, rounds, str(evaluation), threads)
+            tried, environment = node_task(ray, _timed, tried, batches, rounds, str(evaluation), threads,
+                                           notice=progress)
         else:
             tried = []
             for k, job in enumerate(jobs):
