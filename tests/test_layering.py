@@ -128,3 +128,15 @@ def test_the_package_has_no_import_cycles():
                 graph.add_edge(module, name if name in modules else f"{name}.__init__")
     cycles = [c for c in nx.simple_cycles(graph) if not any(m.endswith("__init__") for m in c)]
     assert not cycles, f"import cycles: {cycles[:3]}"
+
+
+def test_setup_cfg_lists_every_package():
+    """A non-editable install ships only the packages setup.cfg names."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {"graphsurgeon_cg." + ".".join(p.parent.relative_to(PACKAGE).parts) if p.parent != PACKAGE
+             else "graphsurgeon_cg" for p in PACKAGE.rglob("__init__.py")} | {"graphsurgeon_cg.passes"}
+    assert found <= listed, f"missing from setup.cfg [options] packages: {sorted(found - listed)}"
