@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from ..check.backends import OpenVinoBackend, OpenVinoRunner, Runner, backend_for
+from ..check.backends import OpenVinoBackend, OpenVinoRunner, Runner, TensorInfo, backend_for
 from ..check.feeds import ImageInput, Shapes
 from ..check.session import numpy_dtype
 from ..core.errors import InputError
@@ -61,11 +62,11 @@ def deployment_runner(backend: str, model: str | os.PathLike, batch: int, thread
 
 
 class _Streams:
-    """An OpenVINO THROUGHPUT model: ``run`` splits the batch into one slice per request
+    """An OpenVINO THROUGHPUT model (a ``Runner``): ``run`` splits the batch into one slice per request
     (OpenVINO's optimal number; whole batch when the model's batch is static) and runs the
     slices in parallel (``AsyncInferQueue``), outputs concatenated in order."""
 
-    backend = "openvino"
+    backend: ClassVar[str] = "openvino"
 
     def __init__(self, runner: OpenVinoRunner):
         import openvino
@@ -78,13 +79,13 @@ class _Streams:
         self.queue.set_callback(lambda request, k: self.results.__setitem__(
             k, [np.array(request.get_tensor(port).data) for port in ports]))
 
-    def get_inputs(self):
+    def get_inputs(self) -> list[TensorInfo]:
         return self.runner.get_inputs()
 
-    def get_outputs(self):
+    def get_outputs(self) -> list[TensorInfo]:
         return self.runner.get_outputs()
 
-    def run(self, feed):
+    def run(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         (name, batch), = feed.items()  # tune and bench feed the one image input
         static = ImageInput.of(self.runner).static_batch
         parts = 1 if static else min(self.requests, len(batch))

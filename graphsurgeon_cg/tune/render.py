@@ -34,7 +34,8 @@ def _chart(result: TuneResult, scored: list[Candidate], number: dict[int, int]) 
     def py(y: float) -> float:
         return HEIGHT - PAD - (y - y0) / (y1 - y0) * (HEIGHT - 2 * PAD)
 
-    marks, placed = [], []
+    marks: list[str] = []
+    placed: list[tuple[float, float]] = []
     for c in sorted(scored, key=lambda c: (c.speed, c.eval_cos["mean"])):  # type: ignore[index]
         x, y = px(c.speed), py(c.eval_cos["mean"])  # type: ignore[index]
         colour = "#d62728" if c is result.winner else "#1f77b4" if id(c) in front else "#888"

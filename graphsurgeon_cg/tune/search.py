@@ -189,7 +189,7 @@ def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float,
                 c.probe_vs_ort_fp32 <= winner.probe_vs_ort_fp32:
             c.evaluated = f"proxy: {done} of {total} images; no faster than {winner.label} in the quick timing"
             return
-        if (mean * done + (total - done)) / total < min_cos:
+        if done < total and (mean * done + (total - done)) / total < min_cos:
             c.evaluated = f"stopped after {done} of {total} images: the mean can no longer reach {min_cos}"
             return
     c.evaluated = "full"

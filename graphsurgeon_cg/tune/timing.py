@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -23,9 +23,9 @@ SETTLE_S = 0.05
 PROBE_RUNS = 3  # after one warm-up: enough to rank candidates, not to report them
 
 
-def cpu_isa(flags: Sequence[str] | None = None) -> str:
+def cpu_isa(given: Collection[str] | None = None) -> str:
     """The vector instructions that decide low-precision speed, by name."""
-    flags = cpu_flags() if flags is None else flags
+    flags = cpu_flags() if given is None else given
     names = [("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX512-VNNI"),
              ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16"),
              ("amx_int8", "AMX-INT8")]
