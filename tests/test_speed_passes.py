@@ -10,7 +10,7 @@ from graphsurgeon_cg.check import NumericChecker
 from graphsurgeon_cg.check.metrics import pixel_cosine
 from graphsurgeon_cg.stages.dataset import load_sample, read_info
 
-from models import OPSET11, folded, image_feeds, invoke, ops, ort_run, pad_model, run_pass
+from models import OPSET11, folded, image_feeds, invoke, max_abs, ops, ort_run, pad_model, run_pass
 
 
 def _convs(model):
@@ -194,3 +194,23 @@ def test_fp16_whole_model_within_bound_keeps_io_float32():
     _, again = run_pass(new, "fp16")
     assert again.rewrites == 0
     assert not again.modified
+
+
+def test_int8_calibrates_once_per_model_method_and_samples(calibration):
+    """The ranges do not depend on the float layers or the format: tune's int8 candidates and
+    the mixed-precision search share one calibration (ORT's calibration_cache_path)."""
+    import graphsurgeon_cg.passes.int8 as int8
+
+    model = folded(OPSET11)
+    before = set(int8._cache_folder().glob("*.json"))  # other tests' calibrations, in this process
+    first, _ = run_pass(model, f"int8(data={calibration['calib']},method=minmax,samples=3)")
+    cached = set(int8._cache_folder().glob("*.json"))
+    assert len(cached - before) == 1
+    again, _ = run_pass(model, f"int8(data={calibration['calib']},method=minmax,samples=3,keep_first_last=false)")
+    qop, _ = run_pass(model, f"int8(data={calibration['calib']},method=minmax,samples=3,format=qoperator)")
+    assert set(int8._cache_folder().glob("*.json")) == cached  # no new calibration
+    feeds = image_feeds(1)
+    assert max_abs(ort_run(first, feeds), ort_run(run_pass(model, f"int8(data={calibration['calib']},"
+                                                                  "method=minmax,samples=3)")[0], feeds)) == 0
+    run_pass(model, f"int8(data={calibration['calib']},method=percentile,samples=3)")
+    assert len(set(int8._cache_folder().glob("*.json")) - cached) == 1  # another method: its own ranges

@@ -77,3 +77,84 @@ def test_tune_refuses_overlapping_sets_and_unknown_candidates(sets, tmp_path):
     result = _tune(sets, tmp_path / "t", "--only", "nothing-like-this")
     assert result.exit_code == 2 and "no candidate label contains" in result.output
     assert not (tmp_path / "t").exists()
+
+
+# --- candidate selection by ISA, the budget, the per-runtime winner ---------------------------
+AVX2_ONLY = {"avx2", "fma"}
+VNNI_BF16 = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}
+
+
+def _labels(found):
+    return [f"{c.label} / {c.backend}" for c in found]
+
+
+def test_candidates_follow_the_isa_and_say_why_they_skip():
+    from graphsurgeon_cg.tune import plan
+
+    found, skipped = plan(0.99, "c.info", ("ort", "openvino"), AVX2_ONLY)
+    labels = _labels(found)
+    assert "int8 qdq reduce-range / ort" in labels  # AVX2 without VNNI: u8 x s8 saturates, 7-bit weights may help
+    assert not any("bf16" in label for label in labels)
+    assert skipped == ["bf16 on openvino: no AVX512_BF16 or AMX-BF16: OpenVINO would emulate bf16, slower than f32"]
+    found, skipped = plan(0.99, "c.info", ("ort", "openvino"), VNNI_BF16)
+    labels = _labels(found)
+    assert {"bf16 / openvino", "nncf int8 + bf16 (ConvTranspose bf16) / openvino"} <= set(labels)
+    assert next(c for c in found if c.label == "bf16").precision == "bf16"
+    assert "int8 qdq reduce-range / ort" not in labels and "reduce-range on ort: VNNI" in skipped[0]
+    # the searches come last, each bounded by its runtime's all-int8 candidate
+    assert labels[-3:] == ["nncf int8 accuracy control (sensitivity) / openvino",
+                           "nncf int8 (ConvTranspose float), full bias correction + channel alignment / openvino",
+                           "int8 mixed (auto) / ort"]
+    assert {c.bounded_by for c in found[-3:]} == {"nncf int8, all quantised", "int8 qdq percentile, all quantised"}
+    found, skipped = plan(0.99, "c.info", ("ort",), set())  # no AVX2: no int8 at all
+    assert _labels(found) == ["original / ort", "exact / ort"]
+    assert len(skipped) == 5 and all(s.endswith("no AVX2: int8 kernels would run on SSE, slower than float")
+                                     for s in skipped)
+
+
+def test_tune_on_a_cpu_without_avx2_tries_no_int8_and_lists_why(sets, tmp_path):
+    from graphsurgeon_cg.tune import tune
+
+    result = tune(OPSET11, sets["calib"], sets["eval"], tmp_path / "t", min_cos=0.99, batches=(1,), rounds=1,
+                  flags=())
+    assert [c.label for c in result.candidates] == ["original", "exact"]
+    assert any("int8 mixed (auto) on ort: no AVX2" in s for s in result.skipped)
+    report = json.loads((tmp_path / "t" / "tune.json").read_text())
+    assert report["skipped"] == result.skipped and report["environment"]["isa_flags"] is not None
+
+
+def test_tune_names_the_candidates_the_budget_left_unevaluated(sets, tmp_path):
+    from graphsurgeon_cg.core.errors import NumericCheckFailed
+    from graphsurgeon_cg.tune import tune
+
+    with pytest.raises(NumericCheckFailed) as failed:  # the originals run (the baseline), then the time is out
+        tune(OPSET11, sets["calib"], sets["eval"], tmp_path / "t", batches=(1,), rounds=1, budget_minutes=0.001,
+             only=["int8 qdq"], flags=AVX2_ONLY)
+    assert "ran out before any candidate was evaluated" in str(failed.value)
+    report = json.loads((tmp_path / "t" / "tune.json").read_text())
+    over = [s for s in report["skipped"] if s.endswith("over the budget (not evaluated)")]
+    assert over == ["int8 qdq percentile (ConvTranspose float) on ort: over the budget (not evaluated)",
+                    "int8 qdq reduce-range on ort: over the budget (not evaluated)",
+                    "int8 qdq percentile, all quantised on ort: over the budget (not evaluated)",
+                    "int8 qdq minmax on ort: over the budget (not evaluated)"]
+
+
+def test_an_openvino_winner_is_written_as_ir_with_the_command_that_runs_it(sets, tmp_path):
+    pytest.importorskip("nncf")
+    from graphsurgeon_cg.tune import tune
+
+    out = tmp_path / "t"
+    result = tune(OPSET11, sets["calib"], sets["eval"], out, min_cos=0.9, backends=("openvino",), batches=(1, 2),
+                  rounds=1, only=["nncf int8, all quantised"], flags=AVX2_ONLY)
+    assert result.winner is not None and result.winner.label == "nncf int8, all quantised"
+    assert (out / "best_ov" / "model.xml").is_file() and (out / "best_ov" / "model.bin").is_file()
+    assert not (out / "best.onnx").exists()
+    run = (out / "RUN.txt").read_text()
+    assert "cgsurg infer best_ov/model.xml --backend openvino" in run
+    assert set(result.winner.img_per_s) == {1, 2}  # timed as deployed at both batch sizes
+    from graphsurgeon_cg.check.backends import OpenVinoBackend
+
+    runner = OpenVinoBackend().load(out / "best_ov" / "model.xml")  # the written IR runs
+    assert runner.run({runner.get_inputs()[0].name: np.zeros((1, 3, 64, 64), np.float32)})[0].shape[0] == 1
+    html = (out / "tune.html").read_text()
+    assert "best_ov/model.xml" in html and html.count("onnxruntime") == 1  # the runtimes named once

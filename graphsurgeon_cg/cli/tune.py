@@ -21,7 +21,7 @@ from .options import BatchSizes, deprecated_option, ray_option
 @click.option("--batches", "batches", type=BatchSizes(), default="1,16", show_default=True,
               help="Batch sizes timed, comma-separated.")
 @deprecated_option("--batch", "old_batches", type=BatchSizes(), use="--batches")
-@click.option("--budget", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--budget", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Minutes; candidates not started by then are skipped (and listed).")
 @click.option("--rounds", default=10, show_default=True, type=click.IntRange(min=1),
               help="Timed rounds at batch 1, interleaved across candidates (at batch B: rounds/sqrt(B), at least 3; "
@@ -35,7 +35,7 @@ def tune(model, calib, evaluation, min_cos, backend, batches, old_batches, budge
          ray_address):
     """Find the fastest candidate pipeline whose per-pixel cosine meets --min-cos (exit 3 if none does)."""
     batches = old_batches or batches
-    from ..tune import apply_line
+    from ..tune import apply_line, run_line
     from ..tune import tune as run_tune
 
     backends = ("ort", "openvino") if backend == "both" else (backend,)
@@ -51,6 +51,7 @@ def tune(model, calib, evaluation, min_cos, backend, batches, old_batches, budge
     written = "best_ov/model.xml" if result.winner.model.endswith(".xml") else "best.onnx"
     click.echo(f"winner: {result.winner.label} on {result.winner.backend} -> {output}/{written}")
     click.echo(f"  {apply_line(result.winner, model)}")
+    click.echo(f"  run it: {run_line(result.winner, f'{output}/{written}')}")
     if result.note:
         click.echo(f"note: {result.note}")
     click.echo(f"see {output}/tune.html")

@@ -6,6 +6,12 @@ shape and range (floats in [-1, 1], uint8 images over 0..255), ``warmup`` untime
 ``run`` is timed. A static-batch model runs only its own batch size, and the result says so.
 A batch that cannot fit in memory is refused before anything runs (see ``memory_needed``),
 rather than the process being killed.
+
+Each runtime runs with the settings a deployment would use for the batch (``deployment_runner``,
+shared with ``tune``): ONNX Runtime with one intra-op thread per core this process may use;
+OpenVINO with ``PERFORMANCE_HINT`` LATENCY at batch 1 and THROUGHPUT above it, where the
+batch is split over the streams OpenVINO chose and run as parallel requests (one request on a
+THROUGHPUT model would use one stream's share of the cores).
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from ..check.backends import Runner, backend_for
+from ..check.backends import OpenVinoBackend, OpenVinoRunner, Runner, TensorInfo, backend_for
 from ..check.feeds import ImageInput, Shapes
 from ..check.session import numpy_dtype
 from ..core.errors import InputError
@@ -32,6 +39,63 @@ from .dataset import load_sample, read_info
 # figure gets a notice.
 ACTIVATIONS_AT_LEAST = 8
 ACTIVATIONS_REFERENCE = 100
+
+
+def cores() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def deployment_runner(backend: str, model: str | os.PathLike, batch: int, threads: int | None = None,
+                      precision: str = "f32") -> Runner:
+    """``model`` loaded as a deployment would run it at ``batch`` (see the module doc);
+    ``precision``: OpenVINO's ``INFERENCE_PRECISION_HINT`` (f32, bf16)."""
+    if backend != "openvino":
+        return backend_for(backend, threads=threads or cores()).load(model)
+    hint = "LATENCY" if batch == 1 else "THROUGHPUT"
+    runner = OpenVinoBackend(threads=threads, config={"PERFORMANCE_HINT": hint,
+                                                      "INFERENCE_PRECISION_HINT": precision}).load(model)
+    return _Streams(runner) if hint == "THROUGHPUT" else runner
+
+
+class _Streams:
+    """An OpenVINO THROUGHPUT model (a ``Runner``): ``run`` splits the batch into one slice per request
+    (OpenVINO's optimal number; whole batch when the model's batch is static) and runs the
+    slices in parallel (``AsyncInferQueue``), outputs concatenated in order."""
+
+    backend: ClassVar[str] = "openvino"
+
+    def __init__(self, runner: OpenVinoRunner):
+        import openvino
+
+        self.runner = runner
+        self.requests = max(1, int(runner.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self.queue = openvino.AsyncInferQueue(runner.compiled, self.requests)
+        self.results: dict[int, list[np.ndarray]] = {}
+        ports = runner.compiled.outputs
+        self.queue.set_callback(lambda request, k: self.results.__setitem__(
+            k, [np.array(request.get_tensor(port).data) for port in ports]))
+
+    def get_inputs(self) -> list[TensorInfo]:
+        return self.runner.get_inputs()
+
+    def get_outputs(self) -> list[TensorInfo]:
+        return self.runner.get_outputs()
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        (name, batch), = feed.items()  # tune and bench feed the one image input
+        static = ImageInput.of(self.runner).static_batch
+        parts = 1 if static else min(self.requests, len(batch))
+        slices = np.array_split(batch, parts)
+        self.results.clear()
+        for k, part in enumerate(slices):
+            self.queue.start_async({self.runner.compiled.inputs[0]: np.ascontiguousarray(part)}, k)
+        self.queue.wait_all()
+        return [np.concatenate([self.results[k][i] for k in range(len(slices))])
+                for i in range(len(self.runner.get_outputs()))]
 
 
 @dataclass
@@ -134,6 +198,8 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
     if not batch_sizes or min(batch_sizes) < 1:
         raise InputError("batch sizes must be at least 1")
     samples = read_info(data) if data else None
+    if provider == "cpu" and backend != "openvino":
+        threads = threads or cores()  # as deployed: one intra-op thread per core (see the module doc)
     runtime = backend_for(backend, provider=provider, threads=threads)
     session = runtime.load(model)
     image = ImageInput.of(session, shapes)
@@ -156,6 +222,8 @@ def bench(model: str | os.PathLike, batch_sizes: Sequence[int] = (1, 16), rounds
         for feed in feeds:
             if feed.shape[1:] != image.sample_shape:
                 raise InputError(f"the data has shape {feed.shape[1:]}; the model takes {image.sample_shape}")
+        if backend == "openvino" and batch > 1:  # the THROUGHPUT hint's streams (see the module doc)
+            session = deployment_runner(backend, model, batch, threads)
         for k in range(warmup):
             session.run({image.name: feeds[k % len(feeds)]})
         times = []

@@ -45,6 +45,8 @@ MIN_COS = {False: 0.9999, True: 0.999}  # by fp16
 INT8_MIN_COS = 0.95
 OV_TYPES = {"Conv": "Convolution", "ConvTranspose": "ConvolutionBackpropData"}
 INT8_KEEP_FLOAT = ("first-last", "ConvTranspose")
+INT8_AUTO_MIN_COS = 0.99
+INT8_OPTIONS = ("fast_bias_correction", "channel_alignment")
 
 
 @dataclass
@@ -70,7 +72,8 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
                   shapes: Mapping[str, Sequence[int]] | None = None, inputs_dir: str | os.PathLike | None = None,
                   seed: int = 0, threads: int | None = None, int8: bool | str | os.PathLike | None = None,
                   keep_float: Sequence[str] = INT8_KEEP_FLOAT, samples: int = 16,
-                  warn: Callable[[str], None] = lambda m: None, data: str | os.PathLike | None = None) -> CompileResult:
+                  warn: Callable[[str], None] = lambda m: None, data: str | os.PathLike | None = None,
+                  int8_options: Mapping[str, bool] | None = None) -> CompileResult:
     """Compile the ONNX ``model`` for ``target`` into ``out_dir`` (``model.xml``, ``model.bin``),
     weights ``weights`` (fp32 or fp16; ``fp16=True``, the older spelling, is fp16); ``warn``
     hears about files of ``inputs_dir`` that could not be read. ``data``: an info file whose
@@ -111,7 +114,8 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
     except Exception as exc:
         raise InputError(f"OpenVINO cannot convert {source}: {openvino_reason(exc)}") from None
     if int8 is not None:
-        converted = quantize_int8(converted, calibration[:samples], keep_float)
+        converted = quantize_int8(converted, calibration[:samples], keep_float, options=int8_options,
+                                  min_cos=INT8_AUTO_MIN_COS if min_cos is None else min_cos)
     with staged_folder(out) as staging:  # nothing is put in place unless the IR is written and checked
         try:
             openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=fp16)
@@ -130,15 +134,21 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike, target: 
                          min_cos=bound.min_cos or 0.0, check=comparison)
 
 
-def quantize_int8(model, samples: list, keep_float: Sequence[str] = INT8_KEEP_FLOAT):
+def quantize_int8(model, samples: list, keep_float: Sequence[str] = INT8_KEEP_FLOAT, *,
+                  options: Mapping[str, bool] | None = None, min_cos: float = INT8_AUTO_MIN_COS):
     """The OpenVINO ``model`` quantised to int8 by NNCF on ``samples`` (info-file samples),
-    with ``keep_float`` (see the module docstring) left in float."""
+    with ``keep_float`` (see the module docstring) left in float; ``auto`` in it: NNCF's
+    accuracy control to ``min_cos``."""
     from .dataset import load_sample
 
     try:
         import nncf
     except ImportError:
         raise InputError("int8 for OpenVINO needs NNCF: pip install 'cgsurg[openvino]'") from None
+    unknown = sorted(set(options or {}) - set(INT8_OPTIONS))
+    if unknown:
+        raise InputError(f"int8 option '{unknown[0]}': expected {', '.join(INT8_OPTIONS)}")
+    options = {"fast_bias_correction": True, "channel_alignment": False, **(options or {})}
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() in OV_TYPES.values()]
     names = {op.get_friendly_name() for op in convs}
     types, layers = [], []
@@ -147,25 +157,61 @@ def quantize_int8(model, samples: list, keep_float: Sequence[str] = INT8_KEEP_FL
             layers += [convs[0].get_friendly_name(), convs[-1].get_friendly_name()] if len(convs) > 2 else []
         elif item in OV_TYPES:
             types.append(OV_TYPES[item])
-        elif item in names:
-            layers.append(item)
+        elif item in names or item == "auto":
+            layers += [item] if item != "auto" else []
         else:
-            raise InputError(f"keep-float '{item}' is none of first-last, {', '.join(OV_TYPES)} or a "
+            raise InputError(f"keep-float '{item}' is none of first-last, auto, {', '.join(OV_TYPES)} or a "
                              f"convolution of the model (e.g. {sorted(names)[0] if names else 'none'})")
     inputs = model.inputs
     if len(inputs) != 1:
         raise InputError(f"int8 calibration feeds one image input; the model has {len(inputs)}")
     data = [load_sample(s)[None] for s in samples]
+    advanced = nncf.AdvancedQuantizationParameters(disable_channel_alignment=not options["channel_alignment"])
+    common = {"subset_size": len(data), "fast_bias_correction": options["fast_bias_correction"],
+              "ignored_scope": nncf.IgnoredScope(names=layers, types=types, validate=False),
+              "advanced_parameters": advanced}
     logger = logging.getLogger("nncf")
     level = logger.level
     logger.setLevel(logging.ERROR)  # NNCF reports each step at INFO and draws progress bars
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return nncf.quantize(model, nncf.Dataset(data), subset_size=len(data),
-                                 ignored_scope=nncf.IgnoredScope(names=layers, types=types, validate=False))
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            if "auto" in keep_float:
+                return _accuracy_controlled(nncf, model, data, min_cos, common)
+            return nncf.quantize(model, nncf.Dataset(data), **common)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"NNCF cannot quantise the model: {openvino_reason(exc)}") from None
     finally:
         logger.setLevel(level)
+
+
+def _accuracy_controlled(nncf, model, data: list, min_cos: float, common: dict):
+    """``nncf.quantize_with_accuracy_control`` judged by the vendor metric on the calibration
+    samples: each item is (input, the float model's first output); the metric of the float
+    model is 1 by definition, so the allowed drop is ``1 - min_cos``."""
+    import numpy as np
+
+    from ..check.metrics import pixel_cosine
+
+    compiled = import_openvino().Core().compile_model(model.clone(), "CPU", OpenVinoBackend().properties())
+    request = compiled.create_infer_request()
+    items = [(x, np.array(request.infer([x])[compiled.outputs[0]])) for x in data]
+
+    def validate(compiled, validation) -> tuple[float, list[float]]:
+        request = compiled.create_infer_request()
+        per_sample = []
+        for x, ref in validation:
+            out = np.asarray(request.infer([x])[compiled.outputs[0]])
+            cos = pixel_cosine(ref, out)
+            per_sample.append(float(cos if cos is not None else np.dot(ref.ravel(), out.ravel()) /
+                                    max(np.linalg.norm(ref) * np.linalg.norm(out), 1e-12)))
+        return float(np.mean(per_sample)), per_sample
+
+    restorer = nncf.AdvancedAccuracyRestorerParameters(ranking_subset_size=min(len(items), 6), max_num_iterations=8)
+    dataset = nncf.Dataset(items, lambda item: item[0])
+    return nncf.quantize_with_accuracy_control(
+        model, dataset, dataset, validate, max_drop=1 - min_cos, drop_type=nncf.DropType.ABSOLUTE,
+        subset_size=common["subset_size"], fast_bias_correction=common["fast_bias_correction"],
+        ignored_scope=common["ignored_scope"], advanced_quantization_parameters=common["advanced_parameters"],
+        advanced_accuracy_restorer_parameters=restorer)

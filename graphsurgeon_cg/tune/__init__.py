@@ -1,13 +1,14 @@
 """Layer 4: ``cgsurg tune`` — the fastest pipeline that still meets the accuracy bar.
 
-``candidates``: what is tried; ``search``: building, judging and timing them within the budget;
-``results``: what was found; ``render``: tune.html.
+``candidates``: what is tried on which CPU; ``search``: building, judging and timing them within
+the budget; ``timing``: deployment-faithful timing; ``results``: what was found; ``render``: tune.html.
 """
 
-from .candidates import EXACT, candidates, check_disjoint
+from .candidates import EXACT, candidates, check_disjoint, cpu_flags, plan
 from .render import render_html
-from .results import Candidate, TuneResult, apply_line, pareto
-from .search import cpu_isa, reference_outputs, tune
+from .results import Candidate, TuneResult, apply_line, pareto, run_line
+from .search import reference_outputs, tune
+from .timing import cpu_isa
 
-__all__ = ["EXACT", "Candidate", "TuneResult", "apply_line", "candidates", "check_disjoint", "cpu_isa", "pareto",
-           "reference_outputs", "render_html", "tune"]
+__all__ = ["EXACT", "Candidate", "TuneResult", "apply_line", "candidates", "check_disjoint", "cpu_flags", "cpu_isa",
+           "pareto", "plan", "reference_outputs", "render_html", "run_line", "tune"]

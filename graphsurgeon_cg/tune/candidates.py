@@ -4,7 +4,7 @@ calibration and evaluation sets are different images."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..core.errors import InputError
@@ -15,28 +15,81 @@ from .results import Candidate
 EXACT = str(EXACT_COMPILER)  # exact up to float rounding
 
 
+# The flags that decide which lower precision runs fast (``/proc/cpuinfo`` spelling).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+NO_AVX2 = "no AVX2: int8 kernels would run on SSE, slower than float"
+NO_BF16 = "no AVX512_BF16 or AMX-BF16: OpenVINO would emulate bf16, slower than f32"
+HAS_VNNI = "VNNI multiplies u8 x s8 without saturating: 7-bit weights would only cost accuracy"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The ISA flags of this CPU among ``ISA_FLAGS`` (empty where /proc/cpuinfo is missing)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return frozenset()
+    return frozenset(flag for flag in flags if flag in ISA_FLAGS)
+
+
 def candidates(min_cos: float, calib: str, backends: Sequence[str]) -> list[Candidate]:
-    """What tune tries, cheapest first (the budget cuts the tail): the mixed-precision search,
-    which quantises once per layer group it tries, comes last."""
+    """What tune tries on this CPU (see ``plan``)."""
+    return plan(min_cos, calib, backends, cpu_flags())[0]
+
+
+def plan(min_cos: float, calib: str, backends: Sequence[str],
+         flags: Collection[str]) -> tuple[list[Candidate], list[str]]:
+    """(what tune tries on a CPU with ``flags``, in order; what it skips, each with the reason).
+    Cheap first, interleaving the backends, so that a budget cut takes the costly tail: the
+    searches (ORT's mixed precision, one quantisation per layer group; NNCF's accuracy control,
+    one validation per layer) come last, each bounded by the all-int8 candidate of its runtime
+    (it cannot be faster: when that one cannot beat the current winner, it is not built)."""
+    ort, ov = "ort" in backends, "openvino" in backends
+    avx2, vnni = "avx2" in flags, bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+    bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags))
     int8 = f"{EXACT},int8(data={calib},min_cos=0"
-    found = []
-    if "ort" in backends:
-        found += [Candidate("original", "ort", None),
-                  Candidate("exact", "ort", EXACT),
-                  Candidate("int8 qdq percentile (ConvTranspose float)", "ort", f"{int8})"),
-                  Candidate("int8 qdq percentile, all quantised", "ort", f"{int8},keep_first_last=false,keep_ops=[])"),
-                  Candidate("int8 qdq minmax", "ort", f"{int8},method=minmax)"),
-                  Candidate("int8 qoperator percentile", "ort", f"{int8},format=qoperator)")]
-    if "openvino" in backends:
-        found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT),
-                  Candidate("nncf int8 (first/last, ConvTranspose float)", "openvino", EXACT,
-                            nncf=("first-last", "ConvTranspose")),
-                  Candidate("nncf int8 (ConvTranspose float)", "openvino", EXACT, nncf=("ConvTranspose",)),
-                  Candidate("nncf int8, all quantised", "openvino", EXACT, nncf=())]
-    if "ort" in backends:
-        found.append(Candidate("int8 mixed (auto)", "ort", f"{EXACT},int8(data={calib},keep_float=[auto],"
-                                                           f"keep_first_last=false,keep_ops=[],min_cos={min_cos})"))
-    return found
+    found: list[Candidate] = []
+    skipped: list[str] = []
+    if ort:
+        found += [Candidate("original", "ort", None), Candidate("exact", "ort", EXACT)]
+    if ov:
+        found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT)]
+        if bf16:
+            found.append(Candidate("bf16", "openvino", EXACT, precision="bf16"))
+        else:
+            skipped.append(f"bf16 on openvino: {NO_BF16}")
+    cheap_ort = [Candidate("int8 qdq percentile (ConvTranspose float)", "ort", f"{int8})"),
+                 Candidate("int8 qdq percentile, all quantised", "ort", f"{int8},keep_first_last=false,keep_ops=[])"),
+                 Candidate("int8 qoperator percentile", "ort", f"{int8},format=qoperator)"),
+                 Candidate("int8 qdq minmax", "ort", f"{int8},method=minmax)")]
+    if avx2 and not vnni:
+        cheap_ort.insert(1, Candidate("int8 qdq reduce-range", "ort", f"{int8},reduce_range=true)"))
+    elif ort and avx2:
+        skipped.append(f"int8 qdq reduce-range on ort: {HAS_VNNI}")
+    cheap_ov = [Candidate("nncf int8 (ConvTranspose float)", "openvino", EXACT, nncf=("ConvTranspose",)),
+                Candidate("nncf int8, all quantised", "openvino", EXACT, nncf=()),
+                Candidate("nncf int8 (first/last, ConvTranspose float)", "openvino", EXACT,
+                          nncf=("first-last", "ConvTranspose"))]
+    if bf16:  # the layers NNCF leaves float run in bf16: a mix of int8 and bf16
+        cheap_ov.insert(1, Candidate("nncf int8 + bf16 (ConvTranspose bf16)", "openvino", EXACT,
+                                     nncf=("ConvTranspose",), precision="bf16"))
+    searches_ov = [Candidate("nncf int8 accuracy control (sensitivity)", "openvino", EXACT, nncf=("auto",),
+                             bounded_by="nncf int8, all quantised"),
+                   Candidate("nncf int8 (ConvTranspose float), full bias correction + channel alignment",
+                             "openvino", EXACT, nncf=("ConvTranspose",),
+                             nncf_options={"fast_bias_correction": False, "channel_alignment": True},
+                             bounded_by="nncf int8, all quantised")]
+    searches_ort = [Candidate("int8 mixed (auto)", "ort", f"{EXACT},int8(data={calib},keep_float=[auto],"
+                                                         f"keep_first_last=false,keep_ops=[],min_cos={min_cos})",
+                              bounded_by="int8 qdq percentile, all quantised")]
+    if not avx2:
+        skipped += [f"{c.label} on {c.backend}: {NO_AVX2}" for c in
+                    (cheap_ort + searches_ort if ort else []) + (cheap_ov + searches_ov if ov else [])]
+        return found, skipped
+    for k in range(max(len(cheap_ort), len(cheap_ov))):
+        found += ([cheap_ort[k]] if ort and k < len(cheap_ort) else []) + \
+            ([cheap_ov[k]] if ov and k < len(cheap_ov) else [])
+    return found + (searches_ov if ov else []) + (searches_ort if ort else []), skipped
 
 
 def check_disjoint(calib: str | os.PathLike, evaluation: str | os.PathLike) -> None:

@@ -18,6 +18,9 @@ class Candidate:
     backend: str
     pipeline: str | None  # None: the original model
     nncf: tuple[str, ...] | None = None  # then compiled to int8 by NNCF with these layers float
+    nncf_options: dict = field(default_factory=dict)  # compile's int8_options
+    precision: str = "f32"  # OpenVINO's INFERENCE_PRECISION_HINT
+    bounded_by: str = ""  # a candidate at least as fast (its label): when it cannot win, neither can this
     model: str = ""
     build_s: float = 0.0
     eval_cos: dict | None = None  # mean/min per-pixel cosine on the evaluation set
@@ -27,6 +30,8 @@ class Candidate:
     img_per_s: dict[int, float] = field(default_factory=dict)
     vs_original: dict[int, float] = field(default_factory=dict)  # same backend's original
     vs_ort_fp32: dict[int, float] = field(default_factory=dict)
+    probe_vs_ort_fp32: float = 0.0  # the quick batch-1 timing right after the build
+    evaluated: str = ""  # "full", or how far the held-out evaluation went and why it stopped
     size_mb: float = 0.0
     meets: bool = False
     error: str = ""
@@ -34,9 +39,15 @@ class Candidate:
     @property
     def speed(self) -> float:
         """The geometric mean of the speed-ups over ORT fp32 across batch sizes (over the
-        backend's own original when ORT was not run)."""
+        backend's own original when ORT was not run); the quick batch-1 timing for a
+        candidate not in the final timing."""
         values = [v for v in (self.vs_ort_fp32 or self.vs_original).values() if v > 0]
-        return float(np.exp(np.mean(np.log(values)))) if values else 0.0
+        return float(np.exp(np.mean(np.log(values)))) if values else self.probe_vs_ort_fp32
+
+    @property
+    def timed(self) -> bool:
+        """In the final, interleaved timing (else only the quick probe)."""
+        return bool(self.img_per_s)
 
 
 @dataclass
@@ -75,6 +86,22 @@ def apply_line(c: Candidate, model: str | os.PathLike) -> str:
         return f"(the original model{', compiled by OpenVINO' if c.backend == 'openvino' else ''})"
     line = f"cgsurg apply {model} -o OUT.onnx --passes '{c.pipeline}'"
     if c.nncf is not None:
+        auto = " --min-cos MIN_COS" if "auto" in c.nncf else ""
+        options = f"   # Python API only: compile_model(..., int8_options={c.nncf_options})" \
+            if c.nncf_options else ""
         return line + (f" && cgsurg compile OUT.onnx --target openvino -o OUT_ov --int8 --data CALIB.info "
-                       f"--keep-float '{','.join(c.nncf)}'")
-    return line + ("   # then run it with --backend openvino" if c.backend == "openvino" else "")
+                       f"--keep-float '{','.join(c.nncf)}'{auto}{options}")
+    if c.backend == "openvino":
+        return line + f"   # then run it on OpenVINO ({run_line(c, 'OUT.onnx')})"
+    return line
+
+
+def run_line(c: Candidate, path: str | os.PathLike) -> str:
+    """How to run the written model at the precision it was judged at."""
+    if c.backend != "openvino":
+        return f"cgsurg infer {path} --data INFO -o OUT"
+    if c.precision == "f32":
+        return f"cgsurg infer {path} --backend openvino --data INFO -o OUT"
+    # cgsurg's openvino backend pins f32; OpenVINO reads the hint from the caller, not the IR
+    return (f"python -c \"import openvino as ov; m = ov.Core().compile_model('{path}', 'CPU', "
+            f"{{'INFERENCE_PRECISION_HINT': '{c.precision}', 'PERFORMANCE_HINT': 'LATENCY'}})\"")

@@ -1,18 +1,25 @@
 """``cgsurg tune`` — the fastest pipeline that still meets the accuracy bar.
 
-Candidates are pipelines (the exact one; int8 variants over format, calibration method, which
-layers stay float, and a mixed-precision search) on a backend (ONNX Runtime; OpenVINO when
-installed: fp32, and int8 by NNCF with chosen layers float). Each is built with ``api.apply``
-and ``stages.compile`` (the calibration set feeds int8), judged on the evaluation set only
-(mean vendor per-pixel cosine against the original on ONNX Runtime; the calibration set's
-figure is reported beside it), and timed as ``bench`` times: warm-up, then the candidates
-*interleaved* round by round with the original in one process, medians. The winner is the
-fastest candidate that meets the bar (the original is the baseline, never the winner),
-written as ``best.onnx`` (or ``best_ov/`` for an OpenVINO IR) with the command line that
-reproduces it; when none does, the verdict fails (exit 3) naming the closest, and the table
-and the Pareto front still show what was reached.
+Candidates (``candidates.plan``: pipelines on ONNX Runtime; on OpenVINO fp32, bf16 where the CPU
+has it, and int8 by NNCF, by chosen float layers or by its accuracy control) are tried in order,
+cheap first, and the budget is spent where it pays:
 
-With ``ray_address`` the candidates are built and judged as Ray tasks (``distributed``).
+1. build (``api.apply``, ``stages.compile``; int8 calibration ranges are shared, see ``int8``);
+2. a quick batch-1 timing as deployed (``timing.probe``) and the vendor metric on the first
+   ``PROXY_IMAGES`` evaluation images: a candidate clearly below the bar there, or no faster
+   than the current winner, goes no further (a search whose all-int8 bound cannot beat the
+   winner is not even built);
+3. the rest of the evaluation set, stopped as soon as the mean can no longer reach the bar
+   (the calibration set's figure is taken for those that meet it);
+4. the ``FINALISTS`` fastest that meet the bar, timed against the originals as deployed at
+   each batch size, interleaved, medians (``timing.timed``).
+
+The winner is the fastest finalist (the original is the baseline, never the winner), written
+as ``best.onnx``, or ``best_ov/`` for an OpenVINO IR, with the command that runs it at the
+precision it was judged at; when none meets the bar, the verdict fails (exit 3) naming the
+closest. tune.json lists each candidate not tried or not fully evaluated, with the reason.
+
+With ``ray_address`` the candidates are built and judged in full as Ray tasks (``distributed``).
 """
 
 from __future__ import annotations
@@ -28,36 +35,38 @@ import numpy as np
 
 from ..api import apply
 from ..check.backends import backend_for
-from ..check.feeds import ImageInput
 from ..check.metrics import score
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, staged_folder
-from ..stages.dataset import load_sample, read_info
+from ..stages.bench import deployment_runner
+from ..stages.dataset import read_info
 from ..stages.evaluate import EvalResult, _scored
 from ..stages.infer import batches as infer_batches
-from .candidates import candidates, check_disjoint
+from .candidates import check_disjoint, cpu_flags, plan
 from .render import render_html
-from .results import Candidate, TuneResult
+from .results import Candidate, TuneResult, run_line
+from .timing import cpu_isa, probe, timed
 
 EVAL_BATCH = 4
+PROXY_IMAGES = 3
+PROXY_SLACK = 0.01  # a proxy this far under the bar is not worth the full evaluation
+FINALISTS = 3
+SEARCH_COST = 4.0  # an accuracy search costs about this many plain candidates
 
-# A pause before each timed run: the previous session's worker threads spin a while after their
-# run (ORT's and OpenVINO's pools both do) and would steal the next one's cores.
-SETTLE_S = 0.05
-
+__all__ = ["cpu_isa", "reference_outputs", "tune"]
 
 
 def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | os.PathLike,
          out_dir: str | os.PathLike, *, min_cos: float = 0.99, backends: Sequence[str] = ("ort",),
-         batches: Sequence[int] = (1, 16), budget_minutes: float = 15.0, rounds: int = 10,
+         batches: Sequence[int] = (1, 16), budget_minutes: float = 10.0, rounds: int = 10,
          threads: int | None = None, only: Sequence[str] = (), ray_address: str | None = None,
-         progress: Callable[[str], None] = lambda m: None) -> TuneResult:
+         progress: Callable[[str], None] = lambda m: None, flags: Sequence[str] | None = None) -> TuneResult:
     """Try the candidates, time them, pick the winner; writes ``out_dir`` (tune.json, tune.html,
-    the candidates' models, best.onnx). Raises ``NumericCheckFailed`` (the folder still
-    written) when no candidate meets ``min_cos``. ``only``: label substrings to keep (the
-    original is always measured, as the baseline; it is never the winner). ``ray_address``
-    (``local`` for a local Ray): the candidates are built and judged as Ray tasks of one CPU
-    each and timed in one task holding a whole node (see ``distributed``)."""
+    the candidates' models, best.onnx or best_ov/). Raises ``NumericCheckFailed`` (the folder
+    still written) when no candidate meets ``min_cos``. ``only``: label substrings to keep (the
+    originals are always measured, as the baseline). ``flags``: the CPU's ISA flags (default:
+    this CPU's) that decide the candidates. ``ray_address`` (``local`` for a local Ray): the
+    candidates are built and judged as Ray tasks and timed in one task holding a whole node."""
     if not 0 < min_cos <= 1:
         raise InputError(f"min_cos must be in (0, 1], got {min_cos}")
     if not batches or min(batches) < 1 or rounds < 1 or budget_minutes <= 0:
@@ -71,23 +80,22 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
     deadline = time.monotonic() + budget_minutes * 60  # for everything, the final timing included
     with staged_folder(out_dir, keep=lambda exc: isinstance(exc, NumericCheckFailed)) as stage:
         (stage / "candidates").mkdir()
-        skipped: list[str] = []
-        chosen = [c for c in candidates(min_cos, str(calib), backends)
-                  if c.pipeline is None or not only or any(word in c.label for word in only)]
+        planned, skipped = plan(min_cos, str(calib), backends, cpu_flags() if flags is None else flags)
+        chosen = [c for c in planned if c.pipeline is None or not only or any(word in c.label for word in only)]
         if only and all(c.pipeline is None for c in chosen):
             raise InputError(f"no candidate label contains {', '.join(only)}")
-        progress("[tune] the original's outputs on both sets")
+        progress(f"[tune] {len(chosen)} candidates on {cpu_isa(flags)}; the original's outputs on the evaluation set")
         started = time.perf_counter()
-        references = {"eval": reference_outputs(model, evaluation, threads),
-                      "calib": reference_outputs(model, calib, threads)}
-        per_image = (time.perf_counter() - started) / max(1, len(references["eval"]) + len(references["calib"]))
-        # The budget covers the timing at the end too: a candidate costs about its share of it.
-        timing_per_candidate = per_image * sum(b * (max(3, round(rounds / b ** 0.5)) + 2) for b in batches)
+        references = {"eval": reference_outputs(model, evaluation, threads)}
+        per_image = (time.perf_counter() - started) / max(1, len(references["eval"]))
+        # The final timing's share of the budget, kept back from the start.
+        reserve = per_image * sum(b * (max(3, round(rounds / b ** 0.5)) + 2) for b in batches) * (FINALISTS + 2)
         jobs = [(c, str(model), stage / "candidates" / f"{k:02d}.onnx", str(calib), str(evaluation), min_cos,
                  references, threads) for k, c in enumerate(chosen)]
         if ray_address is not None:
             from ..distributed import connect, node_task, run_tasks
 
+            references["calib"] = reference_outputs(model, calib, threads)
             ray = connect(ray_address)
             progress(f"[tune] {len(jobs)} candidates as Ray tasks")
             tried = run_tasks(ray, _judged, [(*job[:-1], 1) for job in jobs], notice=progress)
@@ -95,24 +103,15 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
             tried, environment = node_task(ray, _timed, tried, batches, rounds, str(evaluation), threads,
                                            notice=progress)
         else:
-            tried = []
-            for k, job in enumerate(jobs):
-                c = job[0]
-                if c.pipeline is not None and \
-                        time.monotonic() + timing_per_candidate * (len(tried) + 1) > deadline:
-                    skipped.append(f"{c.label} on {c.backend}: over the budget")
-                    continue
-                progress(f"[tune] {k + 1}: {c.label} on {c.backend}")
-                tried.append(_judged(*job))
-            tried, environment = _timed(tried, batches, rounds, str(evaluation), threads, progress)
-        ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None]
+            tried = _search(jobs, deadline - reserve, skipped, progress)
+            meeting = sorted((c for c in tried if c.meets and c.pipeline is not None),
+                             key=lambda c: c.probe_vs_ort_fp32, reverse=True)
+            tried, environment = timed(tried, batches, rounds, str(evaluation), threads, progress,
+                                       finalists=meeting[:FINALISTS])
+        ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None and c.timed]
         winner = max(ok, key=lambda c: c.speed) if ok else None
-        if winner is not None and winner.model.endswith(".xml"):
-            (stage / "best_ov").mkdir()
-            for part in (".xml", ".bin"):
-                shutil.copyfile(Path(winner.model).with_suffix(part), stage / "best_ov" / f"model{part}")
-        elif winner is not None:
-            shutil.copyfile(winner.model, stage / "best.onnx")
+        if winner is not None:
+            _export(winner, stage)
         for c in tried:  # where the models will be once the staging folder is in place
             if c.model and Path(c.model).is_relative_to(stage):
                 c.model = str(Path(out_dir) / Path(c.model).relative_to(stage))
@@ -120,20 +119,121 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
         (stage / "tune.json").write_text(json.dumps(result.as_dict(), indent=2))
         (stage / "tune.html").write_text(render_html(result))
         if winner is None:
-            judged = [c for c in tried if c.eval_cos and not c.error and c.pipeline is not None]
-            closest = max(judged, key=lambda c: c.eval_cos["mean"]) if judged else None  # type: ignore[index]
-            near = f"; closest: {closest.label} on {closest.backend} ({closest.eval_cos['mean']:.4f})" \
-                if closest and closest.eval_cos else ""
-            over = [note.split(": over the budget")[0] for note in skipped if note.endswith(": over the budget")]
-            if over and not judged:
-                raise NumericCheckFailed(f"the budget of {budget_minutes:g} min ran out before any candidate was "
-                                         f"evaluated (not evaluated: {'; '.join(over)}); raise --budget")
-            unjudged = f"; the budget ran out before {len(over)} more were evaluated ({'; '.join(over)}): " \
-                       "raise --budget to try them" if over else ""
-            raise NumericCheckFailed(f"no {'evaluated ' if over else ''}candidate meets mean per-pixel cosine "
-                                     f"{min_cos} on the "
-                                     f"evaluation set{near}{unjudged}; see {Path(out_dir) / 'tune.html'}")
+            _fail(tried, skipped, min_cos, budget_minutes, out_dir)
     return result
+
+
+def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[[str], None]) -> list[Candidate]:
+    """Steps 1-3 of the module doc for each job within ``deadline``; what was not tried is
+    added to ``skipped`` with the reason."""
+    tried: list[Candidate] = []
+    costs: list[float] = []
+    winner: Candidate | None = None
+    base = 0.0  # the ORT original's probe, seconds
+    for k, (c, model, path, calib, evaluation, min_cos, references, threads) in enumerate(jobs):
+        left = deadline - time.monotonic()
+        cost = (np.mean(costs) if costs else 0.0) * (SEARCH_COST if c.bounded_by else 1.0)
+        if c.pipeline is not None and cost > left:
+            skipped.append(f"{c.label} on {c.backend}: over the budget (not evaluated)")
+            continue
+        bound = next((o for o in tried if o.label == c.bounded_by and o.backend == c.backend), None)
+        if winner is not None and bound is not None and bound.probe_vs_ort_fp32 <= winner.probe_vs_ort_fp32:
+            skipped.append(f"{c.label} on {c.backend}: cannot beat the current winner ({winner.label} on "
+                           f"{winner.backend}): {bound.label}, as fast as it can be, is no faster")
+            continue
+        progress(f"[tune] {k + 1}/{len(jobs)}: {c.label} on {c.backend} ({max(0.0, left) / 60:.1f} min left)")
+        start = time.perf_counter()
+        _built(c, model, path, calib, min_cos)
+        if not c.error:
+            try:
+                seconds = probe(c, evaluation, threads)
+                if c.pipeline is None and c.backend == "ort":
+                    base = seconds
+                c.probe_vs_ort_fp32 = base / seconds if base and seconds else 0.0
+                _evaluate(c, evaluation, calib, references, min_cos, threads, winner, model)
+            except Exception as exc:  # a candidate that cannot run is a row, not the end of tune
+                if c.pipeline is None:
+                    raise
+                c.error = _reason(exc)
+        c.build_s = time.perf_counter() - start
+        if c.pipeline is not None:
+            costs.append(c.build_s)
+        if c.meets and c.pipeline is not None and (winner is None or c.probe_vs_ort_fp32 > winner.probe_vs_ort_fp32):
+            winner = c
+        tried.append(c)
+    return tried
+
+
+def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float, threads,
+              winner: Candidate | None, model) -> None:
+    """The proxy, then the full evaluation with its early stop (steps 2 and 3); sets
+    ``eval_cos``, ``meets`` and ``evaluated``."""
+    samples = read_info(evaluation)
+    runner = deployment_runner(c.backend, c.model, 1, threads, c.precision)
+    scores = []
+    total = len(samples)
+    for chunk, out, _ in infer_batches(runner, samples, min(EVAL_BATCH, PROXY_IMAGES)):
+        scores += [score(s.stem, references["eval"][s.stem], out[0][i]) for i, s in enumerate(chunk)]
+        judged = _scored(scores)
+        mean = judged.summary[judged.judged_by]["mean"]
+        c.eval_cos = judged.summary.get(judged.judged_by)
+        c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
+        c.ssim = (judged.summary.get("ssim") or {}).get("mean")
+        done = len(scores)
+        if done < total and c.pipeline is None:
+            c.evaluated = f"proxy: {done} of {total} images (the baseline)"
+            return
+        if done >= PROXY_IMAGES and done < total and mean < min_cos - PROXY_SLACK:
+            c.evaluated = f"proxy: {done} of {total} images, {mean:.4f}: under the bar by more than {PROXY_SLACK}"
+            return
+        if done >= PROXY_IMAGES and done < total and winner is not None and \
+                c.probe_vs_ort_fp32 <= winner.probe_vs_ort_fp32:
+            c.evaluated = f"proxy: {done} of {total} images; no faster than {winner.label} in the quick timing"
+            return
+        if done < total and (mean * done + (total - done)) / total < min_cos:
+            c.evaluated = f"stopped after {done} of {total} images: the mean can no longer reach {min_cos}"
+            return
+    c.evaluated = "full"
+    c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
+    if c.meets:
+        if "calib" not in references:
+            references["calib"] = reference_outputs(model, calib, threads)
+        on_calib = _judge(c, calib, references["calib"], threads)
+        c.calib_cos = on_calib.summary.get(on_calib.judged_by)
+
+
+def _export(winner: Candidate, stage: Path) -> None:
+    """The winner in its runtime's format (``best_ov/`` for an IR, else ``best.onnx``) and
+    ``RUN.txt``, the command that runs it at the precision it was judged at."""
+    if winner.model.endswith(".xml"):
+        (stage / "best_ov").mkdir()
+        for part in (".xml", ".bin"):
+            shutil.copyfile(Path(winner.model).with_suffix(part), stage / "best_ov" / f"model{part}")
+        written = "best_ov/model.xml"
+    else:
+        written = "best.onnx"
+        shutil.copyfile(winner.model, stage / written)
+    (stage / "RUN.txt").write_text(f"# {winner.label} on {winner.backend} ({winner.precision}), from the tune folder\n"
+                                   f"{run_line(winner, written)}\n")
+
+
+def _fail(tried: list[Candidate], skipped: list[str], min_cos: float, budget_minutes: float, out_dir) -> None:
+    judged = [c for c in tried if c.eval_cos and not c.error and c.pipeline is not None]
+    closest = max(judged, key=lambda c: c.eval_cos["mean"]) if judged else None  # type: ignore[index]
+    near = f"; closest: {closest.label} on {closest.backend} ({closest.eval_cos['mean']:.4f})" \
+        if closest and closest.eval_cos else ""
+    over = [note.split(": over the budget")[0] for note in skipped if ": over the budget" in note]
+    if over and not judged:
+        raise NumericCheckFailed(f"the budget of {budget_minutes:g} min ran out before any candidate was "
+                                 f"evaluated (not evaluated: {'; '.join(over)}); raise --budget")
+    unjudged = f"; the budget ran out before {len(over)} more were evaluated ({'; '.join(over)}): " \
+               "raise --budget to try them" if over else ""
+    raise NumericCheckFailed(f"no {'evaluated ' if over else ''}candidate meets mean per-pixel cosine "
+                             f"{min_cos} on the evaluation set{near}{unjudged}; see {Path(out_dir) / 'tune.html'}")
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def reference_outputs(model, info, threads) -> dict[str, np.ndarray]:
@@ -143,7 +243,7 @@ def reference_outputs(model, info, threads) -> dict[str, np.ndarray]:
 
 
 def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads) -> EvalResult:
-    outputs = _first_outputs(backend_for(c.backend, threads=threads).load(c.model), info)
+    outputs = _first_outputs(deployment_runner(c.backend, c.model, 1, threads, c.precision), info)
     return _scored([score(stem, references[stem], out) for stem, out in outputs])
 
 
@@ -153,11 +253,8 @@ def _first_outputs(runner, info) -> list[tuple[str, np.ndarray]]:
             for i, s in enumerate(chunk)]
 
 
-def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, references: dict,
-            threads) -> Candidate:
-    """``c`` built into ``path`` and judged on both sets against the original's ``references``
-    (``{"eval": ..., "calib": ...}``); a failure is the candidate's error."""
-    start = time.perf_counter()
+def _built(c: Candidate, model, path: Path, calib, min_cos: float) -> None:
+    """``c`` built into ``path`` (an IR beside it for NNCF); a failure is the candidate's error."""
     try:
         if c.pipeline is None:
             shutil.copyfile(model, path)
@@ -168,9 +265,26 @@ def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, 
         if c.nncf is not None:
             from ..stages.compile import compile_model
 
-            compiled = compile_model(path, path.with_suffix(""), int8=calib, keep_float=c.nncf, check=False)
+            compiled = compile_model(path, path.with_suffix(""), int8=calib, keep_float=c.nncf, check=False,
+                                     int8_options=c.nncf_options, min_cos=min_cos)
             c.model = str(compiled.xml)
             c.size_mb = (compiled.xml.stat().st_size + compiled.bin.stat().st_size) / 1e6
+    except Exception as exc:  # a candidate that cannot be built is a row, not the end of tune
+        if c.pipeline is None:
+            raise  # the original itself: the input is bad
+        c.error = _reason(exc)
+
+
+def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, references: dict,
+            threads) -> Candidate:
+    """``c`` built into ``path`` and judged in full on both sets against the original's
+    ``references`` (``{"eval": ..., "calib": ...}``): the Ray tasks' job; a failure is the
+    candidate's error."""
+    start = time.perf_counter()
+    _built(c, model, path, calib, min_cos)
+    try:
+        if c.error:
+            raise RuntimeError(c.error)
         judged = _judge(c, evaluation, references["eval"], threads)
         c.eval_cos = judged.summary.get(judged.judged_by)
         c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
@@ -178,66 +292,16 @@ def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, 
         on_calib = _judge(c, calib, references["calib"], threads)
         c.calib_cos = on_calib.summary.get(on_calib.judged_by)
         c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
-    except Exception as exc:  # a candidate that cannot be built or run is a row, not the end of tune
+        c.evaluated = "full"
+    except Exception as exc:  # a candidate that cannot be run is a row, not the end of tune
         if c.pipeline is None:
             raise  # the original itself: the input is bad
-        c.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        c.error = _reason(exc)
     c.build_s = time.perf_counter() - start
     return c
 
 
 def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluation, threads,
            progress: Callable[[str], None] = lambda m: None) -> tuple[list[Candidate], dict]:
-    """Images per second at each batch size: every candidate loaded, then the rounds interleaved
-    (one run of each candidate per round, so that load drifts hit all alike), medians."""
-    runnable = [c for c in tried if c.model and not c.error]
-    runners = {id(c): backend_for(c.backend, threads=threads).load(c.model) for c in runnable}
-    samples = read_info(evaluation)
-    environment = backend_for("ort", threads=threads).environment()
-    environment["isa"] = cpu_isa()
-    for batch in batches:
-        progress(f"[tune] timing batch {batch}: {len(runnable)} candidates, interleaved")
-        feeds = {}
-        for c in runnable:
-            image = ImageInput.of(runners[id(c)])
-            if image.static_batch not in (None, batch):
-                continue
-            pool = [load_sample(samples[i % len(samples)]).astype(image.dtype) for i in range(batch)]
-            feeds[id(c)] = {image.name: np.stack(pool)}
-        times: dict[int, list[float]] = {key: [] for key in feeds}
-        timed = max(3, round(rounds / batch ** 0.5))  # a batch of 16 takes 16 times longer: fewer rounds
-        warmup = 2 if batch < 8 else 1
-        for r in range(timed + warmup):
-            for c in runnable:
-                if id(c) not in feeds:
-                    continue
-                time.sleep(SETTLE_S)
-                start = time.perf_counter()
-                runners[id(c)].run(feeds[id(c)])
-                if r >= warmup:
-                    times[id(c)].append(time.perf_counter() - start)
-        for c in runnable:
-            if times.get(id(c)):
-                c.img_per_s[batch] = batch / float(np.median(times[id(c)]))
-    for c in runnable:
-        original = next((o for o in runnable if o.pipeline is None and o.backend == c.backend), None)
-        ort_fp32 = next((o for o in runnable if o.pipeline is None and o.backend == "ort"), None)
-        for batch, speed in c.img_per_s.items():
-            if original and batch in original.img_per_s:
-                c.vs_original[batch] = speed / original.img_per_s[batch]
-            if ort_fp32 and batch in ort_fp32.img_per_s:
-                c.vs_ort_fp32[batch] = speed / ort_fp32.img_per_s[batch]
-    return tried, environment
-
-
-def cpu_isa() -> str:
-    """The vector instructions that decide int8 speed: AVX2, AVX-512, VNNI, AMX (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
-    except OSError:
-        return "unknown"
-    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"),
-             ("amx_int8", "AMX-INT8")]
-    found = [label for flag, label in names if flag in flags]
-    return ", ".join(found) if found else "no AVX2"
+    """Every runnable candidate timed (``timing.timed``): the Ray path's node task."""
+    return timed(tried, batches, rounds, evaluation, threads, progress)
