@@ -66,6 +66,7 @@ def apply(
     target: str | None = None,
     lossy: bool = False,
     aipp: bool = False,
+    min_cos: float | None = None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -79,6 +80,12 @@ def apply(
     before ``pipeline``, the result must lint without errors (``targets.TargetCheckFailed``,
     findings in ``result.extras["lint"]``), and the compile command is written beside the
     output (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too).
+
+    The numeric check judges the result against the run's bound, whose cosine test is replaced
+    by ``min_cos`` when given, else by the target's accuracy bar (``Target.min_cos``, the
+    vendor's 0.99 mean per-pixel cosine) when there is a target; it runs on ``data``'s first
+    samples (as many as the report's ``samples``, else 4) when given, else on ``inputs_dir``,
+    else on one seeded random input (``result.check.inputs`` says which).
     """
 
     from .stages.dataset import read_info
@@ -106,11 +113,19 @@ def apply(
             seen.add(message)
             warn(message)
 
+    if min_cos is not None and not -1 <= min_cos <= 1:
+        raise InputError(f"min_cos must be in [-1, 1], got {min_cos}")
     settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed, warn=warn_once)
+    if min_cos is not None:
+        settings.min_cos, settings.bar = min_cos, "the bar given, min_cos"
+    elif chosen is not None:
+        settings.min_cos, settings.bar = chosen.min_cos, f"target {chosen}'s bar"
     manager = PassManager(pipeline, data=str(data) if data else None)  # names and options checked here
     model = load_model(model_path)
     if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
         settings.feeds = _info_feeds(model, data, report.samples if report is not None else 4)[0]
+        count = len(settings.feeds)
+        settings.label = f"{count} sample{'s' if count != 1 else ''} of {data}"
     chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
     if report is not None:
         chain.append(_report(model, report.label or str(model_path), report, settings))

@@ -20,13 +20,25 @@ def _num(value: float | None, digits: int = 6, kind: str = "f") -> str:
 
 
 def comparison(result: Comparison, title: str) -> None:
-    click.echo(f"{title}: {'OK' if result.ok else 'FAILED'} on {result.samples} sample(s)")
+    """The verdict with its bar and inputs, one line per output with the criterion that judged
+    it, the violations and the warnings (a check that tests little)."""
+    if result.bound is None:
+        click.echo(f"{title}: compared on {result.inputs or f'{result.samples} sample(s)'}")
+    else:
+        click.echo(f"{title}: {'OK' if result.ok else 'FAILED'}, {result.verdict()}")
     for m in result.outputs:
-        psnr = "inf" if m.psnr_db is None else f"{m.psnr_db:.2f}"
+        judged = result.judged.get(m.name) or m.judged_by
         click.echo(f"  {m.name}: max_abs {m.max_abs:.3g}  mean_abs {m.mean_abs:.3g}  cos {m.cos:.6f}  "
-                   f"pixel_cos {_num(m.pixel_cos)}  psnr_db {psnr}  (judged by {m.judged_by})")
+                   f"pixel_cos {_num(m.pixel_cos)}  psnr_db {psnr_text(m.psnr_db)}  (judged by {judged})")
     for v in result.violations:
         click.echo(f"  ! {v}")
+    for w in result.warnings:
+        click.echo(f"  warning: {w}")
+
+
+def psnr_text(value: float | None, digits: int = 2) -> str:
+    """PSNR in dB for a table; None means the outputs are identical (infinite PSNR)."""
+    return "identical" if value is None else f"{value:.{digits}f}"
 
 
 def pass_records(result: Any) -> None:
