@@ -121,6 +121,9 @@ class NumericChecker(Instrument):
                 break
         if result.check.ok:
             return
+        if culprit is None and settings.min_cos is not None:  # the first stage below the bar
+            culprit = next((p.name for k, p in enumerate(run.passes[:-1], 1)
+                            if not self.compare(run, 0, k, bound).ok), run.passes[-1].name)
         lossy = [p.name for p in run.passes if not p.exact] or [p.name for p in run.passes]
         head = (f"after pass '{culprit}'" if culprit else
                 f"for the pipeline (passes {', '.join(lossy)} together)")
