@@ -67,6 +67,7 @@ def apply(
     lossy: bool = False,
     aipp: bool = False,
     min_cos: float | None = None,
+    samples: int | None = None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -84,7 +85,7 @@ def apply(
     The numeric check judges the result against the run's bound, whose cosine test is replaced
     by ``min_cos`` when given, else by the target's accuracy bar (``Target.min_cos``, the
     vendor's 0.99 mean per-pixel cosine) when there is a target; it runs on ``data``'s first
-    samples (as many as the report's ``samples``, else 4) when given, else on ``inputs_dir``,
+    ``samples`` (default: the report's, else 4) when given, else on ``inputs_dir``,
     else on one seeded random input (``result.check.inputs`` says which).
     """
 
@@ -123,12 +124,15 @@ def apply(
     manager = PassManager(pipeline, data=str(data) if data else None)  # names and options checked here
     model = load_model(model_path)
     if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
-        settings.feeds = _info_feeds(model, data, report.samples if report is not None else 4)[0]
+        if samples is None:
+            samples = report.samples if report is not None else 4
+        settings.feeds = _info_feeds(model, data, samples)[0]
         count = len(settings.feeds)
         settings.label = f"{count} sample{'s' if count != 1 else ''} of {data}"
     chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
     if report is not None:
-        chain.append(_report(model, report.label or str(model_path), report, settings))
+        chain.append(_report(model, report.label or str(model_path), report, settings,
+                             bar=report.min_cos if report.min_cos is not None else settings.min_cos))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     result = manager.run(model)
     step = compile_step(chosen, result.model, output_path, aipp) if chosen else None
@@ -139,7 +143,8 @@ def apply(
     return result
 
 
-def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings) -> Instrument:
+def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings,
+            bar: float | None = None) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
     from .report import AccuracyReport, Gates
 
@@ -157,7 +162,7 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
     return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
                           gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,
                           baseline_cos_tol=report.baseline_cos_tol, baseline_psnr_tol=report.baseline_psnr_tol,
-                          bench=report.bench, names=names, source=source)
+                          bench=report.bench, names=names, source=source, bar=bar)
 
 
 def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feeds], list[str]]:

@@ -30,7 +30,7 @@ import numpy as np
 from .api import apply
 from .check.backends import backend_for
 from .check.feeds import ImageInput
-from .check.metrics import json_safe, score
+from .check.metrics import json_safe, psnr_text, score
 from .core.errors import InputError, NumericCheckFailed
 from .core.modelio import check_output_folder, staged_folder
 from .stages.dataset import load_sample, read_info
@@ -393,7 +393,7 @@ def render_html(result: TuneResult) -> str:
         calib = f"{c.calib_cos['mean']:.4f}" if c.calib_cos else "-"
         mark = " &#9733;" if c is result.winner else ""
         rows.append(f"<tr><td>{escape(c.label)}{mark}</td><td>{c.backend}</td><td>{escape(cos)}</td><td>{calib}</td>"
-                    f"<td>{'' if c.psnr_db is None else f'{c.psnr_db:.1f}'}</td>"
+                    f"<td>{'' if c.eval_cos is None else psnr_text(c.psnr_db, 1)}</td>"
                     f"<td>{'' if c.ssim is None else f'{c.ssim:.4f}'}</td>{cells}<td>{c.size_mb:.2f}</td>"
                     f"<td>{c.build_s:.1f}</td><td><code>{escape(c.pipeline or '-')}</code></td></tr>")
     note = f"<p><b>{escape(result.note)}</b></p>" if result.note else ""

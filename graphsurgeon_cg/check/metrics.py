@@ -97,6 +97,12 @@ def psnr(ref: np.ndarray, new: np.ndarray) -> float | None:
     return 10.0 * math.log10(peak * peak / mse)
 
 
+def psnr_text(value: float | None, digits: int = 2, unit: str = "") -> str:
+    """PSNR for people, spelt one way everywhere: ``None`` (identical outputs, an infinite
+    PSNR) is "identical"; NaN is "nan"."""
+    return "identical" if value is None else f"{value:.{digits}f}{unit}"
+
+
 def ssim(ref: np.ndarray, new: np.ndarray) -> float | None:
     """SSIM of one CHW image sample (None when the sample is not image-shaped)."""
     ref = np.asarray(ref, dtype=np.float64)

@@ -19,7 +19,7 @@ report_options = group(
     click.option("--report", "report_dir", metavar="DIR",
                  help="Write a per-pass accuracy report (json, md, html) here."),
     click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
-                 help="Number of report inputs (and of --data samples the final check runs on)."),
+                 help="Number of --data samples the check (and the report) runs on."),
     click.option("--min-cos", type=click.FloatRange(-1, 1),
                  help="Accuracy bar: the check fails (exit 3) when the result's cosine (mean per-pixel for images, "
                       "flat otherwise) vs the original is below this (default with --target: the target's bar, "
@@ -68,7 +68,7 @@ def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_di
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
                            plugins=plugins, report=report, data=info, warn=lambda m: click.echo(m, err=True),
-                           target=target, lossy=lossy, aipp=aipp, min_cos=min_cos)
+                           target=target, lossy=lossy, aipp=aipp, min_cos=min_cos, samples=samples)
     except CgsurgError as exc:
         target_cli.explain_failure(exc, output)
         if report_dir and not isinstance(exc, InputError) and (Path(report_dir) / "report.html").exists():

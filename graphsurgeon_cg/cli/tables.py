@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..check.metrics import Comparison, json_safe
+from ..check.metrics import Comparison, json_safe, psnr_text
 
 
 def echo_json(data: Any) -> None:
@@ -36,11 +36,6 @@ def comparison(result: Comparison, title: str) -> None:
         click.echo(f"  warning: {w}")
 
 
-def psnr_text(value: float | None, digits: int = 2) -> str:
-    """PSNR in dB for a table; None means the outputs are identical (infinite PSNR)."""
-    return "identical" if value is None else f"{value:.{digits}f}"
-
-
 def pass_records(result: Any) -> None:
     click.echo(f"pipeline: {result.pipeline}")
     width = max(len(r.spec) for r in result.records)
@@ -66,7 +61,9 @@ def passes(rows: list[dict]) -> None:
 def evaluation(summary: dict, worst: list) -> None:
     def fmt(key: str, digits: int = 6) -> str:
         v = summary[key]
-        return "n/a" if v is None else f"mean {_num(v['mean'], digits)}  min {_num(v['min'], digits)}"
+        if v is None:  # a PSNR is undefined only where every output is identical to its reference
+            return psnr_text(None) if key == "psnr_db" else "n/a"
+        return f"mean {_num(v['mean'], digits)}  min {_num(v['min'], digits)}"
 
     click.echo(f"images: {summary['images']}")
     click.echo(f"pixel cosine (vendor metric): {fmt('pixel_cos')}")
