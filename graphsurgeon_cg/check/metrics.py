@@ -296,14 +296,14 @@ def _violations(m: Metrics, refs: Sequence[np.ndarray], news: Sequence[np.ndarra
             would_pass = float(diff.max()) if not bound.rel else float(bound.max_abs + excess.max())
             found.append(f"output '{m.name}': max abs diff {m.max_abs:.3g} exceeds {bound.describe()} "
                          f"(max_abs {would_pass:.3g} would pass)")
-        judged.append(f"max |diff| {m.max_abs:.2g} <= {bound.max_abs:g}" + (f" + {bound.rel:g}·|ref|" if bound.rel
+        judged.append(f"max |diff| {m.max_abs:.3g} <= {bound.max_abs:g}" + (f" + {bound.rel:g}·|ref|" if bound.rel
                                                                           else ""))
     if bound.min_cos is not None:
         if meets(m.judged_cos, bound.min_cos):
             judged.append(f"{m.judged_by} {m.judged_cos:.6f} >= {bound.min_cos:g}")
         elif not diff.size or (diff <= bound.atol + bound.rtol * ref).all():
             # Polygraphy-style closeness: where outputs are near zero their cosine is noise
-            judged.append(f"atol/rtol: max |diff| {m.max_abs:.2g} <= {bound.describe_close()} "
+            judged.append(f"atol/rtol: max |diff| {m.max_abs:.3g} <= {bound.describe_close()} "
                           f"({m.judged_by} {m.judged_cos:.6f} is ill-conditioned this close to zero)")
         else:
             found.append(f"output '{m.name}': {m.judged_by} {m.judged_cos:.6f} is below {bound.min_cos:g}"
