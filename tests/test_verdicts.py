@@ -18,6 +18,7 @@ from graphsurgeon_cg import PassManager
 from graphsurgeon_cg.check import CheckSettings, NumericChecker
 from graphsurgeon_cg.check.metrics import compare_outputs
 from graphsurgeon_cg.core.bounds import Bound
+
 from models import BILINEAR, OPSET11, float_input, invoke, make_model
 
 BAR = "mean per-pixel cosine >= 0.99 (target ascend:cann8's bar)"
@@ -126,8 +127,9 @@ def test_lossy_passes_are_judged_on_their_own_change(tmp_path):
 
 def test_report_shows_the_worst_samples_and_draws_the_bar(tmp_path, info):
     rep = tmp_path / "rep"
-    result = invoke("apply", OPSET11, "-o", tmp_path / "o.onnx", "--passes", "fold-constants,reflect2const(min_cos=0.3)",
-                    "--report", rep, "--data", info, "--samples", 5, "--min-cos", 0.3)
+    result = invoke("apply", OPSET11, "-o", tmp_path / "o.onnx", "--passes",
+                    "fold-constants,reflect2const(min_cos=0.3)", "--report", rep, "--data", info, "--samples", 5,
+                    "--min-cos", 0.3)
     assert result.exit_code == 0, result.stderr
     data = json.loads((rep / "report.json").read_text())
     scores = {s["name"]: s["pixel_cos"] for s in data["passes"][-1]["samples"]}

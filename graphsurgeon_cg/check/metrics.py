@@ -20,7 +20,14 @@ Per output and sample:
 
 Cosines are clamped to [-1, 1]; two all-zero tensors have cosine 1, a zero tensor against a
 non-zero one 0. A NaN or infinity anywhere makes the metrics NaN, and NaN never passes a bar
-(``meets``); in JSON it is ``null`` (``json_safe``).
+(``meets``); in JSON it is ``null`` (``json_safe``). People read an infinite PSNR as
+"identical" (``psnr_text``).
+
+Verdicts (``compare_outputs`` with a ``Bound``): a cosine bound holds when the judged cosine
+reaches it, or, where the cosine is ill-conditioned near zero, when the outputs are close
+element-wise (``|diff| <= atol + rtol·|ref|``, ``core.bounds``); ``Comparison.judged`` says per
+output which criterion decided, and ``Comparison.warnings`` flags outputs nearly constant on
+the inputs (under ``FLAT_RANGE``), which any model would match.
 """
 
 from __future__ import annotations
