@@ -142,3 +142,17 @@ def test_report_shows_the_worst_samples_and_draws_the_bar(tmp_path, info):
     assert "scored worst after the pipeline (by pixel_cos): " + ", ".join(worst) in page
     md = (rep / "report.md").read_text()
     assert not re.search(r"\binf\b|∞", md) and "| identical |" in md  # fold-constants: PSNR identical
+
+
+def test_report_on_a_near_zero_output_holds_by_atol_rtol(tmp_path):
+    """A change of ~1e-9 to a map of ~1e-8: the report's bound and gate do not fail on cosine noise."""
+    model = _probability_map(tmp_path / "a.onnx", -18.0)
+    rep = tmp_path / "rep"
+    result = invoke("apply", model, "-o", tmp_path / "o.onnx", "--passes", "fp16out", "--report", rep,
+                    "--min-cos", 0.99)
+    assert result.exit_code == 0, result.stderr
+    step = json.loads((rep / "report.json").read_text())["passes"][0]
+    assert step["metrics"]["cos_mean"] < 0.99  # the cosine alone would fail the gate
+    assert step["metrics"]["close"] and step["step"]["held"]
+    assert "(judged by max |diff|" in result.output and "; atol/rtol: max |diff|" in result.output
+    assert "warning: output 'y' is nearly constant" in result.output

@@ -307,13 +307,13 @@ def _violations(m: Metrics, refs: Sequence[np.ndarray], news: Sequence[np.ndarra
                                                                           else ""))
     if bound.min_cos is not None:
         if meets(m.judged_cos, bound.min_cos):
-            judged.append(f"{m.judged_by} {m.judged_cos:.6f} >= {bound.min_cos:g}")
+            judged.append(f"{m.judged_by} {m.judged_cos:.6f} >= {bound.min_cos:.10g}")
         elif not diff.size or (diff <= bound.atol + bound.rtol * ref).all():
             # Polygraphy-style closeness: where outputs are near zero their cosine is noise
             judged.append(f"atol/rtol: max |diff| {m.max_abs:.3g} <= {bound.describe_close()} "
                           f"({m.judged_by} {m.judged_cos:.6f} is ill-conditioned this close to zero)")
         else:
-            found.append(f"output '{m.name}': {m.judged_by} {m.judged_cos:.6f} is below {bound.min_cos:g}"
+            found.append(f"output '{m.name}': {m.judged_by} {m.judged_cos:.6f} is below {bound.min_cos:.10g}"
                          + ("" if m.pixel_cos is not None
                             else " (one-channel or non-image output: judged by the flat cosine)")
                          + f" and |diff| exceeds {bound.describe_close()} (max |diff| {m.max_abs:.3g})")

@@ -42,7 +42,7 @@ class Bound:
         if self.max_abs is not None:
             parts.append(f"|diff| <= {self.max_abs:g}" + (f" + {self.rel:g}*|ref|" if self.rel else ""))
         if self.min_cos is not None:
-            parts.append(f"cosine >= {self.min_cos:g}")
+            parts.append(f"cosine >= {self.min_cos:.10g}")
         return " and ".join(parts) or "unbounded"
 
     def describe_close(self) -> str:
