@@ -69,6 +69,8 @@ def apply(
     lossy: bool = False,
     aipp: bool = False,
     compile_settings: CompileSettings | None = None,
+    min_cos: float | None = None,
+    samples: int | None = None,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -85,6 +87,12 @@ def apply(
     (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too), valid for the
     written model; ``compile_settings`` choose OpenVINO's weights (float32 by default) and
     TensorRT's min/opt/max shapes.
+
+    The numeric check judges the result against the run's bound, whose cosine test is replaced
+    by ``min_cos`` when given, else by the target's accuracy bar (``Target.min_cos``, the
+    vendor's 0.99 mean per-pixel cosine) when there is a target; it runs on ``data``'s first
+    ``samples`` (default: the report's, else 4) when given, else on ``inputs_dir``,
+    else on one seeded random input (``result.check.inputs`` says which).
     """
 
     from .stages.dataset import read_info
@@ -112,15 +120,26 @@ def apply(
             seen.add(message)
             warn(message)
 
+    if min_cos is not None and not -1 <= min_cos <= 1:
+        raise InputError(f"min_cos must be in [-1, 1], got {min_cos}")
     settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed, warn=warn_once)
+    if min_cos is not None:
+        settings.min_cos, settings.bar = min_cos, "the bar given, min_cos"
+    elif chosen is not None:
+        settings.min_cos, settings.bar = chosen.min_cos, f"target {chosen}'s bar"
     manager = PassManager(pipeline, data=str(data) if data else None,  # names and options checked here
                           services=OrtServices())
     model = load_model(model_path)
     if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
-        settings.feeds = _info_feeds(model, data, report.samples if report is not None else 4)[0]
+        if samples is None:
+            samples = report.samples if report is not None else 4
+        settings.feeds = _info_feeds(model, data, samples)[0]
+        count = len(settings.feeds)
+        settings.label = f"{count} sample{'s' if count != 1 else ''} of {data}"
     chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
     if report is not None:
-        chain.append(_report(model, report.label or str(model_path), report, settings))
+        chain.append(_report(model, report.label or str(model_path), report, settings,
+                             bar=report.min_cos if report.min_cos is not None else settings.min_cos))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     # The collector would walk hundreds of thousands of onnx-graphsurgeon objects again and
     # again while they are built (issue 19: 27.8 s -> 19.1 s at 100k nodes); nothing here makes
@@ -140,7 +159,8 @@ def apply(
     return result
 
 
-def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings) -> Instrument:
+def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings,
+            bar: float | None = None) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
     from .report import AccuracyReport, Gates
 
@@ -158,7 +178,7 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
     return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
                           gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,
                           baseline_cos_tol=report.baseline_cos_tol, baseline_psnr_tol=report.baseline_psnr_tol,
-                          bench=report.bench, names=names, source=source)
+                          bench=report.bench, names=names, source=source, bar=bar)
 
 
 def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feeds], list[str]]:

@@ -146,7 +146,8 @@ def test_compile_output_and_api(tmp_path):
     assert result.exit_code == 0, result.stderr
     lines = result.output.splitlines()
     assert lines[0].startswith(f"compiled {OPSET11} with openvino ") and lines[0].endswith("weights float32")
-    assert lines[1].startswith("check on OpenVINO vs ONNX Runtime (cosine >= 0.9999): OK on 1 sample(s)")
+    assert lines[1].startswith("check on OpenVINO vs ONNX Runtime: OK, judged by mean per-pixel cosine >= 0.9999 "
+                               "on 1 random input (seed 0)")
     assert lines[-1] == f"wrote {tmp_path / 'ir' / 'model.xml'} and {tmp_path / 'ir' / 'model.bin'}"
     api = compile_model(OPSET11, tmp_path / "again", weights="fp16")
     assert api.fp16 and api.min_cos == 0.999 and api.check is not None and api.check.ok
@@ -213,7 +214,7 @@ def test_bench_and_profile_on_openvino(ir):
 def test_diff_on_openvino(tmp_path, ir):
     result = invoke("diff", OPSET17, ir, "--backend", "openvino", "--atol", ATOL)
     assert result.exit_code == 0, result.stderr
-    assert result.output.startswith(f"{ir} on OpenVINO vs {OPSET17} (|diff| <= 0.0001): OK")
+    assert result.output.startswith(f"{ir} on OpenVINO vs {OPSET17}: OK, judged by |diff| <= 0.0001 on 1 random input")
     lossy, _ = run_pass(load_model(OPSET11), "fold-constants,reflect2const")
     lossy_path = save_model(lossy, tmp_path / "lossy.onnx")
     result = invoke("diff", OPSET11, lossy_path, "--backend", "openvino", "--min-cos", 0.99)

@@ -20,7 +20,14 @@ Per output and sample:
 
 Cosines are clamped to [-1, 1]; two all-zero tensors have cosine 1, a zero tensor against a
 non-zero one 0. A NaN or infinity anywhere makes the metrics NaN, and NaN never passes a bar
-(``meets``); in JSON it is ``null`` (``json_safe``).
+(``meets``); in JSON it is ``null`` (``json_safe``). People read an infinite PSNR as
+"identical" (``psnr_text``).
+
+Verdicts (``compare_outputs`` with a ``Bound``): a cosine bound holds when the judged cosine
+reaches it, or, where the cosine is ill-conditioned near zero, when the outputs are close
+element-wise (``|diff| <= atol + rtol·|ref|``, ``core.bounds``); ``Comparison.judged`` says per
+output which criterion decided, and ``Comparison.warnings`` flags outputs nearly constant on
+the inputs (under ``FLAT_RANGE``), which any model would match.
 """
 
 from __future__ import annotations
@@ -95,6 +102,12 @@ def psnr(ref: np.ndarray, new: np.ndarray) -> float | None:
         return None
     peak = data_range(ref)
     return 10.0 * math.log10(peak * peak / mse)
+
+
+def psnr_text(value: float | None, digits: int = 2, unit: str = "") -> str:
+    """PSNR for people, spelt one way everywhere: ``None`` (identical outputs, an infinite
+    PSNR) is "identical"; NaN is "nan"."""
+    return "identical" if value is None else f"{value:.{digits}f}{unit}"
 
 
 def ssim(ref: np.ndarray, new: np.ndarray) -> float | None:
@@ -187,20 +200,48 @@ def summarise(scores: Sequence[Metrics]) -> dict:
             "psnr_db": stats("psnr_db"), "ssim": stats("ssim")}
 
 
+COSINE_WORDS = {"pixel_cos": "mean per-pixel cosine", "cos": "flat cosine"}
+FLAT_RANGE = 1e-3  # a reference output spanning less than this on the check's inputs tests little
+
+
 @dataclass
 class Comparison:
-    """Per-output metrics over all samples, and the bound violations if a bound was given."""
+    """Per-output metrics over all samples, and the bound violations if a bound was given.
+
+    ``judged`` says per output which criterion decided (the cosine, or the element-wise
+    ``atol``/``rtol`` test that stands in for it on near-zero outputs); ``warnings`` flags
+    checks that test little (an output that is nearly constant on these inputs); ``inputs``
+    says what the check ran on and ``bar`` where its cosine bar came from (set by callers)."""
 
     outputs: list[Metrics]
     samples: int
     violations: list[str] = field(default_factory=list)
+    bound: Bound | None = None
+    judged: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    inputs: str = ""
+    bar: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.violations
 
+    def verdict(self) -> str:
+        """``judged by mean per-pixel cosine >= 0.99 (target ascend's bar) on 4 samples of x.info``."""
+        if self.bound is None:
+            text = "no bound"
+        else:
+            text = self.bound.describe()
+            kinds = {m.judged_by for m in self.outputs}
+            if self.bound.min_cos is not None and len(kinds) == 1:
+                text = text.replace("cosine", COSINE_WORDS[kinds.pop()])
+            text = "judged by " + text + (f" ({self.bar})" if self.bar else "")
+        return text + (f" on {self.inputs}" if self.inputs else f" on {self.samples} sample(s)")
+
     def as_dict(self) -> dict:
         return {"samples": self.samples, "ok": self.ok, "violations": self.violations,
+                "bound": self.bound.describe() if self.bound else None, "bar": self.bar or None,
+                "inputs": self.inputs or None, "judged": self.judged, "warnings": self.warnings,
                 "outputs": [m.as_dict() for m in self.outputs]}
 
 
@@ -215,38 +256,68 @@ def compare_outputs(refs: Sequence[Outputs], news: Sequence[Outputs], bound: Bou
         from ..core.errors import InputError
 
         raise InputError(f"the models have different outputs: {ref_names} vs {new_names}")
-    metrics, violations = [], []
+    result = Comparison(outputs=[], samples=len(refs), bound=bound)
     for ref_name, new_name in pairs:
         ref = [np.asarray(r[ref_name]) for r in refs]
         new = [np.asarray(n[new_name]) for n in news]
         if any(a.shape != b.shape for a, b in zip(ref, new)):
-            violations.append(f"output '{ref_name}' changed shape {ref[0].shape} -> {new[0].shape}")
+            result.violations.append(f"output '{ref_name}' changed shape {ref[0].shape} -> {new[0].shape}")
             continue
         m = measure(ref_name, ref, new)
-        metrics.append(m)
+        result.outputs.append(m)
+        flat = _flat_note(m.name, ref)
+        if flat:
+            result.warnings.append(flat)
         if bound is not None:
-            violations.extend(_violations(m, ref, new, bound))
-    return Comparison(outputs=metrics, samples=len(refs), violations=violations)
+            found, judged = _violations(m, ref, new, bound)
+            result.violations.extend(found)
+            result.judged[m.name] = judged
+    return result
 
 
-def _violations(m: Metrics, refs: Sequence[np.ndarray], news: Sequence[np.ndarray], bound: Bound) -> list[str]:
+def _flat_note(name: str, refs: Sequence[np.ndarray]) -> str | None:
+    """A warning when the reference output barely varies: any model that outputs about the
+    same constant passes such a check (a detector's sigmoid map is ~0 on random inputs)."""
+    values = np.concatenate([np.asarray(a, np.float64).ravel() for a in refs])
+    if not values.size or not np.isfinite(values).all():
+        return None
+    spread = float(np.ptp(values))
+    if spread >= FLAT_RANGE:
+        return None
+    return (f"output '{name}' is nearly constant on these inputs (it spans {spread:.3g}): the check tests "
+            "little; judge on real samples (--data INFO or --inputs DIR)")
+
+
+def _violations(m: Metrics, refs: Sequence[np.ndarray], news: Sequence[np.ndarray],
+                bound: Bound) -> tuple[list[str], str]:
+    """The bound's violations for one output, and the criterion that judged it."""
     if not m.finite:
-        return [f"output '{m.name}' has NaN or infinite values or differences"]
-    found = []
+        return [f"output '{m.name}' has NaN or infinite values or differences"], "finite values"
+    ref = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in refs])
+    diff = np.concatenate([np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).ravel()
+                           for a, b in zip(refs, news)])
+    found, judged = [], []
     if bound.max_abs is not None:
-        ref = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in refs])
-        diff = np.concatenate([np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).ravel()
-                               for a, b in zip(refs, news)])
         excess = diff - (bound.max_abs + bound.rel * ref) if diff.size else diff
         if excess.size and excess.max() > 0:
             would_pass = float(diff.max()) if not bound.rel else float(bound.max_abs + excess.max())
             found.append(f"output '{m.name}': max abs diff {m.max_abs:.3g} exceeds {bound.describe()} "
                          f"(max_abs {would_pass:.3g} would pass)")
-    if bound.min_cos is not None and not meets(m.judged_cos, bound.min_cos):
-        found.append(f"output '{m.name}': {m.judged_by} {m.judged_cos:.6f} is below {bound.min_cos:g}"
-                     + ("" if m.pixel_cos is not None
-                        else " (one-channel or non-image output: judged by the flat cosine)"))
-    return found
+        judged.append(f"max |diff| {m.max_abs:.3g} <= {bound.max_abs:g}" + (f" + {bound.rel:g}·|ref|" if bound.rel
+                                                                          else ""))
+    if bound.min_cos is not None:
+        if meets(m.judged_cos, bound.min_cos):
+            judged.append(f"{m.judged_by} {m.judged_cos:.6f} >= {bound.min_cos:.10g}")
+        elif not diff.size or (diff <= bound.atol + bound.rtol * ref).all():
+            # Polygraphy-style closeness: where outputs are near zero their cosine is noise
+            judged.append(f"atol/rtol: max |diff| {m.max_abs:.3g} <= {bound.describe_close()} "
+                          f"({m.judged_by} {m.judged_cos:.6f} is ill-conditioned this close to zero)")
+        else:
+            found.append(f"output '{m.name}': {m.judged_by} {m.judged_cos:.6f} is below {bound.min_cos:.10g}"
+                         + ("" if m.pixel_cos is not None
+                            else " (one-channel or non-image output: judged by the flat cosine)")
+                         + f" and |diff| exceeds {bound.describe_close()} (max |diff| {m.max_abs:.3g})")
+    return found, "; ".join(judged)
 
 
 def json_safe(value: Any) -> Any:

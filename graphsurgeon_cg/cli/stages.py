@@ -241,7 +241,7 @@ def compile_command(model, target, out_dir, weights, fp16, int8_data, info, keep
     click.echo(f"compiled {model} with {result.compiler} in {result.seconds:.2f}s, weights "
                f"{'int8 (NNCF)' if int8 else 'float16' if result.fp16 else 'float32'}")
     if result.check is not None:
-        tables.comparison(result.check, f"check on OpenVINO vs ONNX Runtime (cosine >= {result.min_cos:g})")
+        tables.comparison(result.check, "check on OpenVINO vs ONNX Runtime")
     else:
         click.echo("check: skipped (--no-check)")
     click.echo(f"wrote {result.xml} and {result.bin}")

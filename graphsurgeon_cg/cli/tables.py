@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..check.metrics import Comparison, json_safe
+from ..check.metrics import Comparison, json_safe, psnr_text
 
 
 def echo_json(data: Any) -> None:
@@ -20,13 +20,20 @@ def _num(value: float | None, digits: int = 6, kind: str = "f") -> str:
 
 
 def comparison(result: Comparison, title: str) -> None:
-    click.echo(f"{title}: {'OK' if result.ok else 'FAILED'} on {result.samples} sample(s)")
+    """The verdict with its bar and inputs, one line per output with the criterion that judged
+    it, the violations and the warnings (a check that tests little)."""
+    if result.bound is None:
+        click.echo(f"{title}: compared on {result.inputs or f'{result.samples} sample(s)'}")
+    else:
+        click.echo(f"{title}: {'OK' if result.ok else 'FAILED'}, {result.verdict()}")
     for m in result.outputs:
-        psnr = "inf" if m.psnr_db is None else f"{m.psnr_db:.2f}"
+        judged = result.judged.get(m.name) or m.judged_by
         click.echo(f"  {m.name}: max_abs {m.max_abs:.3g}  mean_abs {m.mean_abs:.3g}  cos {m.cos:.6f}  "
-                   f"pixel_cos {_num(m.pixel_cos)}  psnr_db {psnr}  (judged by {m.judged_by})")
+                   f"pixel_cos {_num(m.pixel_cos)}  psnr_db {psnr_text(m.psnr_db)}  (judged by {judged})")
     for v in result.violations:
         click.echo(f"  ! {v}")
+    for w in result.warnings:
+        click.echo(f"  warning: {w}")
 
 
 def pass_records(result: Any) -> None:
@@ -54,7 +61,9 @@ def passes(rows: list[dict]) -> None:
 def evaluation(summary: dict, worst: list) -> None:
     def fmt(key: str, digits: int = 6) -> str:
         v = summary[key]
-        return "n/a" if v is None else f"mean {_num(v['mean'], digits)}  min {_num(v['min'], digits)}"
+        if v is None:  # a PSNR is undefined only where every output is identical to its reference
+            return psnr_text(None) if key == "psnr_db" else "n/a"
+        return f"mean {_num(v['mean'], digits)}  min {_num(v['min'], digits)}"
 
     click.echo(f"images: {summary['images']}")
     click.echo(f"pixel cosine (vendor metric): {fmt('pixel_cos')}")

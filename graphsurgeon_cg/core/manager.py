@@ -44,6 +44,12 @@ gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR  # its warnings would pre
 VERIFY_MODES = ("auto", "each", "end")
 
 
+def changed_bound(passes: Sequence[Pass], records: Sequence[PassRecord]) -> Bound:
+    """The bound of a run: the lossy passes that changed the graph add theirs to ``EXACT``;
+    a pass that changed nothing (``resize-nearest`` on a model with no Resize) adds nothing."""
+    return Bound.chain([EXACT] + [p.bound() for p, r in zip(passes, records) if not p.exact and r.modified])
+
+
 class PassManager:
     def __init__(self, pipeline: str | Sequence[PassSpec | Pass], instruments: Sequence[Instrument] = (),
                  data: str | None = None, verify: str = "auto", services: PassServices | None = None):
@@ -64,7 +70,9 @@ class PassManager:
         self.data = data
         self.services = services
         self.verify = verify
-        # Exact passes add nothing to the bound; lossy ones add their own.
+        # The most the pipeline may declare: exact passes add nothing to EXACT, lossy ones their
+        # own bound. A run's bound (``PipelineResult.bound``) counts only the passes that changed
+        # the graph (``changed_bound``).
         self.bound = Bound.chain([EXACT] + [p.bound() for p in self.passes if not p.exact])
 
     @property
@@ -93,8 +101,9 @@ class PassManager:
                 # a verified model after every pass names it (passes hold no state).
                 del run.stages[1:], run.adapters[:], run.records[:]
                 self._run_passes(model, run, each=True, hooks=False)
+            run.bound = changed_bound(self.passes, run.records)
             result = PipelineResult(model=run.stages[-1], pipeline=self.pipeline, records=run.records,
-                                    bound=self.bound)
+                                    bound=run.bound)
             self.instruments.call("after_pipeline", run, result)
         except CgsurgError as exc:
             self.instruments.call("after_pipeline_failed", run, exc)

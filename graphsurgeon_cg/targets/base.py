@@ -104,6 +104,9 @@ class Target:
     versions: ClassVar[dict[str, str]]  # version -> the release it stands for
     default_version: ClassVar[str]
     tool: ClassVar[str | None] = None  # the compiler's executable; None: no compile step
+    # The accuracy bar a result must reach against the original: the vendors' (Ascend's model
+    # conversion guide) mean per-pixel cosine of 0.99. ``apply --target`` judges by it.
+    min_cos: ClassVar[float] = 0.99
 
     def __init__(self, version: str | None = None):
         version = version or self.default_version

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ..check.metrics import psnr_text
 from .results import Candidate, TuneResult, pareto, run_line
 
 WIDTH, HEIGHT, PAD = 720, 380, 56
@@ -90,7 +91,7 @@ def render_html(result: TuneResult) -> str:
         mark = " &#9733;" if c is result.winner else ""
         rows.append(f"<tr><td>{number[id(c)]}</td><td>{escape(c.label)}{mark}</td><td>{c.backend} "
                     f"{c.precision}</td><td>{escape(cos)}</td><td class=w>{escape(c.evaluated or '-')}</td>"
-                    f"<td>{calib}</td><td>{'' if c.psnr_db is None else f'{c.psnr_db:.1f}'}</td><td>{quick}</td>"
+                    f"<td>{calib}</td><td>{'' if c.eval_cos is None else psnr_text(c.psnr_db, 1)}</td><td>{quick}</td>"
                     f"{cells}<td>{c.size_mb:.2f}</td><td>{c.build_s:.1f}</td>"
                     f"<td class=w><code>{escape(c.pipeline or '-')}</code></td></tr>")
     note = f"<p><b>{escape(result.note)}</b></p>" if result.note else ""
