@@ -29,6 +29,9 @@ class Fp16(Pass):
     block = Option(tuple, ("Resize", "Upsample", "InstanceNormalization"), "operator types kept in float32")
     min_cos = Option(float, 0.99, "cosine the numeric check requires", check=cosine())
 
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        return False  # the conversion retypes the model: float32 types lent from before it would go stale
+
     def bound(self) -> Bound:
         return cosine_bound(self.min_cos)
 

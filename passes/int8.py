@@ -76,6 +76,9 @@ class Int8(Pass):
     ops = Option(tuple, ("Conv", "ConvTranspose"), "operator types to quantise")
     min_cos = Option(float, 0.95, "cosine the numeric check requires (model-dependent)", check=cosine())
 
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        return False  # the quantiser infers the types it needs on the model it is handed
+
     def bound(self) -> Bound:
         return cosine_bound(self.min_cos)
 

@@ -67,6 +67,11 @@ class Opset(Pass):
     max = Option(int, 0, "with min or alone, instead of version: lower a model above this opset to it "
                          "(0: no upper bound)", check=between(0, onnx.defs.onnx_opset_version()))
 
+    def needs_shapes(self, graph: gs.Graph) -> bool:
+        # The converter types the model itself; types lent from before the conversion would go
+        # stale in it (a Dropout mask is float at opset 9, bool from 10).
+        return False
+
     def __init__(self, **values):
         super().__init__(**values)
         ranged = bool(self.min or self.max)
