@@ -57,6 +57,8 @@ CONTRACT_CASES = {
     "reflect2const": ("reflect2const(min_cos=0.5)", lambda: _folded(OPSET11)),
     "pad-conv-fusion": ("pad-conv-fusion", lambda: run_pass(_folded(OPSET11), "reflect2const")[0]),
     "resize-nearest": ("resize-nearest(min_cos=0.5)", lambda: _folded(BILINEAR)),
+    "nearest-half-pixel": ("nearest-half-pixel", lambda: run_pass(
+        _folded(BILINEAR), "resize-nearest(min_cos=0.5,nearest_mode=floor,coordinate_mode=asymmetric)")[0]),
     "fp16out": ("fp16out", lambda: OPSET11),
     "static-batch": ("static-batch(batch=2)", lambda: OPSET11),
     "static-shape": ("static-shape(shapes=img_sat_maps:1x3x64x64)", lambda: OPSET11),

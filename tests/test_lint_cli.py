@@ -78,7 +78,8 @@ def test_apply_target_ascend_leaves_no_errors_and_prints_the_atc_line(tmp_path):
     out = tmp_path / "g.onnx"
     result = invoke("apply", OPSET11, "-o", out, "--target", "ascend")
     assert result.exit_code == 0, result.output + result.stderr
-    assert "pipeline: fold-constants,opset(min=9,max=18),reflect2slice,pad-conv-fusion" in result.output
+    assert ("pipeline: fold-constants,opset(min=9,max=18),nearest-half-pixel,reflect2slice,pad-conv-fusion"
+            in result.output)
     assert "ascend:cann8: no errors or warnings" in result.output
     atc = next(x for x in result.output.splitlines() if x.startswith("atc "))
     assert "--framework=5" in atc and f"--model={out}" in atc
@@ -96,7 +97,8 @@ def test_apply_target_with_passes_on_top_static_batch_and_aipp(tmp_path):
                     "static-batch(batch=1),fp16out", "--aipp", "--json")
     assert result.exit_code == 0, result.output + result.stderr
     data = json.loads(result.output)
-    assert data["pipeline"] == "fold-constants,opset(min=9,max=13),reflect2slice,pad-conv-fusion,static-batch,fp16out"
+    assert data["pipeline"] == ("fold-constants,opset(min=9,max=13),nearest-half-pixel,reflect2slice,"
+                                "pad-conv-fusion,static-batch,fp16out")
     assert data["lint"]["errors"] == 0
     atc = data["compile"]["command"]
     assert "--input_shape=img_sat_maps:1,3,64,64" in atc and "--dynamic_batch_size" not in atc
@@ -163,7 +165,7 @@ def test_targets_lists_versions_rules_and_presets():
     rows = {r["name"]: r for r in json.loads(invoke("targets", "--json").output)}
     assert set(rows) >= {"ascend", "tensorrt", "openvino", "ort"}
     cann5 = rows["ascend"]["versions"]["cann5"]
-    assert cann5["preset"] == "fold-constants,opset(min=9,max=13),reflect2slice,pad-conv-fusion"
+    assert cann5["preset"] == "fold-constants,opset(min=9,max=13),nearest-half-pixel,reflect2slice,pad-conv-fusion"
     assert "reflect2const" in cann5["lossy_preset"]
     assert {r["id"] for r in cann5["rules"]} >= {"opset", "ops", "pad-mode", "reflect-pad-size", "constant-operands",
                                                  "resize", "conv-transpose", "dynamic-dims", "symbolic-shapes",

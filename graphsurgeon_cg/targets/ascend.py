@@ -81,7 +81,8 @@ class Ascend(Target):
                 release,
                 modes={"cubic": Verdict(ERROR, "ATC resizes images with nearest or linear only", "resize-nearest")},
                 nearest_modes={m: Verdict(WARNING, "CANN 8.3 implements nearest only as round_prefer_ceil (its plug-in "
-                                          "never reads nearest_mode): numbers on the device differ from ORT")
+                                          "never reads nearest_mode): numbers on the device differ from ORT",
+                                          "nearest-half-pixel")
                                for m in ("round_prefer_floor", "floor", "ceil")},
                 antialias=Verdict(WARNING, "unsupported by ATC"), axes=Verdict(WARNING, "unsupported by ATC"),
                 aspect_policy=Verdict(WARNING, "unsupported by ATC"),
@@ -101,7 +102,9 @@ class Ascend(Target):
 
     def preset(self, lossy: bool = False) -> str:
         # ATC compiles a dynamic batch itself (--dynamic_batch_size): static-batch is left to the user
-        rest = LOSSY.removeprefix(f"{FOLD},") if lossy else f"{REFLECT_FIX},pad-conv-fusion"
+        # nearest-half-pixel: ATC rounds nearest Resize its own way; integer upsampling can be
+        # written so that the rounding cannot matter (exact)
+        rest = LOSSY.removeprefix(f"{FOLD},") if lossy else f"nearest-half-pixel,{REFLECT_FIX},pad-conv-fusion"
         return f"{FOLD},{self._opsets().preset_pass},{rest}"
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
