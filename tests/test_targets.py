@@ -192,8 +192,8 @@ def test_dynamic_dims_other_than_the_batch():
     [f] = found(dynamic, "ascend:cann8", "dynamic-dims")
     assert f.severity == ERROR and "[2, 3]" in f.message and "--input-shape x:1,3,H,W" in f.message
     assert f.fix == "static-shape(shapes=x:?,3,H,W)"  # the dynamic batch stays: ATC takes one
-    # cgsurg's trtexec command fixes every axis but the batch, and apply refuses the model: an error too
-    assert severities(dynamic, "tensorrt:10", "dynamic-dims") == {ERROR}
+    # the trtexec script profiles every dynamic axis (min/opt/max): a warning, a fixed size is faster
+    assert severities(dynamic, "tensorrt:10", "dynamic-dims") == {WARNING}
     batch_only = graph("y = Relu(x)", inputs="float[N,3,8,8] x", outputs="float[N,3,8,8] y")
     assert found(batch_only, "ascend:cann8", "dynamic-dims") == []
 

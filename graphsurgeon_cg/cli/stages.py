@@ -60,7 +60,7 @@ def prep(src_dir, dst_dir, size, resize, resample, norm, mean, std, layout, bgr,
     result = run_prep(src_dir, dst_dir, size=size, resample=resample, dtype=dtype, value_range=value_range or "-1..1",
                       norm=norm, mean=mean, std=std, resize=resize, layout=layout, bgr=bgr, fill=fill,
                       warn=lambda m: click.echo(m, err=True))
-    click.echo(f"wrote {result.written} samples and {result.info}" +
+    click.echo(f"wrote {result.written} sample{'' if result.written == 1 else 's'} and {result.info}" +
                (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
 
 

@@ -97,8 +97,9 @@ class TensorRT(Target):
             ConvTransposeAttributes(ConvTransposeFacts(
                 release, spatial_ranks=(2, 3), other_rank=Verdict(ERROR, "TensorRT deconvolves in 2-D or 3-D only"),
                 weights_not_constant=Verdict(ERROR, "TensorRT 8.0 needs constant weights", FOLD) if old else None)),
-            DynamicInputDims(ERROR, "trtexec needs min/opt/max shapes for every dynamic axis; cgsurg's command "
-                             "covers the batch only"),
+            DynamicInputDims(WARNING, "the trtexec script gives every dynamic axis a min/opt/max profile (other "
+                             "axes 32/640/1280 unless --min/--opt/--max-shapes); an engine built for one size is "
+                             "faster, and the Shape chains fold"),
             DataTypes(release, float64=Verdict(WARNING, "TensorRT casts DOUBLE down to FLOAT (clamped)"),
                       int64_io=Verdict(WARNING, "TensorRT 8 casts INT64 down to INT32 (clamped)") if old else None),
         ]
