@@ -47,6 +47,7 @@ EXACT_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"
                        "Gather", "Split", "Pad", "Relu", "MaxPool", "Expand", "Tile", "DepthToSpace",
                        "SpaceToDepth", "Cast"})
 SUFFIX = "__fp16sim"
+SIMULATED = "float16 simulated: every float16 tensor rounded to float16 after its op"
 
 
 def has_float16(model: onnx.ModelProto) -> bool:
