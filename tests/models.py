@@ -25,7 +25,8 @@ ALL_FIXTURES = [OPSET11, OPSET17, BILINEAR]
 FIXTURE_PADS = 6
 
 __all__ = ["FIXTURES", "OPSET11", "OPSET17", "BILINEAR", "ALL_FIXTURES", "FIXTURE_PADS", "ort_run", "image_feeds",
-           "run_pass", "ops", "max_abs", "folded", "pad_extent", "make_model", "float_input", "int64_init", "pad_model", "overflow_model",
+           "run_pass", "ops", "max_abs", "folded", "pad_extent", "make_model", "float_input", "int64_init", "pad_model",
+           "overflow_model",
            "invoke"]
 
 
@@ -120,7 +121,8 @@ def overflow_model(peak: float = 164_000.0, seed: int = 0) -> onnx.ModelProto:
         return onnx.numpy_helper.from_array(values.astype(np.float32), name)
 
     def conv(x, w, y):
-        return helper.make_node("Conv", [x, w], [y], pads=[1, 1, 1, 1], name=y.replace("t_", "").replace("big", "conv2"))
+        name = y.replace("t_", "").replace("big", "conv2")
+        return helper.make_node("Conv", [x, w], [y], pads=[1, 1, 1, 1], name=name)
 
     feeds = {"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)}  # as the check's random inputs
     # conv3 and conv4 divide by 100 each: their weights stay normal float16 numbers (>= 6.1e-5)

@@ -8,12 +8,13 @@ import ml_dtypes
 import numpy as np
 import onnx
 import pytest
-from models import make_model, ort_run, overflow_model
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
 from graphsurgeon_cg.check import fp16sim
 from graphsurgeon_cg.check.session import make_session
+
+from models import make_model, ort_run, overflow_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the float16 reference
 

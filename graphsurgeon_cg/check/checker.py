@@ -34,8 +34,8 @@ from ..core.errors import NumericCheckFailed
 from ..core.instruments import Instrument, PipelineRun
 from ..core.records import PassRecord, PipelineResult
 from .backends import Backend, OrtBackend, run_all
-from .fp16sim import SIMULATED, has_float16, overflowing, simulate
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
+from .fp16sim import SIMULATED, has_float16, overflowing, simulate
 from .metrics import Comparison, compare_outputs
 from .session import make_session, run_session
 

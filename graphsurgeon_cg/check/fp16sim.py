@@ -30,7 +30,7 @@ the same, with each tensor rounded to bfloat16 instead.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +38,9 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from ..core.errors import InputError
+from ..core.float16 import FLOAT, HALF
+from ..core.services import TensorLoss
 
-FP16_MAX = 65504.0
-HALF = TensorProto.FLOAT16
-FLOAT = TensorProto.FLOAT
 # Their output is float16-exact when their inputs are: a rounding pair after them is a no-op.
 EXACT_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice", "Concat",
                        "Gather", "Split", "Pad", "Relu", "MaxPool", "Expand", "Tile", "DepthToSpace",
@@ -59,75 +58,6 @@ def has_float16(model: onnx.ModelProto) -> bool:
                    for n in graph.node))
 
 
-def as_float16(model: onnx.ModelProto, block_ops: Iterable[str] = (), keep_nodes: Iterable[str] = ()) -> onnx.ModelProto:
-    """``model`` in float16 as an engine compiles it: every op but those of type ``block_ops``
-    and the nodes named in ``keep_nodes``, float32 inputs and outputs kept."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        half = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(block_ops),
-                                        node_block_list=list(keep_nodes))
-    join_float32_regions(half)
-    _sort(half.graph)
-    return half
-
-
-def _sort(graph: onnx.GraphProto) -> None:
-    """Nodes in topological order: the converter appends its Casts at the end, which ONNX
-    Runtime accepts and ``onnx.reference`` (and a reader) does not. Hand-written: onnx has no
-    sort for a GraphProto, and a round trip through onnx-graphsurgeon would rename nothing but
-    cost a copy of the weights."""
-    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    todo, done = list(graph.node), []
-    while todo:
-        rest = [n for n in todo if not all(i in ready for i in n.input)]
-        now = [n for n in todo if all(i in ready for i in n.input)]
-        if not now:  # a cycle or an input from an outer graph: leave the rest in their order
-            now, rest = rest, []
-        for n in now:
-            done.append(n)
-            ready.update(n.output)
-        todo = rest
-    copies = []
-    for n in done:
-        c = onnx.NodeProto()
-        c.CopyFrom(n)
-        copies.append(c)
-    del graph.node[:]
-    graph.node.extend(copies)
-
-
-def join_float32_regions(model: onnx.ModelProto) -> None:
-    """Between two nodes kept in float32 the converter goes through float16 (Cast to float16,
-    Cast back: it wraps each kept node alone), which overflows just as computing in float16
-    would: such round trips are removed, so a kept region stays float32 throughout."""
-    graph = model.graph
-    made = {o: n for n in graph.node for o in n.output}
-
-    def cast_to(node: onnx.NodeProto | None) -> int | None:
-        return next((a.i for a in node.attribute if a.name == "to"), None) if node and node.op_type == "Cast" else None
-
-    outputs = {o.name for o in graph.output}
-    replace = {}
-    for node in graph.node:
-        first = made.get(node.input[0]) if node.input else None
-        if cast_to(node) == FLOAT and cast_to(first) == HALF and node.output[0] not in outputs:
-            replace[node.output[0]] = first.input[0]
-    if not replace:
-        return
-    for node in graph.node:
-        node.input[:] = [replace.get(i, i) for i in node.input]
-    used = {i for n in graph.node for i in n.input} | outputs
-    while True:  # drop the casts nothing reads any more
-        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            graph.node.remove(n)
-        used = {i for n in graph.node for i in n.input} | outputs
-
-
 @dataclass
 class Simulation:
     """The float32 copy that computes as a float16 engine, and the float16 tensors it rounds
@@ -135,6 +65,7 @@ class Simulation:
 
     model: onnx.ModelProto
     rounded: list[str]
+    tensors: list[str]  # every float16 tensor a node makes, rounded or exact
     producers: dict[str, onnx.NodeProto]
 
     def exposing(self, names: Sequence[str]) -> onnx.ModelProto:
@@ -197,7 +128,7 @@ def simulate(model: onnx.ModelProto, rounding: str = "float16") -> Simulation:
         nodes.append(onnx.helper.make_node("Cast", [renamed[name]], [name], to=HALF, name=name + SUFFIX + "_out"))
     del g.node[:]
     g.node.extend(nodes)
-    return Simulation(copy, rounded, producers)
+    return Simulation(copy, rounded, list(producers), producers)
 
 
 def _to_float32(node: onnx.NodeProto) -> None:
@@ -217,35 +148,15 @@ def run_simulated(model: onnx.ModelProto, feeds: Sequence[dict], rounding: str =
     return run_session(make_session(simulate(model, rounding).model), list(feeds))
 
 
-@dataclass
-class TensorLoss:
-    """What float16 did to one tensor over the samples: ``overflow`` when its float32 value
-    passes 65,504 (largest |value| in ``peak``), ``cos`` of its simulated against its float32
-    value, ``error`` the relative L2 error and ``added`` the part of it its node adds (its error
-    less its inputs' worst: how much keeping that node alone in float32 could win)."""
-
-    tensor: str
-    node: str
-    op: str
-    peak: float
-    cos: float
-    error: float
-    added: float = 0.0
-
-    @property
-    def overflow(self) -> bool:
-        return self.peak > FP16_MAX
-
-
 def tensor_losses(reference: onnx.ModelProto, half: onnx.ModelProto, feeds: Sequence[dict],
                   rounding: str = "float16", chunk: int = 16) -> list[TensorLoss]:
-    """Each rounded tensor of ``half`` (the float16 form of the float32 ``reference``) against
+    """Each float16 tensor of ``half`` (the float16 form of the float32 ``reference``) against
     its float32 value in ``reference``, in the model's order. Tensors are fetched ``chunk`` at a
     time (one run per chunk and feed) so a large model's activations need not all fit at once."""
     from .session import make_session
 
     sim = simulate(half, rounding)
-    names = [n for n in sim.rounded if n in _value_names(reference)]
+    names = [n for n in sim.tensors if n in _value_names(reference)]
     ref_model = onnx.ModelProto()
     ref_model.CopyFrom(reference)
     have = {o.name for o in ref_model.graph.output}
