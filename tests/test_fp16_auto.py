@@ -55,3 +55,34 @@ def test_keep_by_name_and_unknown_names_refused(work):
 def test_auto_without_data_is_refused(work):
     result = invoke("apply", work / "m.onnx", "-o", work / "x.onnx", "--passes", "fp16(auto=true)")
     assert result.exit_code != 0 and "auto needs calibration images" in result.output
+
+
+def test_lint_tensorrt_fp16_names_the_overflowing_node(work):
+    info = work / "prep" / "imgs.info"
+    asked = invoke("lint", work / "m.onnx", "--target", "tensorrt", "--data", info, "--precision", "fp16")
+    assert asked.exit_code == 4, asked.output
+    assert "tensor 'big' reaches" in asked.output and "nodes: conv2" in asked.output
+    assert "--precisionConstraints=obey --layerPrecisions=conv2:fp32,relu2:fp32,conv3:fp32" in asked.output
+    default = invoke("lint", work / "m.onnx", "--target", "tensorrt", "--data", info)
+    assert default.exit_code == 0 and "predicted at fp32" in default.output
+    bad = invoke("lint", work / "m.onnx", "--target", "tensorrt", "--data", info, "--precision", "fp8")
+    assert bad.exit_code == 2 and "unknown precision 'fp8'" in bad.output
+
+
+def test_lint_ascend_predicts_the_cyclegan_cosine(tmp_path):
+    import json
+
+    from models import OPSET11
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "imgs").mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    assert invoke("prep", tmp_path / "imgs", "-o", tmp_path / "prep", "--size", 64).exit_code == 0
+    result = invoke("lint", OPSET11, "--target", "ascend", "--data", tmp_path / "prep" / "imgs.info", "--json")
+    prediction = json.loads(result.output)["prediction"]
+    assert prediction["precision"] == "fp16" and "force_fp16" in prediction["how"]
+    assert 0.999 < prediction["cos_mean"] < 1.0 and prediction["keep_float32"] == []
+    kept = invoke("lint", OPSET11, "--target", "ascend", "--data", tmp_path / "prep" / "imgs.info",
+                  "--precision", "must_keep_origin_dtype")
+    assert "predicted at fp32" in kept.output
