@@ -68,7 +68,7 @@ class Fp16(Pass):
         for node in graph.nodes if self.keep or self.auto else []:  # the converter keeps nodes by name
             node.name = node.name or ctx.fresh_name(node.op.lower())
         source, aliased = export_without_aliased_outputs(graph)  # else they would get a second producer
-        keep, reasons = list(self.keep), []
+        keep, reasons = list(self.keep), list[str]()
         if self.auto:
             info = self.data or ctx.data
             if not info:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from models import invoke, overflow_model
 from PIL import Image
+
+from models import invoke, overflow_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 

@@ -13,6 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 from graphsurgeon_cg.check import fp16sim
 from graphsurgeon_cg.check.session import make_session
+from graphsurgeon_cg.core.float16 import as_float16
 
 from models import make_model, ort_run, overflow_model
 
@@ -69,7 +70,7 @@ def test_overflow_becomes_inf_like_the_float16_reference():
 
 def test_conv_net_within_float16_ulps_of_the_reference_and_overflows_where_it_does():
     model = overflow_model(peak=30_000.0)  # in range: rounding only
-    half = fp16sim.as_float16(model)
+    half = as_float16(model)
     x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)
     want = ReferenceEvaluator(half).run(None, {"x": x})[0]
     got = fp16sim.run_simulated(half, [{"x": x}])[0]["y"]
@@ -78,7 +79,7 @@ def test_conv_net_within_float16_ulps_of_the_reference_and_overflows_where_it_do
     np.testing.assert_allclose(got, want, rtol=4e-3, atol=4e-3 * np.abs(want).max())
     assert np.abs(got - exact).max() < np.abs(want - exact).max()  # float32 accumulation is closer
 
-    over = fp16sim.as_float16(overflow_model())
+    over = as_float16(overflow_model())
     want = ReferenceEvaluator(over).run(None, {"x": x})[0]
     got = fp16sim.run_simulated(over, [{"x": x}])[0]["y"]
     assert not np.isfinite(want).all() and not np.isfinite(got).all()
@@ -88,10 +89,10 @@ def test_conv_net_within_float16_ulps_of_the_reference_and_overflows_where_it_do
 def test_losses_name_the_overflow_and_a_kept_region_stays_float32():
     model = overflow_model()
     feeds = [{"x": np.random.default_rng(s).uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)} for s in range(2)]
-    losses = {t.tensor: t for t in fp16sim.tensor_losses(model, fp16sim.as_float16(model), feeds)}
+    losses = {t.tensor: t for t in fp16sim.tensor_losses(model, as_float16(model), feeds)}
     assert losses["big"].overflow and losses["big"].node == "conv2" and losses["big"].peak > 65504
     assert not losses["t_conv1"].overflow and losses["t_conv1"].cos > 0.9999
-    kept = fp16sim.as_float16(model, keep_nodes=["conv2", "relu2", "conv3"])
+    kept = as_float16(model, keep_nodes=["conv2", "relu2", "conv3"])
     got = fp16sim.run_simulated(kept, feeds)
     exact = [ort_run(model, f)[0] for f in feeds]
     assert all(np.abs(g["y"] - e).max() < 1e-2 * np.abs(e).max() for g, e in zip(got, exact))

@@ -70,7 +70,7 @@ def join_float32_regions(model: onnx.ModelProto) -> None:
     replace = {}
     for node in graph.node:
         first = made.get(node.input[0]) if node.input else None
-        if cast_to(node) == FLOAT and cast_to(first) == HALF and node.output[0] not in outputs:
+        if first is not None and cast_to(node) == FLOAT and cast_to(first) == HALF and node.output[0] not in outputs:
             replace[node.output[0]] = first.input[0]
     if not replace:
         return
