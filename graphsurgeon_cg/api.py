@@ -188,17 +188,40 @@ def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feed
 
 
 def lint(model_path: str | os.PathLike, target: str, *, plugins: Iterable[str | os.PathLike] = (),
-         shapes: Shapes | None = None) -> LintResult:
+         shapes: Shapes | None = None, data: str | os.PathLike | None = None, precision: str | None = None,
+         samples: int = 4) -> LintResult:
     """What the compiler named by ``target`` (``ascend``, ``ascend:cann5``, ...) will refuse
     (errors) or accept slowly or with other numbers (warnings) in the model. With ``shapes``,
     the model as ``apply --target --input-shape`` compiles it: ``static-shape`` applied first
-    (in memory)."""
+    (in memory). With ``data`` (an info file), ``LintResult.prediction``: the accuracy predicted
+    on its first ``samples`` samples at the precision the compiler computes in (its default, or
+    ``precision``: fp32/fp16/bf16 or one of its options, e.g. ``must_keep_origin_dtype``); a
+    prediction under the target's bar or with an overflow is a warning."""
+    from .targets.base import WARNING, Finding
+    from .targets.precision import predict
+
     for plugin in plugins:
         load_plugin(plugin)
     chosen = get_target(target)  # an unknown target or version fails before the model is read
+    chosen_precision = chosen.precision(precision)
     manager = PassManager(static_shape_spec(shapes)) if shapes else None  # options checked before reading
     model = load_model(model_path)
-    return chosen.lint(manager.run(model).model if manager else model)
+    model = manager.run(model).model if manager else model
+    result = chosen.lint(model)
+    if data is not None:
+        feeds, _ = _info_feeds(model, data, samples)
+        label = f"{len(feeds)} sample(s) of {os.fspath(data)}"
+        result.prediction = prediction = predict(model, chosen, chosen_precision, feeds, label)
+        over = [t for t in prediction.worst if t.overflow]
+        if over or (prediction.cos_mean is not None and not prediction.meets):
+            what = (f"tensor '{over[0].tensor}' reaches {over[0].peak:,.0f}, past float16's 65,504" if over else
+                    f"predicted mean per-pixel cosine {prediction.cos_mean:.4f} < {prediction.bar}")
+            node = next((n for n in model.graph.node if n.name == (over[0].node if over else prediction.keep[0])),
+                        None) if (over or prediction.keep) else None
+            result.findings.append(Finding("precision", WARNING, f"at {chosen_precision.name} "
+                                           f"({chosen_precision.how}): {what}", node.name if node else "",
+                                           node.op_type if node else "", "fp16(auto=true)"))
+    return result
 
 
 def diff(

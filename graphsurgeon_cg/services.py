@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 
 from .check.feeds import random_feeds
+from .check.fp16sim import run_simulated, tensor_losses
 from .check.metrics import measure
 from .check.session import make_session, run_feed, run_session
 from .core.errors import InputError
-from .core.services import Feed
+from .core.services import Feed, TensorLoss
 from .stages.dataset import load_sample, read_info
 
 
@@ -26,6 +27,13 @@ class OrtServices:
 
     def judged_cos(self, reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
         return measure("out", reference, outputs).judged_cos
+
+    def simulate_fp16(self, model: onnx.ModelProto, feeds: Sequence[Feed]) -> list[list[np.ndarray]]:
+        return [list(out.values()) for out in run_simulated(model, [dict(f) for f in feeds])]
+
+    def fp16_losses(self, reference: onnx.ModelProto, half: onnx.ModelProto,
+                    feeds: Sequence[Feed]) -> list[TensorLoss]:
+        return tensor_losses(reference, half, [dict(f) for f in feeds])
 
     def differs(self, original: onnx.ModelProto, changed: onnx.ModelProto, max_abs: float) -> str | None:
         before = make_session(original)

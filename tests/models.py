@@ -26,6 +26,7 @@ FIXTURE_PADS = 6
 
 __all__ = ["FIXTURES", "OPSET11", "OPSET17", "BILINEAR", "ALL_FIXTURES", "FIXTURE_PADS", "ort_run", "image_feeds",
            "run_pass", "ops", "max_abs", "folded", "pad_extent", "make_model", "float_input", "int64_init", "pad_model",
+           "overflow_model",
            "invoke"]
 
 
@@ -107,3 +108,38 @@ def invoke(*args):
     from graphsurgeon_cg.cli import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def overflow_model(peak: float = 164_000.0, seed: int = 0) -> onnx.ModelProto:
+    """A 7-node conv net (conv1, relu1, conv2, relu2, conv3, relu3, conv4) whose middle
+    activation (``big``, conv2's output, then relu2's) reaches about ``peak`` on inputs in
+    [-1, 1]: past float16's 65,504 when ``peak`` is. conv3 scales it back down."""
+    rng = np.random.default_rng(seed)
+
+    def weight(name, out, inp, scale):  # positive, about 1 / fan-in: activations stay near 1
+        values = rng.uniform(0.5, 1.0, (out, inp, 3, 3)) * scale / (0.75 * 9 * inp)
+        return onnx.numpy_helper.from_array(values.astype(np.float32), name)
+
+    def conv(x, w, y):
+        name = y.replace("t_", "").replace("big", "conv2")
+        return helper.make_node("Conv", [x, w], [y], pads=[1, 1, 1, 1], name=name)
+
+    feeds = {"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)}  # as the check's random inputs
+    # conv3 and conv4 divide by 100 each: their weights stay normal float16 numbers (>= 6.1e-5)
+    inits = [weight("w1", 8, 3, 1.0), weight("w2", 8, 8, 1.0), weight("w3", 8, 8, 0.01), weight("w4", 3, 8, 0.01)]
+    nodes = [conv("x", "w1", "t_conv1"), helper.make_node("Relu", ["t_conv1"], ["r1"], name="relu1"),
+             conv("r1", "w2", "big"), helper.make_node("Relu", ["big"], ["r2"], name="relu2"),
+             conv("r2", "w3", "t_conv3"), helper.make_node("Relu", ["t_conv3"], ["r3"], name="relu3"),
+             conv("r3", "w4", "y")]
+    model = make_model(nodes, [float_input("x", ["N", 3, 16, 16])], [float_input("y", 4)], inits)
+    big = make_session(_exposing(model, "big")).run(["big"], feeds)[0]
+    scale = peak / float(np.abs(big).max())  # conv2's weights scaled so that ones reach the peak
+    inits[1] = onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(inits[1]) * np.float32(scale), "w2")
+    return make_model(nodes, [float_input("x", ["N", 3, 16, 16])], [float_input("y", 4)], inits)
+
+
+def _exposing(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    copy.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    return copy

@@ -13,6 +13,11 @@ judged against its own bound on its own change when there are several (their cha
 is looser than each). On a breach, the first pass that breaches its own bound is named. The comparison says what it
 ran on (``Comparison.inputs``; random inputs say little about a real model) and where its
 bar came from (``Comparison.bar``).
+
+A stage with float16 tensors (``fp16``, ``fp16out``) is run as a float16 engine computes it
+(``check.fp16sim``: every float16 tensor rounded after its op, so activations past 65,504
+overflow), not as ONNX Runtime's CPU provider does (float32 between its casts): the verdict
+says so, and a failure names the tensors that overflowed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..core.instruments import Instrument, PipelineRun
 from ..core.records import PassRecord, PipelineResult
 from .backends import Backend, OrtBackend, run_all
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
+from .fp16sim import SIMULATED, has_float16, overflowing, simulate
 from .metrics import Comparison, compare_outputs
 from .session import make_session, run_session
 
@@ -144,12 +150,22 @@ class NumericChecker(Instrument):
         elif self.settings.inputs_dir is None:
             self._random_feeds(run.stages[j])
         new = [run.outputs_back(o, j, i) for o in self._stage_outputs(run, j)]
-        return compare_outputs(self._stage_outputs(run, i), new, bound)
+        result = compare_outputs(self._stage_outputs(run, i), new, bound)
+        if has_float16(run.stages[j]):
+            result.simulated = SIMULATED
+            if not result.ok:
+                names = overflowing(run.stages[j], [run.feeds_for(f, j) for f in self._feeds])
+                if names:
+                    result.violations[0] += (f"; float16 overflow (past 65,504) in tensor "
+                                             f"{', '.join(repr(n) for n in names)}")
+        return result
 
     def _stage_outputs(self, run: PipelineRun, k: int) -> list:
         if k not in self._outputs:
             feeds = [run.feeds_for(f, k) for f in self._feeds]
-            self._outputs[k] = run_session(make_session(run.stages[k]), feeds)
+            stage = run.stages[k]
+            model = simulate(stage).model if has_float16(stage) else stage  # as a float16 engine computes it
+            self._outputs[k] = run_session(make_session(model), feeds)
         return self._outputs[k]
 
     def _given_feeds(self, stage: onnx.ModelProto) -> None:

@@ -221,6 +221,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     inputs: str = ""
     bar: str = ""
+    simulated: str = ""  # how the new model was run when not as the runtime runs it (float16 simulated)
 
     @property
     def ok(self) -> bool:
@@ -236,12 +237,14 @@ class Comparison:
             if self.bound.min_cos is not None and len(kinds) == 1:
                 text = text.replace("cosine", COSINE_WORDS[kinds.pop()])
             text = "judged by " + text + (f" ({self.bar})" if self.bar else "")
-        return text + (f" on {self.inputs}" if self.inputs else f" on {self.samples} sample(s)")
+        text += f" on {self.inputs}" if self.inputs else f" on {self.samples} sample(s)"
+        return text + (f" ({self.simulated})" if self.simulated else "")
 
     def as_dict(self) -> dict:
         return {"samples": self.samples, "ok": self.ok, "violations": self.violations,
                 "bound": self.bound.describe() if self.bound else None, "bar": self.bar or None,
-                "inputs": self.inputs or None, "judged": self.judged, "warnings": self.warnings,
+                "inputs": self.inputs or None, "simulated": self.simulated or None, "judged": self.judged,
+                "warnings": self.warnings,
                 "outputs": [m.as_dict() for m in self.outputs]}
 
 

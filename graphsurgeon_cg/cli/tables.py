@@ -117,6 +117,25 @@ def lint(result: Any, model: str, err: bool = False) -> None:
             click.echo(f"      nodes: {', '.join(nodes[:3])}{more}", err=err)
 
 
+def prediction(p: Any) -> None:
+    """The predicted accuracy of the compiled model, the tensors that lose most, the keep list."""
+    click.echo(f"predicted at {p.precision.name}: {p.precision.how}")
+    if p.cos_mean is None:
+        click.echo("  computed in float32: no float16 or bfloat16 loss to predict")
+        return
+    click.echo(f"  on {p.inputs} (simulated: every tensor rounded to {p.precision.name} after its op): "
+               f"mean per-pixel cosine {p.cos_mean:.6f} (min {p.cos_min:.6f}), PSNR {p.psnr_mean:.2f} dB "
+               f"(min {p.psnr_min:.2f}); bar {p.bar}: {'meets it' if p.meets else 'MISSES it'}")
+    for t in p.worst:
+        why = f"overflow: reaches {t.peak:,.0f}, past 65,504" if t.overflow else f"adds {t.added:.2e} relative error"
+        click.echo(f"  {t.tensor} ({t.op} {t.node}): cos {t.cos:.6f}, {why}")
+    if p.keep:
+        click.echo("keep in float32 (printed here, not written):")
+        for line in p.keep_form.splitlines():
+            click.echo(f"  {line}")
+        click.echo("  or cgsurg apply --passes 'fp16(auto=true)' --data INFO, or fp16(block=[OP,...])")
+
+
 def targets(rows: list[dict]) -> None:
     for row in rows:
         tool = f"[{row['tool']}]" if row["tool"] else "[no compile step]"

@@ -42,14 +42,24 @@ def compile_settings(weights: str, min_shapes: tuple, opt_shapes: tuple, max_sha
 @click.option("--target", required=True, metavar="NAME[:VERSION]", help="e.g. ascend, ascend:cann5, tensorrt:8.0.")
 @plugin_option
 @input_shape_option
+@click.option("--data", metavar="INFO", help="Predict the compiled model's accuracy on these samples (an info file of "
+                                             "'cgsurg prep') at the precision the compiler computes in.")
+@click.option("--precision", metavar="P", help="With --data: the precision to predict instead of the compiler's "
+                                               "default: fp32, fp16, bf16 or the compiler's option (ascend: "
+                                               "allow_mix_precision, must_keep_origin_dtype; tensorrt: fp16, best; "
+                                               "openvino: f32, bf16, f16).")
+@click.option("--samples", default=4, show_default=True, help="With --data: how many samples.")
 @json_option
-def lint(model, target, plugins, input_shapes, as_json):
+def lint(model, target, plugins, input_shapes, data, precision, samples, as_json):
     """Check MODEL against what a compiler accepts. Exit 0 clean, 4 warnings only, 5 errors."""
-    result = api.lint(model, target, plugins=plugins, shapes=shapes_of(input_shapes))
+    result = api.lint(model, target, plugins=plugins, shapes=shapes_of(input_shapes), data=data,
+                      precision=precision, samples=samples)
     if as_json:
         tables.echo_json({"model": model, **result.as_dict()})
     else:
         tables.lint(result, model)
+        if result.prediction is not None:
+            tables.prediction(result.prediction)
     click.get_current_context().exit(result.exit_code)
 
 

@@ -60,6 +60,19 @@ class Ascend(Target):
         release = self.versions[self.version].split(":")[0]
         return OpsetRange(9, 13, release) if self.version == "cann5" else OpsetRange(9, 17, release, soft_high=18)
 
+    def precision(self, asked: str | None = None):
+        """ATC's ``--precision_mode``: force_fp16 by default (CANN 8.0 ATC parameter reference)."""
+        from .precision import FP16, FP32, Precision, choose
+
+        fp16 = Precision(FP16, "atc --precision_mode=force_fp16 (ATC's default: float32 ops computed in float16)")
+        return choose(fp16, {
+            "force_fp16": fp16,
+            "allow_fp32_to_fp16": Precision(FP16, "atc --precision_mode=allow_fp32_to_fp16"),
+            "allow_mix_precision": Precision(FP16, "atc --precision_mode=allow_mix_precision: the ops of ATC's "
+                                                   "mixlist stay float32; predicted as all float16, a lower bound"),
+            "must_keep_origin_dtype": Precision(FP32, "atc --precision_mode=must_keep_origin_dtype: float32 kept"),
+        }, asked)
+
     def rules(self) -> list[Rule]:
         old = self.version == "cann5"
         release = self.versions[self.version].split(":")[0]

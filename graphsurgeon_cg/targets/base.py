@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.errors import CgsurgError, InputError
 from ..core.registry import Registry
@@ -58,6 +58,7 @@ class Rule:
 class LintResult:
     target: str  # "name:version"
     findings: list[Finding]
+    prediction: Any = None  # targets.precision.Prediction when asked for (lint --data)
 
     @property
     def errors(self) -> list[Finding]:
@@ -81,7 +82,8 @@ class LintResult:
 
     def as_dict(self) -> dict:
         return {"target": self.target, "errors": len(self.errors), "warnings": len(self.warnings),
-                "exit_code": self.exit_code, "findings": [f.as_dict() for f in self.findings]}
+                "exit_code": self.exit_code, "findings": [f.as_dict() for f in self.findings],
+                **({"prediction": self.prediction.as_dict()} if self.prediction is not None else {})}
 
 
 class TargetCheckFailed(CgsurgError):
@@ -120,6 +122,13 @@ class Target:
 
     def rules(self) -> list[Rule]:
         raise NotImplementedError
+
+    def precision(self, asked: str | None = None):
+        """What the compiled model computes in (``targets.precision.Precision``): the compiler's
+        default, or what ``asked`` (one of its precision options, or fp32/fp16/bf16) makes it."""
+        from .precision import FP32, Precision, choose
+
+        return choose(Precision(FP32, "float32 (the runtime's default)"), {}, asked)
 
     def preset(self, lossy: bool = False) -> str:
         """The pipeline that makes a model pass the rules: exact passes only unless ``lossy``."""

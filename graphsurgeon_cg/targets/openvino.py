@@ -41,6 +41,17 @@ class OpenVINO(Target):
         return OpsetRange(7, 20, "OpenVINO 2024", above="the frontend falls back to the newest opset it knows (later "
                                                         "releases know more): operators of newer opsets may be missing")
 
+    def precision(self, asked: str | None = None):
+        """The CPU plugin's INFERENCE_PRECISION_HINT: bf16 by default on CPUs with native bf16."""
+        from .precision import BF16, FP16, FP32, Precision, choose, cpu_has_bf16
+
+        default = (Precision(BF16, "INFERENCE_PRECISION_HINT default bf16 (this CPU has avx512_bf16/AMX)")
+                   if cpu_has_bf16() else Precision(FP32, "INFERENCE_PRECISION_HINT default f32 (no native bf16 "
+                                                         "on this CPU)"))
+        return choose(default, {"f32": Precision(FP32, "INFERENCE_PRECISION_HINT=f32"),
+                                "bf16": Precision(BF16, "INFERENCE_PRECISION_HINT=bf16"),
+                                "f16": Precision(FP16, "INFERENCE_PRECISION_HINT=f16")}, asked)
+
     def rules(self) -> list[Rule]:
         release = "OpenVINO 2024"
         return [

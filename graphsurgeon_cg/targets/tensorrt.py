@@ -58,6 +58,15 @@ class TensorRT(Target):
         release = self.versions[self.version].split(":")[0]
         return OpsetRange(9, 13, release) if self.version == "8.0" else OpsetRange(9, 20, release, soft_high=24)
 
+    def precision(self, asked: str | None = None):
+        """float32 unless trtexec builds with ``--fp16`` (or ``--best``): predict fp16 when asked."""
+        from .precision import FP16, FP32, Precision, choose
+
+        fp16 = Precision(FP16, "trtexec --fp16 (float16 kernels, float32 accumulation in tensor cores)")
+        return choose(Precision(FP32, "trtexec's default float32 (give --precision fp16 to predict --fp16)"),
+                      {"fp16": fp16, "best": Precision(FP16, "trtexec --best: fp16 or int8 per layer; predicted "
+                                                             "as all float16")}, asked)
+
     def rules(self) -> list[Rule]:
         old = self.version == "8.0"
         release = self.versions[self.version].split(":")[0]
