@@ -15,7 +15,7 @@ from pathlib import Path
 from .check.checker import CheckSettings, NumericChecker, compare_models
 from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.metrics import Comparison
-from .check.session import make_session
+from .check.session import SessionCache
 from .core.base import Pass
 from .core.bounds import Bound
 from .core.errors import InputError
@@ -130,15 +130,17 @@ def apply(
     manager = PassManager(pipeline, data=str(data) if data else None,  # names and options checked here
                           services=OrtServices())
     model = load_model(model_path)
+    sessions = SessionCache()  # one per model for the whole run: check, report and feeds share them
+    sessions.of(model, keep=check)  # the original: every comparison of the check reads it
     if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
         if samples is None:
             samples = report.samples if report is not None else 4
-        settings.feeds = _info_feeds(model, data, samples)[0]
+        settings.feeds = _info_feeds(sessions.session(model), data, samples)[0]
         count = len(settings.feeds)
         settings.label = f"{count} sample{'s' if count != 1 else ''} of {data}"
-    chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
+    chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each, sessions=sessions)] if check else []
     if report is not None:
-        chain.append(_report(model, report.label or str(model_path), report, settings,
+        chain.append(_report(model, report.label or str(model_path), report, settings, sessions,
                              bar=report.min_cos if report.min_cos is not None else settings.min_cos))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     # The collector would walk hundreds of thousands of onnx-graphsurgeon objects again and
@@ -159,16 +161,16 @@ def apply(
     return result
 
 
-def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings,
+def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings, sessions: SessionCache,
             bar: float | None = None) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
     from .report import AccuracyReport, Gates
 
-    session = make_session(model)
+    session = sessions.session(model)
     names: list[str] | None = None
     source = ""
     if report.data:
-        feeds, names = _info_feeds(model, report.data, report.samples)
+        feeds, names = _info_feeds(session, report.data, report.samples)
         kind, source = "info", Path(report.data).name
     elif settings.inputs_dir:
         feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[: report.samples], "folder"
@@ -178,7 +180,7 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
     return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
                           gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,
                           baseline_cos_tol=report.baseline_cos_tol, baseline_psnr_tol=report.baseline_psnr_tol,
-                          bench=report.bench, names=names, source=source, bar=bar)
+                          bench=report.bench, names=names, source=source, bar=bar, sessions=sessions)
 
 
 def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feeds], list[str]]:

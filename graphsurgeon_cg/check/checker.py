@@ -31,7 +31,7 @@ from ..core.records import PassRecord, PipelineResult
 from .backends import Backend, OrtBackend, run_all
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
 from .metrics import Comparison, compare_outputs
-from .session import make_session, run_session
+from .session import SessionCache, make_session, run_session
 
 
 @dataclass
@@ -65,11 +65,15 @@ class CheckSettings:
 
 class NumericChecker(Instrument):
     """Compares the result with the original after the pipeline (and after every pass with
-    ``each_pass``); raises ``NumericCheckFailed`` naming the culprit pass."""
+    ``each_pass``); raises ``NumericCheckFailed`` naming the culprit pass. ``sessions`` are
+    the run's ORT sessions and the outputs they computed, shared with the other instruments
+    (the original's outputs are computed once)."""
 
-    def __init__(self, settings: CheckSettings | None = None, each_pass: bool = False):
+    def __init__(self, settings: CheckSettings | None = None, each_pass: bool = False,
+                 sessions: SessionCache | None = None):
         self.settings = settings or CheckSettings()
         self.each_pass = each_pass
+        self.sessions = sessions or SessionCache()
         # Without each_pass only the original and the result are compared; the stages between
         # them are asked for (PipelineRun.complete_stages) only to blame a failure.
         self.needs_stages = each_pass
@@ -81,12 +85,13 @@ class NumericChecker(Instrument):
     def before_pipeline(self, run: PipelineRun) -> None:
         self._outputs.clear()
         self._feed_shapes = None
-        self._inputs = make_session(run.original).get_inputs()
+        original = self.sessions.session(run.original, keep=True)  # every comparison reads it
+        self._inputs = original.get_inputs()
         check_shape_names(self._inputs, self.settings.shapes)  # fail before any pass runs
         if self.settings.feeds:
             self._feeds = list(self.settings.feeds)
         elif self.settings.inputs_dir is not None:
-            self._feeds = file_feeds(make_session(run.original), self.settings.inputs_dir, self.settings.warn)
+            self._feeds = file_feeds(original, self.settings.inputs_dir, self.settings.warn)
         else:
             self._grid = next((g for g in (p.feed_grid() for p in run.passes) if g is not None), None)
             self._random_feeds(run.original)
@@ -149,7 +154,7 @@ class NumericChecker(Instrument):
     def _stage_outputs(self, run: PipelineRun, k: int) -> list:
         if k not in self._outputs:
             feeds = [run.feeds_for(f, k) for f in self._feeds]
-            self._outputs[k] = run_session(make_session(run.stages[k]), feeds)
+            self._outputs[k] = self.sessions.run(run.stages[k], feeds)
         return self._outputs[k]
 
     def _given_feeds(self, stage: onnx.ModelProto) -> None:
