@@ -41,7 +41,7 @@ class CheckSettings:
     the batch). ``warn`` hears about files of ``inputs_dir`` that could not be read and were
     skipped. ``min_cos`` replaces the cosine test of the run's bound (``bar`` says whose bar
     it is, e.g. "target ascend:cann8's bar"); ``label`` names the given ``feeds`` (e.g.
-    "4 samples of images.info")."""
+    "4 samples of images.info"); ``each_pass`` checks after every pass, not only at the end."""
 
     shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     inputs_dir: str | os.PathLike | None = None
@@ -51,6 +51,7 @@ class CheckSettings:
     min_cos: float | None = None
     bar: str = ""
     label: str = ""
+    each_pass: bool = False
 
     def describe_inputs(self, count: int) -> str:
         """What the check ran on, in words."""
@@ -69,14 +70,14 @@ class NumericChecker(Instrument):
     the run's ORT sessions and the outputs they computed, shared with the other instruments
     (the original's outputs are computed once)."""
 
-    def __init__(self, settings: CheckSettings | None = None, each_pass: bool = False,
+    def __init__(self, settings: CheckSettings | None = None, each_pass: bool | None = None,
                  sessions: SessionCache | None = None):
         self.settings = settings or CheckSettings()
-        self.each_pass = each_pass
+        self.each_pass = self.settings.each_pass if each_pass is None else each_pass
         self.sessions = sessions or SessionCache()
         # Without each_pass only the original and the result are compared; the stages between
         # them are asked for (PipelineRun.complete_stages) only to blame a failure.
-        self.needs_stages = each_pass
+        self.needs_stages = self.each_pass
         self._feeds: list[Feeds] = []
         self._feed_shapes: dict | None = None
         self._outputs: dict[int, list] = {}
