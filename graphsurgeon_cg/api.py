@@ -124,7 +124,7 @@ def apply(
 
     from .stages.dataset import read_info
 
-    check, inputs, target = _settings(check, inputs, report, target, legacy)
+    checked, inputs, target = _settings(check, inputs, report, target, legacy)
     for plugin in plugins:
         load_plugin(plugin)
     chosen, pipeline = with_preset(target.name, pipeline, target.lossy, target.aipp, target.compile, inputs.shapes)
@@ -153,7 +153,7 @@ def apply(
             seen.add(message)
             warn(message)
 
-    given = check if check is not False else CheckSettings()
+    given = checked or CheckSettings()
     min_cos = given.min_cos
     if min_cos is not None and not -1 <= min_cos <= 1:
         raise InputError(f"min_cos must be in [-1, 1], got {min_cos}")
@@ -166,13 +166,13 @@ def apply(
                           services=OrtServices())
     model = load_model(model_path)
     sessions = SessionCache()  # one per model for the whole run: check, report and feeds share them
-    sessions.of(model, keep=bool(check))  # the original: every comparison of the check reads it
-    if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
+    sessions.of(model, keep=checked is not None)  # the original: every comparison of the check reads it
+    if data is not None and inputs_dir is None and checked is not None:  # the check runs on the real samples too
         samples = inputs.samples or (report.samples if report is not None and report.samples else 4)
         settings.feeds = _info_feeds(sessions.session(model), data, samples)[0]
         count = len(settings.feeds)
         settings.label = f"{count} sample{'s' if count != 1 else ''} of {data}"
-    chain: list[Instrument] = [NumericChecker(settings, sessions=sessions)] if check else []
+    chain: list[Instrument] = [NumericChecker(settings, sessions=sessions)] if checked is not None else []
     if report is not None:
         chain.append(_report(model, report.label or str(model_path), report, settings, sessions,
                              bar=report.min_cos if report.min_cos is not None else settings.min_cos))
@@ -198,7 +198,7 @@ def apply(
 
 def _settings(check: CheckSettings | bool, inputs: InputSettings | None, report: ReportSettings | None,
               target: TargetSettings | str | None,
-              legacy: dict[str, Any]) -> tuple[CheckSettings | bool, InputSettings, TargetSettings]:
+              legacy: dict[str, Any]) -> tuple[CheckSettings | None, InputSettings, TargetSettings]:
     """The settings objects of an ``apply`` call, the old keywords folded in (with a warning)."""
     unknown = [k for k in legacy if k not in _LEGACY]
     if unknown:
@@ -226,9 +226,8 @@ def _settings(check: CheckSettings | bool, inputs: InputSettings | None, report:
                             min_cos=legacy.get("min_cos", base.min_cos))
         target = replace(target, lossy=legacy.get("lossy", target.lossy), aipp=legacy.get("aipp", target.aipp),
                          compile=legacy.get("compile_settings", target.compile))
-    if check is True:
-        check = CheckSettings()
-    return check, inputs or InputSettings(), target
+    chosen = CheckSettings() if check is True else check or None
+    return chosen, inputs or InputSettings(), target
 
 
 def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings, sessions: SessionCache,
@@ -236,16 +235,18 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
     from .report import AccuracyReport, Gates
 
+    samples = report.samples or 4
+
     session = sessions.session(model)
     names: list[str] | None = None
     source = ""
     if report.data:
-        feeds, names = _info_feeds(session, report.data, report.samples)
+        feeds, names = _info_feeds(session, report.data, samples)
         kind, source = "info", Path(report.data).name
     elif settings.inputs_dir:
-        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[: report.samples], "folder"
+        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[:samples], "folder"
     else:
-        feeds = random_feeds(session, settings.shapes, settings.seed, samples=report.samples)
+        feeds = random_feeds(session, settings.shapes, settings.seed, samples=samples)
         kind = "random"
     return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
                           gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,

@@ -10,6 +10,7 @@ from PIL import Image
 
 from graphsurgeon_cg import CheckSettings, InputError, NumericCheckFailed
 from graphsurgeon_cg.api import InputSettings, ReportSettings, TargetSettings, apply
+
 from models import OPSET11, invoke
 
 PIPELINE = "fold-constants,reflect2slice"

@@ -16,6 +16,7 @@ from . import EXIT_AT_ONCE, cli, tables
 from . import targets as target_cli
 from .options import backend_option, input_settings, json_option, plugin_option, settings_group
 
+
 def _check(no_check: bool, check_each: bool, min_cos: float | None) -> CheckSettings | bool:
     return False if no_check else CheckSettings(min_cos=min_cos, each_pass=check_each)
 

@@ -12,8 +12,15 @@ from ..core.registry import load_plugin
 from ..targets import CompileSettings, TargetCheckFailed, available_targets
 from ..targets.commands import PROFILE_BATCH, PROFILE_KINDS, PROFILE_SIDE
 from . import cli, tables
-from .options import (InputShape, input_shape_option, json_option, plugin_option, settings_group, shapes_of,
-                      weights_option)
+from .options import (
+    InputShape,
+    input_shape_option,
+    json_option,
+    plugin_option,
+    settings_group,
+    shapes_of,
+    weights_option,
+)
 
 
 def _target(target: str | None, lossy: bool, aipp: bool, weights: str, min_shapes: tuple, opt_shapes: tuple,
