@@ -228,7 +228,7 @@ def main() -> None:
     for name, pipeline in pipelines.items():
         if pipeline:
             start = time.perf_counter()
-            apply(original, WORK / f"{name}.onnx", pipeline, inputs_dir=None)
+            apply(original, WORK / f"{name}.onnx", pipeline)
             apply_seconds[name] = time.perf_counter() - start
             models[name] = WORK / f"{name}.onnx"
     rounds = {1: 3, 16: 1} if args.quick else {1: 10, 16: 2}

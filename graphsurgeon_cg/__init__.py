@@ -50,7 +50,7 @@ from .core import (
 __version__ = "0.2.0"
 
 _LAZY = {
-    "apply": "api", "diff": "api", "ReportSettings": "api",
+    "apply": "api", "diff": "api", "ReportSettings": "api", "InputSettings": "api", "TargetSettings": "api",
     "export_checkpoint": "export", "GeneratorSpec": "export.architectures", "build_generator": "export.architectures",
     "CheckSettings": "check", "NumericChecker": "check", "Comparison": "check", "compare_models": "check",
     "pixel_cosine": "check",

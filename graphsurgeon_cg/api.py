@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import gc
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .check.checker import CheckSettings, NumericChecker, compare_models
 from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.metrics import Comparison
-from .check.session import make_session
+from .check.session import SessionCache
 from .core.base import Pass
 from .core.bounds import Bound
 from .core.errors import InputError
@@ -34,12 +36,27 @@ Shapes = Mapping[str, Sequence[int]]
 
 
 @dataclass
+class InputSettings:
+    """What a run's numeric check and report run on, and what its passes calibrate with: the
+    first ``samples`` samples of the info file ``data`` (default: the report's count, else 4),
+    else the files of ``inputs_dir``, else seeded random inputs (``seed``); ``shapes`` fix the
+    dynamic axes of the random inputs (with a target, the model too: ``static-shape``)."""
+
+    data: str | os.PathLike | None = None
+    samples: int | None = None
+    shapes: Shapes = field(default_factory=dict)
+    inputs_dir: str | os.PathLike | None = None
+    seed: int = 0
+
+
+@dataclass
 class ReportSettings:
-    """A per-pass report: where to write, what to evaluate on, and the verdicts to apply."""
+    """A per-pass report: where to write, what to evaluate on (default: the run's inputs), and
+    the verdicts to apply."""
 
     out_dir: str | os.PathLike
-    data: str | os.PathLike | None = None  # an info file of preprocessed samples
-    samples: int = 4
+    data: str | os.PathLike | None = None  # an info file of preprocessed samples (default: the run's)
+    samples: int | None = None  # default: the run's (InputSettings.samples), else 4
     min_cos: float | None = None
     min_psnr: float | None = None
     baseline: str | os.PathLike | None = None
@@ -49,28 +66,36 @@ class ReportSettings:
     label: str | None = None  # how the report names the model (default: its path)
 
 
+@dataclass(frozen=True)
+class TargetSettings:
+    """A compiler target (``ascend``, ``ascend:cann5``, ...; None: none): its preset, the
+    ``lossy`` one on request, Ascend's ``aipp`` configuration, and the compile step's settings."""
+
+    name: str | None = None
+    lossy: bool = False
+    aipp: bool = False
+    compile: CompileSettings | None = None
+
+
+# api.apply's keywords before the settings objects: accepted for one release, with a warning
+_LEGACY = ("check_each", "shapes", "inputs_dir", "seed", "data", "samples", "min_cos", "lossy", "aipp",
+           "compile_settings")
+
+
 def apply(
     model_path: str | os.PathLike,
     output_path: str | os.PathLike,
     pipeline: str | Sequence[PassSpec | Pass] | None,
     *,
-    check: bool = True,
-    check_each: bool = False,
-    shapes: Shapes | None = None,
-    inputs_dir: str | os.PathLike | None = None,
-    seed: int = 0,
-    in_place: bool = False,
-    plugins: Iterable[str | os.PathLike] = (),
+    check: CheckSettings | bool = True,
+    inputs: InputSettings | None = None,
     report: ReportSettings | None = None,
-    data: str | os.PathLike | None = None,
+    target: TargetSettings | str | None = None,
+    plugins: Iterable[str | os.PathLike] = (),
     instruments: Sequence[Instrument] = (),
+    in_place: bool = False,
     warn: Callable[[str], None] = lambda m: None,
-    target: str | None = None,
-    lossy: bool = False,
-    aipp: bool = False,
-    compile_settings: CompileSettings | None = None,
-    min_cos: float | None = None,
-    samples: int | None = None,
+    **legacy: Any,
 ) -> PipelineResult:
     """Rewrite ``model_path`` with ``pipeline`` and write ``output_path``.
 
@@ -80,35 +105,43 @@ def apply(
     measured; a bad input leaves nothing. The input file is never modified unless
     ``in_place`` is set and ``output_path`` names it. ``warn`` hears about skipped input files.
 
-    ``target`` (``ascend``, ``ascend:cann5``, ...): its preset (``lossy`` variant on request) runs
-    before ``pipeline``, after ``static-shape`` fixes the inputs at ``shapes`` when given; the
-    result must lint without errors (``targets.TargetCheckFailed``, findings in
-    ``result.extras["lint"]``), and the compile command is written beside the output
-    (``result.extras["compile"]``; ``aipp``: Ascend's ``OUT.aipp.cfg`` too), valid for the
-    written model; ``compile_settings`` choose OpenVINO's weights (float32 by default) and
-    TensorRT's min/opt/max shapes.
+    ``target`` (``TargetSettings``, or its name: ``ascend``, ``ascend:cann5``, ...): its preset
+    (``lossy`` variant on request) runs before ``pipeline``, after ``static-shape`` fixes the
+    inputs at ``inputs.shapes`` when given; the result must lint without errors
+    (``targets.TargetCheckFailed``, findings in ``result.extras["lint"]``), and the compile
+    command is written beside the output (``result.extras["compile"]``; ``aipp``: Ascend's
+    ``OUT.aipp.cfg`` too), valid for the written model; its ``compile`` settings choose
+    OpenVINO's weights (float32 by default) and TensorRT's min/opt/max shapes.
 
-    The numeric check judges the result against the run's bound, whose cosine test is replaced
-    by ``min_cos`` when given, else by the target's accuracy bar (``Target.min_cos``, the
-    vendor's 0.99 mean per-pixel cosine) when there is a target; it runs on ``data``'s first
-    ``samples`` (default: the report's, else 4) when given, else on ``inputs_dir``,
-    else on one seeded random input (``result.check.inputs`` says which).
+    ``check`` (False: none; True: ``CheckSettings()``) judges the result against the run's
+    bound, whose cosine test is replaced by ``check.min_cos`` when given, else by the target's
+    accuracy bar (``Target.min_cos``, the vendor's 0.99 mean per-pixel cosine) when there is a
+    target; it runs on ``inputs`` (``result.check.inputs`` says which); its input fields are
+    filled from ``inputs``. The old keywords (``data``, ``samples``, ``shapes``, ``inputs_dir``,
+    ``seed``, ``check_each``, ``min_cos``, ``lossy``, ``aipp``, ``compile_settings``) still work
+    for one release, with a ``DeprecationWarning``.
     """
 
     from .stages.dataset import read_info
 
+    checked, inputs, target = _settings(check, inputs, report, target, legacy)
     for plugin in plugins:
         load_plugin(plugin)
-    chosen, pipeline = with_preset(target, pipeline, lossy, aipp, compile_settings, shapes)
+    chosen, pipeline = with_preset(target.name, pipeline, target.lossy, target.aipp, target.compile, inputs.shapes)
     if same_file(model_path, output_path) and not in_place:
         raise InputError(f"output {output_path} is the input file; allow overwriting it explicitly (in place)")
     check_writable(output_path)
+    data, inputs_dir = inputs.data, inputs.inputs_dir
     if inputs_dir is not None and not Path(inputs_dir).is_dir():
         raise InputError(f"the inputs folder {inputs_dir} is not a directory")
+    if inputs.samples is not None and inputs.samples < 1:
+        raise InputError(f"the check needs at least 1 sample, got {inputs.samples}")
     if data is not None:
         read_info(data)  # calibration data too, not only the report's: a bad one fails before any work
     if report is not None:
-        if report.samples < 1:
+        report = replace(report, data=report.data if report.data is not None else data,
+                         samples=report.samples if report.samples is not None else inputs.samples or 4)
+        if report.samples is not None and report.samples < 1:
             raise InputError(f"the report needs at least 1 sample, got {report.samples}")
         check_output_folder(report.out_dir)
         if report.data is not None and report.data != data:
@@ -120,25 +153,28 @@ def apply(
             seen.add(message)
             warn(message)
 
+    given = checked or CheckSettings()
+    min_cos = given.min_cos
     if min_cos is not None and not -1 <= min_cos <= 1:
         raise InputError(f"min_cos must be in [-1, 1], got {min_cos}")
-    settings = CheckSettings(shapes=dict(shapes or {}), inputs_dir=inputs_dir, seed=seed, warn=warn_once)
+    settings = replace(given, shapes=dict(inputs.shapes), inputs_dir=inputs_dir, seed=inputs.seed, warn=warn_once)
     if min_cos is not None:
-        settings.min_cos, settings.bar = min_cos, "the bar given, min_cos"
+        settings.bar = settings.bar or "the bar given, min_cos"
     elif chosen is not None:
         settings.min_cos, settings.bar = chosen.min_cos, f"target {chosen}'s bar"
     manager = PassManager(pipeline, data=str(data) if data else None,  # names and options checked here
                           services=OrtServices())
     model = load_model(model_path)
-    if data is not None and inputs_dir is None and check:  # the check runs on the real samples too
-        if samples is None:
-            samples = report.samples if report is not None else 4
-        settings.feeds = _info_feeds(model, data, samples)[0]
+    sessions = SessionCache()  # one per model for the whole run: check, report and feeds share them
+    sessions.of(model, keep=checked is not None)  # the original: every comparison of the check reads it
+    if data is not None and inputs_dir is None and checked is not None:  # the check runs on the real samples too
+        samples = inputs.samples or (report.samples if report is not None and report.samples else 4)
+        settings.feeds = _info_feeds(sessions.session(model), data, samples)[0]
         count = len(settings.feeds)
         settings.label = f"{count} sample{'s' if count != 1 else ''} of {data}"
-    chain: list[Instrument] = [NumericChecker(settings, each_pass=check_each)] if check else []
+    chain: list[Instrument] = [NumericChecker(settings, sessions=sessions)] if checked is not None else []
     if report is not None:
-        chain.append(_report(model, report.label or str(model_path), report, settings,
+        chain.append(_report(model, report.label or str(model_path), report, settings, sessions,
                              bar=report.min_cos if report.min_cos is not None else settings.min_cos))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
     # The collector would walk hundreds of thousands of onnx-graphsurgeon objects again and
@@ -148,7 +184,8 @@ def apply(
     gc.disable()
     try:
         result = manager.run(model)
-        step = compile_step(chosen, result.model, output_path, aipp, compile_settings) if chosen else None
+        step = (compile_step(chosen, result.model, output_path, target.aipp, target.compile)
+                if chosen else None)
         save_model(result.model, output_path)
     finally:
         if paused:
@@ -159,26 +196,62 @@ def apply(
     return result
 
 
-def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings,
+def _settings(check: CheckSettings | bool, inputs: InputSettings | None, report: ReportSettings | None,
+              target: TargetSettings | str | None,
+              legacy: dict[str, Any]) -> tuple[CheckSettings | None, InputSettings, TargetSettings]:
+    """The settings objects of an ``apply`` call, the old keywords folded in (with a warning)."""
+    unknown = [k for k in legacy if k not in _LEGACY]
+    if unknown:
+        raise TypeError(f"apply() got an unexpected keyword argument '{unknown[0]}'")
+    if isinstance(check, CheckSettings) and (check.shapes or check.inputs_dir is not None or check.seed
+                                             or check.feeds is not None):
+        raise InputError("give the check's inputs as inputs=InputSettings(...), not in CheckSettings")
+    if isinstance(target, str):
+        target = TargetSettings(target)
+    target = target or TargetSettings()
+    if legacy:
+        warnings.warn(f"apply({', '.join(f'{k}=' for k in legacy)}) is deprecated and goes in the next release: "
+                      "give inputs=InputSettings(...), check=CheckSettings(...), target=TargetSettings(...)",
+                      DeprecationWarning, stacklevel=3)
+        old = {"shapes": "shapes", "inputs_dir": "inputs_dir", "seed": "seed", "data": "data", "samples": "samples"}
+        moved = {new: legacy[k] for k, new in old.items() if k in legacy}
+        if moved:
+            if inputs is not None:
+                raise TypeError(f"give {', '.join(moved)} in inputs=InputSettings(...), not both")
+            moved["shapes"] = dict(moved.get("shapes") or {})
+            inputs = InputSettings(**moved)
+        if check and ("check_each" in legacy or "min_cos" in legacy):
+            base = check if isinstance(check, CheckSettings) else CheckSettings()
+            check = replace(base, each_pass=bool(legacy.get("check_each", base.each_pass)),
+                            min_cos=legacy.get("min_cos", base.min_cos))
+        target = replace(target, lossy=legacy.get("lossy", target.lossy), aipp=legacy.get("aipp", target.aipp),
+                         compile=legacy.get("compile_settings", target.compile))
+    chosen = CheckSettings() if check is True else check or None
+    return chosen, inputs or InputSettings(), target
+
+
+def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings, sessions: SessionCache,
             bar: float | None = None) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
     from .report import AccuracyReport, Gates
 
-    session = make_session(model)
+    samples = report.samples or 4
+
+    session = sessions.session(model)
     names: list[str] | None = None
     source = ""
     if report.data:
-        feeds, names = _info_feeds(model, report.data, report.samples)
+        feeds, names = _info_feeds(session, report.data, samples)
         kind, source = "info", Path(report.data).name
     elif settings.inputs_dir:
-        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[: report.samples], "folder"
+        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[:samples], "folder"
     else:
-        feeds = random_feeds(session, settings.shapes, settings.seed, samples=report.samples)
+        feeds = random_feeds(session, settings.shapes, settings.seed, samples=samples)
         kind = "random"
     return AccuracyReport(feeds, kind, report.out_dir, model_path=model_path,
                           gates=Gates(min_cos=report.min_cos, min_psnr=report.min_psnr), baseline=report.baseline,
                           baseline_cos_tol=report.baseline_cos_tol, baseline_psnr_tol=report.baseline_psnr_tol,
-                          bench=report.bench, names=names, source=source, bar=bar)
+                          bench=report.bench, names=names, source=source, bar=bar, sessions=sessions)
 
 
 def _info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[Feeds], list[str]]:

@@ -37,7 +37,7 @@ import onnx
 from .check.feeds import Feeds, fit_batch, static_batch
 from .check.images import display_range, to_image
 from .check.metrics import compare_outputs, data_range, json_safe, meets, psnr_text, score, summarise
-from .check.session import make_session, run_feed
+from .check.session import SessionCache, make_session
 from .core.base import Pass
 from .core.bounds import CLOSE_ATOL, CLOSE_RTOL
 from .core.errors import InputError, NumericCheckFailed
@@ -76,12 +76,14 @@ class AccuracyReport(Instrument):
 
     ``names`` label the samples (image names); ``source`` says where they came from (an
     info file); ``progress`` shows a progress bar on stderr (None: only on a terminal);
-    ``bar`` is the cosine the run must reach (drawn on the chart; default: the ``min_cos`` gate)."""
+    ``bar`` is the cosine the run must reach (drawn on the chart; default: the ``min_cos`` gate);
+    ``sessions``: the run's ORT sessions and their outputs, shared with the numeric check."""
 
     def __init__(self, feeds: list[Feeds], input_kind: str, out_dir: str | os.PathLike, model_path: str = "",
                  gates: Gates | None = None, baseline: str | os.PathLike | None = None, baseline_cos_tol: float = 1e-4,
                  baseline_psnr_tol: float = 0.5, bench: bool = False, names: Sequence[str] | None = None,
-                 source: str = "", progress: bool | None = None, bar: float | None = None):
+                 source: str = "", progress: bool | None = None, bar: float | None = None,
+                 sessions: SessionCache | None = None):
         if not feeds:
             raise InputError("no evaluation inputs for the report")
         self.feeds = feeds
@@ -97,6 +99,7 @@ class AccuracyReport(Instrument):
         self.baseline_psnr_tol = baseline_psnr_tol
         self.bench = bench
         self.progress = progress
+        self.sessions = sessions or SessionCache()
         self.entries: list[dict] = []
         # (pass spec, its outputs, the previous stage's outputs) of every sample, per pass that
         # changed the outputs: the samples shown are the worst after the pipeline, known at the end
@@ -191,13 +194,11 @@ class AccuracyReport(Instrument):
     def _outputs(self, run: PipelineRun, stage: int) -> list[np.ndarray]:
         """The first output per sample of ``run.stages[stage]``, in the original model's units."""
         model = run.stages[stage]
-        session = make_session(model)
-        name = session.get_outputs()[0].name
+        name = self.sessions.session(model).get_outputs()[0].name
         batch = static_batch(model)
         outs = []
         for feed in self.feeds:
-            adapted = fit_batch(run.feeds_for(feed, stage), batch)
-            out = dict(zip([o.name for o in session.get_outputs()], run_feed(session, adapted)))
+            out = self.sessions.run(model, [fit_batch(run.feeds_for(feed, stage), batch)])[0]
             outs.append(run.outputs_back(out, stage)[name][0])
             if self._bar is not None:
                 self._bar.update()

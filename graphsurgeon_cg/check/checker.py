@@ -37,7 +37,7 @@ from .backends import Backend, OrtBackend, run_all
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
 from .fp16sim import SIMULATED, has_float16, overflowing, simulate
 from .metrics import Comparison, compare_outputs
-from .session import make_session, run_session
+from .session import SessionCache, make_session, run_session
 
 
 @dataclass
@@ -47,7 +47,7 @@ class CheckSettings:
     the batch). ``warn`` hears about files of ``inputs_dir`` that could not be read and were
     skipped. ``min_cos`` replaces the cosine test of the run's bound (``bar`` says whose bar
     it is, e.g. "target ascend:cann8's bar"); ``label`` names the given ``feeds`` (e.g.
-    "4 samples of images.info")."""
+    "4 samples of images.info"); ``each_pass`` checks after every pass, not only at the end."""
 
     shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     inputs_dir: str | os.PathLike | None = None
@@ -57,6 +57,7 @@ class CheckSettings:
     min_cos: float | None = None
     bar: str = ""
     label: str = ""
+    each_pass: bool = False
 
     def describe_inputs(self, count: int) -> str:
         """What the check ran on, in words."""
@@ -71,14 +72,18 @@ class CheckSettings:
 
 class NumericChecker(Instrument):
     """Compares the result with the original after the pipeline (and after every pass with
-    ``each_pass``); raises ``NumericCheckFailed`` naming the culprit pass."""
+    ``each_pass``); raises ``NumericCheckFailed`` naming the culprit pass. ``sessions`` are
+    the run's ORT sessions and the outputs they computed, shared with the other instruments
+    (the original's outputs are computed once)."""
 
-    def __init__(self, settings: CheckSettings | None = None, each_pass: bool = False):
+    def __init__(self, settings: CheckSettings | None = None, each_pass: bool | None = None,
+                 sessions: SessionCache | None = None):
         self.settings = settings or CheckSettings()
-        self.each_pass = each_pass
+        self.each_pass = self.settings.each_pass if each_pass is None else each_pass
+        self.sessions = sessions or SessionCache()
         # Without each_pass only the original and the result are compared; the stages between
         # them are asked for (PipelineRun.complete_stages) only to blame a failure.
-        self.needs_stages = each_pass
+        self.needs_stages = self.each_pass
         self._feeds: list[Feeds] = []
         self._feed_shapes: dict | None = None
         self._outputs: dict[int, list] = {}
@@ -87,12 +92,13 @@ class NumericChecker(Instrument):
     def before_pipeline(self, run: PipelineRun) -> None:
         self._outputs.clear()
         self._feed_shapes = None
-        self._inputs = make_session(run.original).get_inputs()
+        original = self.sessions.session(run.original, keep=True)  # every comparison reads it
+        self._inputs = original.get_inputs()
         check_shape_names(self._inputs, self.settings.shapes)  # fail before any pass runs
         if self.settings.feeds:
             self._feeds = list(self.settings.feeds)
         elif self.settings.inputs_dir is not None:
-            self._feeds = file_feeds(make_session(run.original), self.settings.inputs_dir, self.settings.warn)
+            self._feeds = file_feeds(original, self.settings.inputs_dir, self.settings.warn)
         else:
             self._grid = next((g for g in (p.feed_grid() for p in run.passes) if g is not None), None)
             self._random_feeds(run.original)
@@ -165,7 +171,7 @@ class NumericChecker(Instrument):
             feeds = [run.feeds_for(f, k) for f in self._feeds]
             stage = run.stages[k]
             model = simulate(stage).model if has_float16(stage) else stage  # as a float16 engine computes it
-            self._outputs[k] = run_session(make_session(model), feeds)
+            self._outputs[k] = self.sessions.run(model, feeds)
         return self._outputs[k]
 
     def _given_feeds(self, stage: onnx.ModelProto) -> None:

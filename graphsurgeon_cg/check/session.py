@@ -8,10 +8,12 @@ onnxruntime build lacks is a clear error, not a silent fall-back to the CPU.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,76 @@ def _on_disk_session(model: onnx.ModelProto, opts: ort.SessionOptions, providers
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
     session._cgsurg_weights = (maps, values)  # keep the mappings alive
     return session
+
+
+class SessionCache:
+    """One ORT session per model per run, opened when first asked for, with the outputs it
+    computed by feed: the numeric check, the report and the feeds that api reads share the
+    original's session and its outputs, and the report's session of the last stage serves the
+    check's verdict (issue 19: a 2 GB model costs seconds and its size in memory per session).
+
+    Models are told apart by identity (a stage is never edited once made). A model ``kept``
+    stays open for the run (the original, which every comparison reads); of the others only
+    the one asked for last, since the stages are visited in order and each may be as large as
+    the original."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, _Runs] = {}
+        self._last: _Runs | None = None
+
+    def of(self, model: onnx.ModelProto, keep: bool = False) -> _Runs:
+        runs = self._kept.get(id(model))
+        if runs is None and self._last is not None and self._last.model is model:
+            runs = self._last
+        if runs is None:
+            runs = _Runs(model)
+        if keep:
+            self._kept[id(model)] = runs
+            if self._last is runs:
+                self._last = None
+        elif id(model) not in self._kept:
+            self._last = runs
+        return runs
+
+    def session(self, model: onnx.ModelProto, keep: bool = False) -> ort.InferenceSession:
+        return self.of(model, keep).session
+
+    def run(self, model: onnx.ModelProto, feeds: Sequence[dict]) -> list[dict]:
+        """Outputs by name for each feed, computed once per model and feed."""
+        return self.of(model).run(feeds)
+
+
+class _Runs:
+    """A model's session, opened on first use, and its outputs keyed by the feed's content."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model  # held, so that its id stays its own while cached
+        self._session: ort.InferenceSession | None = None
+        self._outputs: dict[bytes, dict] = {}
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            self._session = make_session(self.model)
+        return self._session
+
+    def run(self, feeds: Sequence[dict]) -> list[dict]:
+        keys = [_digest(feed) for feed in feeds]
+        missing = [(key, feed) for key, feed in zip(keys, feeds) if key not in self._outputs]
+        if missing:
+            for (key, _), out in zip(missing, run_session(self.session, [feed for _, feed in missing])):
+                self._outputs[key] = out
+        return [self._outputs[key] for key in keys]
+
+
+def _digest(feed: dict) -> bytes:
+    """A feed's content as a key (a hash, not a copy: inputs may be large)."""
+    h = hashlib.blake2b(digest_size=20)
+    for name in sorted(feed):
+        value = np.ascontiguousarray(feed[name])
+        h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        h.update(value.data if value.dtype != object else repr(value.tolist()).encode())
+    return h.digest()
 
 
 def run_session(session: ort.InferenceSession, feeds: list[dict]) -> list[dict]:

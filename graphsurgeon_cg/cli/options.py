@@ -1,13 +1,19 @@
 """Option groups shared by several commands, declared once (Polygraphy's argument groups are
-the model), and the parameter types that turn command-line text into typed values."""
+the model), and the parameter types that turn command-line text into typed values.
+
+A group made by ``settings_group`` reaches the command as one typed value (``api``'s settings
+dataclasses: ``InputSettings``, ``CheckSettings``, ``ReportSettings``, ``TargetSettings``), so a
+command takes a few objects and hands them to the API as they are."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
+from ..api import InputSettings
 from ..check.providers import BACKENDS, PROVIDERS
 from ..targets.commands import WEIGHTS
 
@@ -21,6 +27,25 @@ def group(*decorators: Decorator) -> Decorator:
             func = decorator(func)
         return func
     return apply
+
+
+def settings_group(name: str, parse: Callable[..., Any], *options: Decorator, reads: Sequence[str] = ()) -> Decorator:
+    """``options`` that reach the command as one keyword argument, ``name``: ``parse`` called
+    with their values by parameter name, and with the values of ``reads``, options of another
+    group that this one depends on (e.g. the report's gate reads the check's ``--min-cos``).
+    Errors ``parse`` raises are the command's (one line, their exit code)."""
+    probe = group(*options)(lambda: None)
+    names = [p.name for p in getattr(probe, "__click_params__", [])]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {k: kwargs.pop(k) for k in names}
+            shared = {k: click.get_current_context().params[k] for k in reads}
+            kwargs[name] = parse(**values, **shared)
+            return func(*args, **kwargs)
+        return group(*options)(command)
+    return decorate
 
 
 class InputShape(click.ParamType):
@@ -151,3 +176,18 @@ def weights_option(where: str) -> Decorator:
     return click.option("--weights", type=click.Choice(WEIGHTS), default=WEIGHTS[0], show_default=True,
                         help=f"{where}: fp32 (the default) keeps them as cgsurg checked them; fp16 compresses them "
                              "(ovc's own default: half the size, computed in float32 on the CPU).")
+
+
+def samples_option(help: str) -> Decorator:
+    return click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1), help=help)
+
+
+def input_settings(data_help: str, samples_help: str) -> Decorator:
+    """``--input-shape``, ``--inputs``, ``--seed``, ``--data``, ``--samples`` -> ``inputs``, an
+    ``api.InputSettings``: what a command runs its models on."""
+    def parse(input_shapes: tuple, inputs_dir: str | None, seed: int, info: str | None,
+              samples: int) -> InputSettings:
+        return InputSettings(data=info, samples=samples, shapes=shapes_of(input_shapes), inputs_dir=inputs_dir,
+                             seed=seed)
+
+    return settings_group("inputs", parse, check_inputs, data_option(help=data_help), samples_option(samples_help))

@@ -12,9 +12,25 @@ from ..core.registry import load_plugin
 from ..targets import CompileSettings, TargetCheckFailed, available_targets
 from ..targets.commands import PROFILE_BATCH, PROFILE_KINDS, PROFILE_SIDE
 from . import cli, tables
-from .options import InputShape, group, input_shape_option, json_option, plugin_option, shapes_of, weights_option
+from .options import (
+    InputShape,
+    input_shape_option,
+    json_option,
+    plugin_option,
+    settings_group,
+    shapes_of,
+    weights_option,
+)
 
-target_options = group(
+
+def _target(target: str | None, lossy: bool, aipp: bool, weights: str, min_shapes: tuple, opt_shapes: tuple,
+            max_shapes: tuple) -> api.TargetSettings:
+    return api.TargetSettings(target, lossy=lossy, aipp=aipp,
+                              compile=compile_settings(weights, min_shapes, opt_shapes, max_shapes))
+
+
+target_settings = settings_group(
+    "target", _target,
     click.option("--target", metavar="NAME[:VERSION]",
                  help="Compiler target (see 'cgsurg targets'): run its preset before --passes, lint the result "
                       "(errors: exit 3, nothing written), write the compile command next to -o."),
@@ -32,7 +48,7 @@ target_options = group(
 
 
 def compile_settings(weights: str, min_shapes: tuple, opt_shapes: tuple, max_shapes: tuple) -> CompileSettings:
-    """The ``CompileSettings`` of ``target_options``' values."""
+    """The ``CompileSettings`` of ``target_settings``' values."""
     return CompileSettings(weights=weights, min_shapes=dict(min_shapes), opt_shapes=dict(opt_shapes),
                            max_shapes=dict(max_shapes))
 

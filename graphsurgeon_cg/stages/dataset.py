@@ -73,11 +73,12 @@ def load_sample(sample: Sample) -> np.ndarray:
 
 
 def info_feeds(model, info: str | os.PathLike, samples: int) -> tuple[list[dict[str, np.ndarray]], list[str]]:
-    """The first ``samples`` samples of an info file as feeds of the model's (a proto or a path)
-    first input, and their names; a sample of the wrong shape is an error, before any work."""
+    """The first ``samples`` samples of an info file as feeds of the model's (a proto, a path,
+    or its ORT session, which spares opening another) first input, and their names; a sample of
+    the wrong shape is an error, before any work."""
     from ..check.session import make_session
 
-    inp = make_session(model).get_inputs()[0]
+    inp = (model if hasattr(model, "get_inputs") else make_session(model)).get_inputs()[0]
     dtype = np.float32 if "float" in inp.type else np.uint8
     chosen = read_info(info)[:samples]
     feeds = [{inp.name: load_sample(s)[None].astype(dtype)} for s in chosen]

@@ -134,7 +134,7 @@ def _run_demo(work: Path, out: Path, trained: Path, ngf: int, blocks: int, size:
         prepped = prep(images, work / "data", size=size, value_range="0..1", warn=echo, progress=False)
         echo(f"[style] {freeze}")
         model = work / "model.onnx"
-        api.apply(shipped, model, freeze, data=prepped.info)
+        api.apply(shipped, model, freeze, inputs=api.InputSettings(data=prepped.info))
         summary["model"] = shown(model)
         for name, (what, pipeline) in DEMO_PIPELINES.items():
             echo(f"[apply] {name}, {what}: {pipeline}")
@@ -142,7 +142,8 @@ def _run_demo(work: Path, out: Path, trained: Path, ngf: int, blocks: int, size:
                                         label=shown(model))
             entry = summary["pipelines"][name]
             try:
-                api.apply(model, work / f"model_{name}.onnx", pipeline, report=report, data=prepped.info)
+                api.apply(model, work / f"model_{name}.onnx", pipeline, report=report,
+                          inputs=api.InputSettings(data=prepped.info))
             finally:
                 if (work / f"report_{name}" / "report.json").exists():
                     entry["report"] = shown(work / f"report_{name}" / "report.html")

@@ -230,8 +230,8 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
                                     min_cos=config.min_cos, min_psnr=config.min_psnr, label=shown(model))
         try:
             result = api.apply(model, rewritten, config.pipeline, check=config.check, report=report,
-                               data=apply_data, target=config.target, lossy=config.lossy,
-                               shapes=config.input_shape, warn=echo)
+                               inputs=api.InputSettings(data=apply_data, shapes=dict(config.input_shape or {})),
+                               target=api.TargetSettings(config.target, lossy=config.lossy), warn=echo)
         finally:
             if (work / "report" / "report.json").exists():
                 summary["report"] = str(out / "report" / "report.html")
