@@ -250,7 +250,7 @@ def diff_layers(model_a: str | os.PathLike, model_b: str | os.PathLike, *, shape
     else:
         session = make_session(a)
         feeds = file_feeds(session, inputs_dir, warn) if inputs_dir else random_feeds(session, shapes, seed)
-    b = load_model(model_b) if runtime.name == "ort" or Path(model_b).suffix.lower() != ".xml" else model_b
+    b = model_b if Path(model_b).suffix.lower() == ".xml" else load_model(model_b)  # an IR: OpenVINO reads it
     result = compare_layers(a, b, feeds, atol=atol, rtol=rtol, chunk_bytes=chunk_bytes,
                             backend=None if runtime.name == "ort" else runtime, warn=warn)
     result.inputs = CheckSettings(inputs_dir=inputs_dir, seed=seed, feeds=feeds if data else None,

@@ -309,9 +309,10 @@ def _run_chunk(a: onnx.ModelProto, b: onnx.ModelProto | str | os.PathLike, chunk
         runner_b = runtime.load_marked(b, names_b)
         order_b = [o.name for o in runner_b.get_outputs()]
     order_a = [o.name for o in runner_a.get_outputs()]
+    takes_b = {i.name for i in runner_b.get_inputs()}  # B may take fewer (inputs frozen by freeze-inputs)
     for feed in feeds:
         out_a = dict(zip(order_a, runner_a.run(feed)))
-        out_b = dict(zip(order_b, runner_b.run(feed)))
+        out_b = dict(zip(order_b, runner_b.run({k: v for k, v in feed.items() if k in takes_b})))
         for (ta, tb) in chunk:
             stats[ta.name].add(out_a[ta.name], out_b[tb.name])
         del out_a, out_b
