@@ -8,13 +8,14 @@ import json
 import numpy as np
 import onnx
 import pytest
-from models import BILINEAR, OPSET11, OPSET17, folded, invoke
 
 from graphsurgeon_cg.check.backends import OpenVinoBackend
 from graphsurgeon_cg.check.layermatch import match_tensors, onnx_tensors
 from graphsurgeon_cg.check.layers import compare_layers
 from graphsurgeon_cg.core.registry import available_passes
 from graphsurgeon_cg.testing import model_from_text, run_pass
+
+from models import BILINEAR, OPSET11, OPSET17, folded, invoke
 
 FIRST_PAD = "/model/model.0/Pad_output_0"  # the fixture's first reflect Pad (before the stem conv)
 NORM = """<ir_version: 8, opset_import: ["" : 13]>
