@@ -16,8 +16,9 @@ from typing import Any
 
 from .check.checker import CheckSettings, NumericChecker, compare_models
 from .check.feeds import Feeds, file_feeds, random_feeds
+from .check.layers import DEFAULT_ATOL, DEFAULT_CHUNK_BYTES, DEFAULT_RTOL, LayerDiff, compare_layers
 from .check.metrics import Comparison
-from .check.session import SessionCache
+from .check.session import SessionCache, make_session
 from .core.base import Pass
 from .core.bounds import Bound
 from .core.errors import InputError
@@ -324,3 +325,30 @@ def diff(
     feeds = _info_feeds(a, data, samples)[0] if data is not None else None
     return compare_models(a, b, feeds=feeds, shapes=shapes, seed=seed, bound=bound, inputs_dir=inputs_dir,
                           warn=warn, backend=None if runtime.name == "ort" else runtime)
+
+
+def diff_layers(model_a: str | os.PathLike, model_b: str | os.PathLike, *, shapes: Shapes | None = None,
+                inputs_dir: str | os.PathLike | None = None, seed: int = 0, backend: str = "ort",
+                data: str | os.PathLike | None = None, samples: int = 4, atol: float = DEFAULT_ATOL,
+                rtol: float = DEFAULT_RTOL, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                warn: Callable[[str], None] = lambda m: None) -> LayerDiff:
+    """Every intermediate tensor of ``model_a`` against its counterpart in ``model_b`` (matched
+    by name, else by producing node; ``check.layers``) on the inputs ``diff`` takes, and the
+    first that leaves ``|b - a| <= atol + rtol·|a|``."""
+    from .check.backends import backend_for
+
+    if data is not None and inputs_dir is not None:
+        raise InputError("give --data INFO or --inputs DIR, not both")
+    runtime = backend_for(backend, optimize=False)
+    a = load_model(model_a)
+    if data is not None:
+        feeds = _info_feeds(a, data, samples)[0]
+    else:
+        session = make_session(a)
+        feeds = file_feeds(session, inputs_dir, warn) if inputs_dir else random_feeds(session, shapes, seed)
+    b = model_b if Path(model_b).suffix.lower() == ".xml" else load_model(model_b)  # an IR: OpenVINO reads it
+    result = compare_layers(a, b, feeds, atol=atol, rtol=rtol, chunk_bytes=chunk_bytes,
+                            backend=None if runtime.name == "ort" else runtime, warn=warn)
+    result.inputs = CheckSettings(inputs_dir=inputs_dir, seed=seed, feeds=feeds if data else None,
+                                  label=f"{len(feeds)} sample(s) of {data}" if data else "").describe_inputs(len(feeds))
+    return result

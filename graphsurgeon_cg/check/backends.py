@@ -250,6 +250,20 @@ class OpenVinoBackend:
             raise InputError(f"OpenVINO cannot compile {names[2]}: {openvino_reason(exc)}") from None
         return OpenVinoRunner(compiled, names[0], names[1])
 
+    def load_marked(self, model: Model, tensors: Sequence[str]) -> OpenVinoRunner:
+        """``model`` with the tensors named ``tensors`` as extra outputs (``Model.add_outputs``:
+        an IR's tensors keep the ONNX names); the runner names its outputs by them."""
+        props = self.properties()
+        core = import_openvino().Core()
+        source, names = self._read(core, model)
+        try:
+            source.add_outputs(list(tensors))
+            compiled = core.compile_model(source, self.device, props)
+        except Exception as exc:
+            raise InputError(f"OpenVINO cannot compile {names[2]} with its tensors marked: "
+                             f"{openvino_reason(exc)}") from None
+        return OpenVinoRunner(compiled, names[0], [*tensors, *names[1]])
+
     def _read(self, core: Any, model: Model) -> tuple[Any, tuple[list[str], list[str], str]]:
         """The model read by OpenVINO, with the ONNX input and output names (none for an IR)
         and how to name it in messages."""

@@ -8,6 +8,7 @@ import click
 
 from .. import api
 from ..check.checker import CheckSettings
+from ..check.layers import DEFAULT_ATOL, DEFAULT_CHUNK_BYTES, DEFAULT_RTOL
 from ..core.bounds import Bound
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import same_file
@@ -99,19 +100,32 @@ def apply(model, output, pipeline, check, inputs, in_place, plugins, as_json, re
     EXIT_AT_ONCE["ready"] = True
 
 
-@cli.command(short_help="Compare two models' outputs on the same inputs.")
+@cli.command(short_help="Compare two models' outputs (or every layer) on the same inputs.")
 @click.argument("model_a")
 @click.argument("model_b")
 @input_settings(data_help="Info file of preprocessed samples to compare on (the first --samples), instead of "
                           "--inputs.",
                 samples_help="How many --data samples to compare on.")
-@click.option("--atol", type=float, help="Fail (exit 3) when any |A - B| exceeds this.")
+@click.option("--atol", type=click.FloatRange(min=0),
+              help="Fail (exit 3) when any |A - B| exceeds this. With --layers: a tensor diverges where "
+                   f"|B - A| > atol + rtol·|A| (default {DEFAULT_ATOL:g}).")
+@click.option("--rtol", type=click.FloatRange(min=0),
+              help=f"With --layers: the relative part of the per-tensor tolerance (default {DEFAULT_RTOL:g}).")
 @click.option("--min-cos", type=click.FloatRange(-1, 1),
               help="Fail (exit 3) when an output's cosine (per-pixel for images, flat otherwise) is below this.")
+@click.option("--layers", is_flag=True,
+              help="Compare every intermediate tensor both models compute (matched by name, else by the node that "
+                   "produced it), in A's topological order, and name the first that diverges (exit 3).")
+@click.option("--chunk-mb", type=click.IntRange(min=1), default=DEFAULT_CHUNK_BYTES >> 20, show_default=True,
+              help="With --layers: mark at most this many MiB of tensors per run of each model.")
 @json_option
 @backend_option
-def diff(model_a, model_b, inputs, atol, min_cos, as_json, backend):
+def diff(model_a, model_b, inputs, atol, rtol, min_cos, layers, chunk_mb, as_json, backend):
     """Compare the outputs of MODEL_B against MODEL_A on the same inputs (MODEL_B on --backend)."""
+    if layers:
+        return _diff_layers(model_a, model_b, inputs, atol, rtol, min_cos, chunk_mb, as_json, backend)
+    if rtol is not None:
+        raise click.UsageError("--rtol needs --layers")
     bound = Bound(max_abs=atol, min_cos=min_cos) if atol is not None or min_cos is not None else None
     result = api.diff(model_a, model_b, shapes=inputs.shapes, inputs_dir=inputs.inputs_dir, seed=inputs.seed,
                       bound=bound, warn=lambda m: click.echo(m, err=True), backend=backend, data=inputs.data,
@@ -123,6 +137,25 @@ def diff(model_a, model_b, inputs, atol, min_cos, as_json, backend):
         tables.comparison(result, f"{model_b}{on} vs {model_a}")
     if not result.ok:
         raise NumericCheckFailed(result.violations[0])
+
+
+def _diff_layers(model_a, model_b, inputs, atol, rtol, min_cos, chunk_mb, as_json, backend):
+    if min_cos is not None:
+        raise click.UsageError("--min-cos judges outputs; with --layers, tensors are judged by --atol/--rtol")
+    result = api.diff_layers(model_a, model_b, shapes=inputs.shapes, inputs_dir=inputs.inputs_dir, seed=inputs.seed,
+                             backend=backend, data=inputs.data, samples=inputs.samples,
+                             atol=DEFAULT_ATOL if atol is None else atol, rtol=DEFAULT_RTOL if rtol is None else rtol,
+                             chunk_bytes=chunk_mb << 20, warn=lambda m: click.echo(m, err=True))
+    if as_json:
+        tables.echo_json(result.as_dict())
+    else:
+        on = " on OpenVINO" if backend == "openvino" else ""
+        tables.layer_diff(result, f"{model_b}{on} vs {model_a}")
+    first = result.first_divergence
+    if first is not None:
+        raise NumericCheckFailed(f"first diverging tensor: '{first.name}' (made by {first.op} node '{first.node}'), "
+                                 f"{first.mismatched} of {first.elements} elements beyond {result.tolerance()}"
+                                 + (f": {first.note}" if first.note else ""))
 
 
 @cli.command("passes", short_help="List the registered passes and their options.")

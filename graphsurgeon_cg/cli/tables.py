@@ -36,6 +36,39 @@ def comparison(result: Comparison, title: str) -> None:
         click.echo(f"  warning: {w}")
 
 
+def layer_diff(result: Any, title: str) -> None:
+    """``diff --layers``: one line per tensor of A in topological order, then the verdict."""
+    verdict = "OK" if result.ok else "DIVERGES"
+    inputs = result.inputs or f"{result.samples} sample(s)"
+    click.echo(f"{title}: {verdict}, per tensor {result.tolerance()} on {inputs}"
+               f" ({len(result.matched)} tensors matched, {len(result.unmatched)} of A's unmatched, "
+               f"{len(result.only_b)} only in B; {result.chunks} run(s))")
+    width = min(max((len(r.name) for r in result.rows), default=6), 60)
+    ops = max((len(r.op) for r in result.rows), default=2)
+    click.echo(f"  {'tensor':<{width}}  {'op':<{ops}} {'max_abs':>9} {'cos':>9} {'pixel_cos':>9} {'beyond':>8}  match")
+    first = result.first_divergence
+    for r in result.rows:
+        name = r.name if len(r.name) <= width else "..." + r.name[-width + 3:]
+        if r.b_name is None:
+            click.echo(f"  {name:<{width}}  {r.op:<{ops}} {'-':>9} {'-':>9} {'-':>9} {'-':>8}  unmatched (not in B)")
+            continue
+        how = r.matched_by + ("" if r.b_name == r.name else f" -> {r.b_name}")
+        mark = "  <- first divergence" if r is first else ""
+        if r.note:
+            click.echo(f"  {name:<{width}}  {r.op:<{ops}} {r.note}{mark}")
+            continue
+        click.echo(f"  {name:<{width}}  {r.op:<{ops}} {_num(r.max_abs, 3, 'g'):>9} {_num(r.cos):>9} "
+                   f"{_num(r.pixel_cos):>9} {r.mismatched:>8}  {how}{mark}")
+    if result.only_b:
+        more = f", ... ({len(result.only_b)} in all)" if len(result.only_b) > 8 else ""
+        shown = ", ".join(result.only_b[:8]) + more
+        click.echo(f"  only in B: {shown}")
+    if first is not None:
+        click.echo(f"first divergence: {first.name} (made by {first.op} node '{first.node}'): {first.mismatched} of "
+                   f"{first.elements} elements beyond the tolerance, max_abs {_num(first.max_abs, 3, 'g')}, "
+                   f"atol {_num(first.atol_needed, 3, 'g')} would pass")
+
+
 def pass_records(result: Any) -> None:
     click.echo(f"pipeline: {result.pipeline}")
     width = max(len(r.spec) for r in result.records)
