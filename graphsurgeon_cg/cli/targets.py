@@ -8,7 +8,7 @@ from .. import api
 from ..core.errors import CgsurgError
 from ..core.records import PipelineResult
 from ..core.registry import load_plugin
-from ..targets import CompileSettings, TargetCheckFailed, available_targets
+from ..targets import CompileSettings, LintResult, TargetCheckFailed, available_targets
 from ..targets.commands import PROFILE_BATCH, PROFILE_KINDS, PROFILE_SIDE
 from . import cli, tables
 from .options import InputShape, group, input_shape_option, json_option, plugin_option, shapes_of, weights_option
@@ -94,7 +94,7 @@ def extras(result: PipelineResult) -> dict:
 def after_apply(result: PipelineResult, output: str) -> None:
     """Lint warnings left after a target apply, then the compile command and the files written."""
     lint = result.lint
-    if lint is None:
+    if not isinstance(lint, LintResult):  # None without a target (the core types it by a protocol)
         return
     if lint.warnings:
         tables.lint(lint, output)

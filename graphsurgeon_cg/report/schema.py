@@ -28,6 +28,19 @@ R = TypeVar("R", bound="Record")
 OMIT_NONE = {"omit_none": True}  # field metadata: the key is left out of the JSON while the value is None
 
 
+class BadKey(ValueError):
+    """A value ``report.json`` cannot hold at ``where`` (``passes[1].metrics.close``)."""
+
+    def __init__(self, why: str, where: str = ""):
+        super().__init__(f"{where}: {why}" if where else why)
+        self.why, self.where = why, where
+
+    def inside(self, key: str | int) -> BadKey:
+        step = f"[{key}]" if isinstance(key, int) else key
+        inner = self.where if not self.where or self.where.startswith("[") else f".{self.where}"
+        return BadKey(self.why, step + inner)
+
+
 class Record:
     """JSON in and out by the dataclass fields and their annotations. Hand-written rather than
     dacite/pydantic: twenty lines, and the package takes no new dependency for them."""
@@ -40,19 +53,19 @@ class Record:
     @classmethod
     def from_dict(cls: type[R], data: Any) -> R:
         """Keys this record does not know are ignored (a newer report read by an older cgsurg);
-        a missing key without a default, or a value of the wrong type, is a ``ValueError`` naming it."""
+        a missing key without a default, or a value of the wrong type, is a ``BadKey`` naming it."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"expected an object, got {type(data).__name__}")
+            raise BadKey(f"expected an object, got {type(data).__name__}")
         hints = typing.get_type_hints(cls)
         values = {}
         for f in fields(cls):  # type: ignore[arg-type]
             if f.name in data:
                 try:
                     values[f.name] = _from_json(hints[f.name], data[f.name])
-                except ValueError as exc:
-                    raise ValueError(f"{f.name}{'' if str(exc).startswith(('.', '[')) else ': '}{exc}") from None
+                except BadKey as exc:
+                    raise exc.inside(f.name) from None
             elif f.default is MISSING and f.default_factory is MISSING:
-                raise ValueError(f"{f.name}: missing")
+                raise BadKey("missing", f.name)
         return cls(**values)
 
 
@@ -79,29 +92,32 @@ def _from_json(hint: Any, value: Any) -> Any:
         return _from_json(inner, value)
     if origin is list:
         if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {type(value).__name__}")
+            raise BadKey(f"expected a list, got {type(value).__name__}")
         out = []
         for i, v in enumerate(value):
             try:
                 out.append(_from_json(args[0], v))
-            except ValueError as exc:
-                raise ValueError(f"[{i}]{'' if str(exc).startswith(('.', '[')) else ': '}{exc}") from None
+            except BadKey as exc:
+                raise exc.inside(i) from None
         return out
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"expected an object, got {type(value).__name__}")
-        return {k: _from_json(args[1], v) for k, v in value.items()}
+            raise BadKey(f"expected an object, got {type(value).__name__}")
+        values = {}
+        for k, v in value.items():
+            try:
+                values[k] = _from_json(args[1], v)
+            except BadKey as exc:
+                raise exc.inside(k) from None
+        return values
     if isinstance(hint, type) and issubclass(hint, Record):
-        try:
-            return hint.from_dict(value)
-        except ValueError as exc:
-            raise ValueError(f".{exc}") from None
+        return hint.from_dict(value)
     if hint is Any or hint is object:
         return value
     # an int stays an int where a float is declared: what was read is what is written back
     wanted = (int, float) if hint is float else hint
     if isinstance(value, bool) and hint is not bool or not isinstance(value, wanted):
-        raise ValueError(f"expected {hint.__name__}, got {value!r}")
+        raise BadKey(f"expected {hint.__name__}, got {value!r}")
     return value
 
 
@@ -168,7 +184,7 @@ class SampleScore(Record):
     def from_dict(cls, data: Any) -> SampleScore:
         judged = [k for k in ("pixel_cos", "cos") if isinstance(data, Mapping) and k in data]
         if not judged:
-            raise ValueError("a sample needs 'pixel_cos' or 'cos'")
+            raise BadKey("a sample needs 'pixel_cos' or 'cos'")
         return super().from_dict({**data, "judged_by": judged[0], "judged_cos": data[judged[0]]})
 
 
@@ -256,7 +272,7 @@ class Report(Record):
             raise InputError(f"{where} is a cgsurg report of version {data.get('version')}, not {VERSION}")
         try:
             return cls.from_dict(data)
-        except ValueError as exc:
+        except BadKey as exc:
             raise InputError(f"{where} is not a valid cgsurg report: {exc}") from None
 
     @classmethod
