@@ -2,6 +2,8 @@
 a target's lint and compile step are fields of the pipeline result, and eval's scores are typed."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -114,3 +116,12 @@ def test_eval_result_from_scores_is_typed():
     assert isinstance(result.judged, MeanMin)
     assert result.judged.min == scores[1].judged_cos < result.judged.mean < 1.0
     assert result.stat("psnr_db") == MeanMin(scores[1].psnr_db, scores[1].psnr_db)  # identical: no PSNR
+
+
+def test_reading_a_report_loads_no_runtime(written):
+    """A CI script that reads report.json back pays for no ONNX Runtime or matplotlib import."""
+    _, folder = written
+    code = (f"import sys, graphsurgeon_cg\ngraphsurgeon_cg.Report.load({str(folder)!r})\n"
+            "print([m for m in ('onnxruntime', 'matplotlib', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
