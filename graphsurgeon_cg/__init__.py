@@ -54,6 +54,7 @@ _LAZY = {
     "export_checkpoint": "export", "GeneratorSpec": "export.architectures", "build_generator": "export.architectures",
     "CheckSettings": "check", "NumericChecker": "check", "Comparison": "check", "compare_models": "check",
     "pixel_cosine": "check",
+    "Report": "report.schema", "PassReport": "report.schema", "MetricSummary": "report.schema",
 }
 
 

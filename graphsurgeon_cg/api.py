@@ -109,8 +109,8 @@ def apply(
     ``target`` (``TargetSettings``, or its name: ``ascend``, ``ascend:cann5``, ...): its preset
     (``lossy`` variant on request) runs before ``pipeline``, after ``static-shape`` fixes the
     inputs at ``inputs.shapes`` when given; the result must lint without errors
-    (``targets.TargetCheckFailed``, findings in ``result.extras["lint"]``), and the compile
-    command is written beside the output (``result.extras["compile"]``; ``aipp``: Ascend's
+    (``targets.TargetCheckFailed``, findings in ``result.lint``), and the compile
+    command is written beside the output (``result.compile``; ``aipp``: Ascend's
     ``OUT.aipp.cfg`` too), valid for the written model; its ``compile`` settings choose
     OpenVINO's weights (float32 by default) and TensorRT's min/opt/max shapes.
 
@@ -193,7 +193,7 @@ def apply(
             gc.enable()
     if step is not None:
         step.write()
-        result.extras["compile"] = step
+        result.compile = step
     return result
 
 
@@ -234,7 +234,8 @@ def _settings(check: CheckSettings | bool, inputs: InputSettings | None, report:
 def _report(model, model_path: str, report: ReportSettings, settings: CheckSettings, sessions: SessionCache,
             bar: float | None = None) -> Instrument:
     """The report instrument with its evaluation inputs: info-file samples, a folder, or random."""
-    from .report import AccuracyReport, Gates
+    from .report.instrument import AccuracyReport
+    from .report.verdicts import Gates
 
     samples = report.samples or 4
 

@@ -33,7 +33,7 @@ from .cluster import Shipped, cached, materialise, model_files, run_all, ship
 from .core.errors import InputError
 from .core.modelio import staged_folder
 from .stages.dataset import Sample, load_sample, read_info
-from .stages.evaluate import EvalResult, _scored, score_samples
+from .stages.evaluate import EvalResult, score_samples
 from .stages.infer import InferResult, _write, batches, check_output_beside_inputs, write_manifest
 
 
@@ -211,7 +211,7 @@ def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: s
     spec = dict(backend=backend, batch=batch, threads=threads, provider=provider)
     results = run_all(ray, _eval_shard, [_shard_job(spec, models, shard) for shard in shards],
                       [len(shard) for shard in shards], cpus=threads, notice=notice)
-    return _scored([m for shard in results for m in shard])
+    return EvalResult.from_scores([m for shard in results for m in shard])
 
 
 def run_tasks(ray: Any, fn: Callable, jobs: Sequence[tuple], cpus: int = 1,

@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from ..check.metrics import Comparison, json_safe, psnr_text
+from ..core.records import PipelineResult
+from ..targets.base import LintResult
 
 
 def echo_json(data: Any) -> None:
@@ -69,7 +71,7 @@ def layer_diff(result: Any, title: str) -> None:
                    f"atol {_num(first.atol_needed, 3, 'g')} would pass")
 
 
-def pass_records(result: Any) -> None:
+def pass_records(result: PipelineResult) -> None:
     click.echo(f"pipeline: {result.pipeline}")
     width = max(len(r.spec) for r in result.records)
     click.echo(f"  {'pass':<{width}}  {'rewrites':>8}  {'nodes':>13}  {'time':>7}  {'cosine':>9}  op delta")
@@ -131,7 +133,7 @@ def profile(model: str, result: Any) -> None:
         click.echo(f"  {n['node'][:48]:<48} {n['op_type']:<{width}} {n['per_run_ms']:>9.3f} ms  {n['share']:>6.1%}")
 
 
-def lint(result: Any, model: str, err: bool = False) -> None:
+def lint(result: LintResult, model: str, err: bool = False) -> None:
     """Findings grouped by rule: count, the fixing pass, distinct messages, the first nodes."""
     click.echo(f"{result.target}: {len(result.errors)} error(s), {len(result.warnings)} warning(s) in {model}", err=err)
     groups = result.by_rule()

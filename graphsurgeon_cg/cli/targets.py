@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from .. import api
 from ..core.errors import CgsurgError
+from ..core.records import PipelineResult
 from ..core.registry import load_plugin
-from ..targets import CompileSettings, TargetCheckFailed, available_targets
+from ..targets import CompileSettings, LintResult, TargetCheckFailed, available_targets
 from ..targets.commands import PROFILE_BATCH, PROFILE_KINDS, PROFILE_SIDE
 from . import cli, tables
 from .options import (
@@ -108,26 +107,26 @@ def explain_failure(exc: CgsurgError, output: str) -> None:
         tables.lint(exc.lint, f"the rewritten model (not written to {output})", err=True)
 
 
-def extras(result: Any) -> dict:
+def extras(result: PipelineResult) -> dict:
     """``apply --json`` additions: the lint and the compile step."""
     out = {}
-    if "lint" in result.extras:
-        out["lint"] = result.extras["lint"].as_dict()
-    if "compile" in result.extras:
-        out["compile"] = result.extras["compile"].as_dict()
+    if result.lint is not None:
+        out["lint"] = result.lint.as_dict()
+    if result.compile is not None:
+        out["compile"] = result.compile.as_dict()
     return out
 
 
-def after_apply(result: Any, output: str) -> None:
+def after_apply(result: PipelineResult, output: str) -> None:
     """Lint warnings left after a target apply, then the compile command and the files written."""
-    lint = result.extras.get("lint")
-    if lint is None:
+    lint = result.lint
+    if not isinstance(lint, LintResult):  # None without a target (the core types it by a protocol)
         return
     if lint.warnings:
         tables.lint(lint, output)
     else:
         click.echo(f"{lint.target}: no errors or warnings in {output}")
-    step = result.extras.get("compile")
+    step = result.compile
     if step is None:
         return
     if step.command is None:

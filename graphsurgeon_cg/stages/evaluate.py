@@ -31,10 +31,34 @@ from .infer import batches
 WORST = 5
 
 
+@dataclass(frozen=True)
+class MeanMin:
+    """The mean and the minimum of one metric over the samples."""
+
+    mean: float
+    min: float
+
+
 @dataclass
 class EvalResult:
     scores: list[Metrics]
-    summary: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)  # check.metrics.summarise's
+
+    @classmethod
+    def from_scores(cls, scores: list[Metrics]) -> EvalResult:
+        """The result of per-sample scores (``check.metrics.score``), summarised."""
+        return cls(scores, summarise(scores))
+
+    def stat(self, key: str) -> MeanMin | None:
+        """Mean and min of ``pixel_cos``, ``cos``, ``psnr_db`` or ``ssim`` over the samples (None
+        where undefined: a PSNR where every output is identical to its reference)."""
+        stats = self.summary.get(key)
+        return MeanMin(stats["mean"], stats["min"]) if stats else None
+
+    @property
+    def judged(self) -> MeanMin | None:
+        """The judged cosine (``judged_by``): what bars and gates read."""
+        return self.stat(self.judged_by)
 
     @property
     def judged_by(self) -> str:
@@ -51,8 +75,7 @@ class EvalResult:
     def gate(self, min_cos: float) -> None:
         """Raise ``NumericCheckFailed`` unless the mean judged cosine reaches ``min_cos``
         (NaN never does)."""
-        stats = self.summary.get(self.judged_by)
-        mean = stats["mean"] if stats else None
+        mean = self.judged.mean if self.judged else None
         if not meets(mean, min_cos):
             worst = ", ".join(f"{s.name} ({s.judged_cos:.4f})" for s in self.worst)
             raise NumericCheckFailed(f"mean {self.judged_by} {mean if mean is None else f'{mean:.6f}'} "
@@ -74,10 +97,6 @@ class EvalResult:
             raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _scored(scores: list[Metrics]) -> EvalResult:
-    return EvalResult(scores, summarise(scores))
-
-
 def evaluate_dirs(ref_dir: str | os.PathLike, out_dir: str | os.PathLike) -> EvalResult:
     """Compare the ``.npy`` outputs of two folders, paired by file name."""
     ref, out = Path(ref_dir), Path(out_dir)
@@ -96,7 +115,8 @@ def evaluate_dirs(ref_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Eva
         parts = [f"{len(only_ref)} missing from {out} (e.g. {only_ref[0]}.npy)" if only_ref else "",
                  f"{len(only_out)} not in {ref} (e.g. {only_out[0]}.npy)" if only_out else ""]
         raise InputError("the folders do not pair up: " + "; ".join(p for p in parts if p))
-    return _scored([score(stem, np.load(ref_files[stem]), np.load(out_files[stem])) for stem in sorted(ref_files)])
+    return EvalResult.from_scores([score(stem, np.load(ref_files[stem]), np.load(out_files[stem]))
+                                   for stem in sorted(ref_files)])
 
 
 def evaluate_models(ref_model: str | os.PathLike, model: str | os.PathLike, info: str | os.PathLike,
@@ -110,7 +130,7 @@ def evaluate_models(ref_model: str | os.PathLike, model: str | os.PathLike, info
     samples = read_info(info)
     ref_session = OrtBackend(provider=provider, threads=threads).load(ref_model)
     session = backend_for(backend, provider=provider if backend == "ort" else "cpu", threads=threads).load(model)
-    return _scored(score_samples(ref_session, session, samples, batch))
+    return EvalResult.from_scores(score_samples(ref_session, session, samples, batch))
 
 
 def score_samples(ref_runner: Runner, runner: Runner, samples: list[Sample], batch: int,

@@ -73,7 +73,7 @@ class TargetLint(Instrument):
 
     def after_pipeline(self, run: PipelineRun, result: PipelineResult) -> None:
         lint = self.target.lint(result.model)
-        result.extras["lint"] = lint
+        result.lint = lint
         if lint.errors:
             raise TargetCheckFailed(lint)
 

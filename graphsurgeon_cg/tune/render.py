@@ -25,7 +25,7 @@ def _environment(env: dict) -> str:
 def _chart(result: TuneResult, scored: list[Candidate], number: dict[int, int]) -> str:
     front = {id(c) for c in pareto(scored)}
     xs = [c.speed for c in scored] or [1.0]
-    ys = [c.eval_cos["mean"] for c in scored] + [result.min_cos]  # type: ignore[index]
+    ys = [c.eval_mean for c in scored] + [result.min_cos]
     x0, x1 = min(xs) * 0.9, max(xs) * 1.1 if max(xs) > min(xs) else min(xs) * 1.2
     y0, y1 = min(ys) - 0.002, 1.0005
 
@@ -37,12 +37,12 @@ def _chart(result: TuneResult, scored: list[Candidate], number: dict[int, int]) 
 
     marks: list[str] = []
     placed: list[tuple[float, float]] = []
-    for c in sorted(scored, key=lambda c: (c.speed, c.eval_cos["mean"])):  # type: ignore[index]
-        x, y = px(c.speed), py(c.eval_cos["mean"])  # type: ignore[index]
+    for c in sorted(scored, key=lambda c: (c.speed, c.eval_mean)):
+        x, y = px(c.speed), py(c.eval_mean)
         colour = "#d62728" if c is result.winner else "#1f77b4" if id(c) in front else "#888"
         fill = colour if c.timed and (c.evaluated == "full" or c.pipeline is None) else "white"
         tip = (f"<title>{number[id(c)]}. {escape(c.label)} on {c.backend}: {c.speed:.2f}x, "
-               f"{c.eval_cos['mean']:.4f}</title>")  # type: ignore[index]
+               f"{c.eval_mean:.4f}</title>")
         shape = (f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{fill}" stroke="{colour}" '
                  f'stroke-width="2">{tip}</rect>' if c.pipeline is None else
                  f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{fill}" stroke="{colour}" stroke-width="2">{tip}'
@@ -57,7 +57,7 @@ def _chart(result: TuneResult, scored: list[Candidate], number: dict[int, int]) 
         marks.append(shape + f'<text x="{x + 8:.1f}" y="{ly:.1f}" font-size="11" fill="{colour}"'
                              f'{" font-weight=bold" if c is result.winner else ""}>{label}</text>')
     ordered = sorted((c for c in scored if id(c) in front), key=lambda c: c.speed)
-    line = " ".join(f"{px(c.speed):.1f},{py(c.eval_cos['mean']):.1f}" for c in ordered)  # type: ignore[index]
+    line = " ".join(f"{px(c.speed):.1f},{py(c.eval_mean):.1f}" for c in ordered)
     bar_y = py(result.min_cos)
     return (f'<svg width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">'
             f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#333"/>'
@@ -85,8 +85,8 @@ def render_html(result: TuneResult) -> str:
         cells = "".join(f"<td>{c.img_per_s[b]:.2f}</td><td title='vs its runtime&#39;s original: "
                         f"{c.vs_original.get(b, 0):.2f}x'>{c.vs_ort_fp32.get(b, 0):.2f}x</td>"
                         if b in c.img_per_s else "<td>-</td><td>-</td>" for b in batches)
-        cos = f"{c.eval_cos['mean']:.4f} (min {c.eval_cos['min']:.4f})" if c.eval_cos else c.error or "-"
-        calib = f"{c.calib_cos['mean']:.4f}" if c.calib_cos else "-"
+        cos = f"{c.eval_cos.mean:.4f} (min {c.eval_cos.min:.4f})" if c.eval_cos else c.error or "-"
+        calib = f"{c.calib_cos.mean:.4f}" if c.calib_cos else "-"
         quick = f"{c.probe_vs_ort_fp32:.2f}x" if c.probe_vs_ort_fp32 else "-"
         mark = " &#9733;" if c is result.winner else ""
         rows.append(f"<tr><td>{number[id(c)]}</td><td>{escape(c.label)}{mark}</td><td>{c.backend} "
@@ -99,7 +99,7 @@ def render_html(result: TuneResult) -> str:
         w = result.winner
         written = "best_ov/model.xml" if w.model.endswith(".xml") else "best.onnx"
         verdict = (f"<p>Winner: <b>{number[id(w)]}. {escape(w.label)}</b> on {w.backend} ({w.precision}), "
-                   f"{w.speed:.2f}x ORT fp32, per-pixel cosine {w.eval_cos['mean']:.4f} "  # type: ignore[index]
+                   f"{w.speed:.2f}x ORT fp32, per-pixel cosine {w.eval_mean:.4f} "
                    f"(written as {written}; run it: <code>{escape(run_line(w, written))}</code>).</p>")
     else:
         verdict = f"<p><b>No candidate meets the bar {result.min_cos}.</b></p>"

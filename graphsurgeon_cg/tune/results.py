@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..check.metrics import json_safe
+from ..stages.evaluate import MeanMin
 
 
 @dataclass
@@ -23,8 +24,8 @@ class Candidate:
     bounded_by: str = ""  # a candidate at least as fast (its label): when it cannot win, neither can this
     model: str = ""
     build_s: float = 0.0
-    eval_cos: dict | None = None  # mean/min per-pixel cosine on the evaluation set
-    calib_cos: dict | None = None
+    eval_cos: MeanMin | None = None  # the judged cosine (per-pixel for images) on the evaluation set
+    calib_cos: MeanMin | None = None  # on the calibration set
     psnr_db: float | None = None
     ssim: float | None = None
     img_per_s: dict[int, float] = field(default_factory=dict)
@@ -43,6 +44,11 @@ class Candidate:
         candidate not in the final timing."""
         values = [v for v in (self.vs_ort_fp32 or self.vs_original).values() if v > 0]
         return float(np.exp(np.mean(np.log(values)))) if values else self.probe_vs_ort_fp32
+
+    @property
+    def eval_mean(self) -> float:
+        """The mean judged cosine on the evaluation set; NaN before it is judged."""
+        return self.eval_cos.mean if self.eval_cos else float("nan")
 
     @property
     def timed(self) -> bool:
@@ -77,8 +83,8 @@ def pareto(cands: Sequence[Candidate]) -> list[Candidate]:
     """Candidates no other beats on both speed and evaluation cosine."""
     scored = [c for c in cands if c.eval_cos and c.speed > 0]
     return [c for c in scored if not any(
-        o.speed >= c.speed and o.eval_cos["mean"] >= c.eval_cos["mean"] and  # type: ignore[index]
-        (o.speed > c.speed or o.eval_cos["mean"] > c.eval_cos["mean"]) for o in scored)]  # type: ignore[index]
+        o.speed >= c.speed and o.eval_mean >= c.eval_mean and (o.speed > c.speed or o.eval_mean > c.eval_mean)
+        for o in scored)]
 
 
 def apply_line(c: Candidate, model: str | os.PathLike) -> str:

@@ -40,7 +40,7 @@ from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, staged_folder
 from ..stages.bench import deployment_runner
 from ..stages.dataset import read_info
-from ..stages.evaluate import EvalResult, _scored
+from ..stages.evaluate import EvalResult
 from ..stages.infer import batches as infer_batches
 from .candidates import check_disjoint, cpu_flags, plan
 from .render import render_html
@@ -174,11 +174,9 @@ def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float,
     total = len(samples)
     for chunk, out, _ in infer_batches(runner, samples, min(EVAL_BATCH, PROXY_IMAGES)):
         scores += [score(s.stem, references["eval"][s.stem], out[0][i]) for i, s in enumerate(chunk)]
-        judged = _scored(scores)
-        mean = judged.summary[judged.judged_by]["mean"]
-        c.eval_cos = judged.summary.get(judged.judged_by)
-        c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
-        c.ssim = (judged.summary.get("ssim") or {}).get("mean")
+        judged = EvalResult.from_scores(scores)
+        _scores_of(c, judged)
+        mean = c.eval_mean
         done = len(scores)
         if done < total and c.pipeline is None:
             c.evaluated = f"proxy: {done} of {total} images (the baseline)"
@@ -194,12 +192,18 @@ def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float,
             c.evaluated = f"stopped after {done} of {total} images: the mean can no longer reach {min_cos}"
             return
     c.evaluated = "full"
-    c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
+    c.meets = bool(c.eval_cos and c.eval_cos.mean >= min_cos)
     if c.meets:
         if "calib" not in references:
             references["calib"] = reference_outputs(model, calib, threads)
-        on_calib = _judge(c, calib, references["calib"], threads)
-        c.calib_cos = on_calib.summary.get(on_calib.judged_by)
+        c.calib_cos = _judge(c, calib, references["calib"], threads).judged
+
+
+def _scores_of(c: Candidate, judged: EvalResult) -> None:
+    """``c``'s evaluation scores: the judged cosine, PSNR and SSIM."""
+    c.eval_cos = judged.judged
+    c.psnr_db = psnr.mean if (psnr := judged.stat("psnr_db")) else None
+    c.ssim = ssim.mean if (ssim := judged.stat("ssim")) else None
 
 
 def _export(winner: Candidate, stage: Path) -> None:
@@ -219,9 +223,8 @@ def _export(winner: Candidate, stage: Path) -> None:
 
 def _fail(tried: list[Candidate], skipped: list[str], min_cos: float, budget_minutes: float, out_dir) -> None:
     judged = [c for c in tried if c.eval_cos and not c.error and c.pipeline is not None]
-    closest = max(judged, key=lambda c: c.eval_cos["mean"]) if judged else None  # type: ignore[index]
-    near = f"; closest: {closest.label} on {closest.backend} ({closest.eval_cos['mean']:.4f})" \
-        if closest and closest.eval_cos else ""
+    closest = max(judged, key=lambda c: c.eval_mean) if judged else None
+    near = f"; closest: {closest.label} on {closest.backend} ({closest.eval_mean:.4f})" if closest else ""
     over = [note.split(": over the budget")[0] for note in skipped if ": over the budget" in note]
     if over and not judged:
         raise NumericCheckFailed(f"the budget of {budget_minutes:g} min ran out before any candidate was "
@@ -244,7 +247,7 @@ def reference_outputs(model, info, threads) -> dict[str, np.ndarray]:
 
 def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads) -> EvalResult:
     outputs = _first_outputs(deployment_runner(c.backend, c.model, 1, threads, c.precision), info)
-    return _scored([score(stem, references[stem], out) for stem, out in outputs])
+    return EvalResult.from_scores([score(stem, references[stem], out) for stem, out in outputs])
 
 
 def _first_outputs(runner, info) -> list[tuple[str, np.ndarray]]:
@@ -285,13 +288,9 @@ def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, 
     try:
         if c.error:
             raise RuntimeError(c.error)
-        judged = _judge(c, evaluation, references["eval"], threads)
-        c.eval_cos = judged.summary.get(judged.judged_by)
-        c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
-        c.ssim = (judged.summary.get("ssim") or {}).get("mean")
-        on_calib = _judge(c, calib, references["calib"], threads)
-        c.calib_cos = on_calib.summary.get(on_calib.judged_by)
-        c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
+        _scores_of(c, _judge(c, evaluation, references["eval"], threads))
+        c.calib_cos = _judge(c, calib, references["calib"], threads).judged
+        c.meets = bool(c.eval_cos and c.eval_cos.mean >= min_cos)
         c.evaluated = "full"
     except Exception as exc:  # a candidate that cannot be run is a row, not the end of tune
         if c.pipeline is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..check.metrics import json_safe
 from ..core.errors import CgsurgError, InputError
 from ..core.modelio import staged_folder
-from .flow import bench_all, explains
+from .flow import bench_all, explains, report_of
 
 DEMO_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -141,13 +141,15 @@ def _run_demo(work: Path, out: Path, trained: Path, ngf: int, blocks: int, size:
             report = api.ReportSettings(work / f"report_{name}", data=prepped.info, samples=len(DEMO_IMAGES),
                                         label=shown(model))
             entry = summary["pipelines"][name]
+            result = None
             try:
-                api.apply(model, work / f"model_{name}.onnx", pipeline, report=report,
-                          inputs=api.InputSettings(data=prepped.info))
+                result = api.apply(model, work / f"model_{name}.onnx", pipeline, report=report,
+                                   inputs=api.InputSettings(data=prepped.info))
             finally:
-                if (work / f"report_{name}" / "report.json").exists():
+                written = report_of(result, work / f"report_{name}")
+                if written is not None:
                     entry["report"] = shown(work / f"report_{name}" / "report.html")
-                    entry["passes"] = json.loads((work / f"report_{name}" / "report.json").read_text())["passes"]
+                    entry["passes"] = [p.as_dict() for p in written.passes]
             entry["model"] = shown(work / f"model_{name}.onnx")
         models = {"original": model, **{name: work / f"model_{name}.onnx" for name in DEMO_PIPELINES}}
         for name, path in models.items():

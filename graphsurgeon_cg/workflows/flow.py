@@ -17,6 +17,8 @@ from typing import Any
 from ..check.metrics import json_safe
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import staged_folder
+from ..core.records import PipelineResult, ReportOutcome
+from ..report.schema import Report
 
 
 @dataclass
@@ -228,14 +230,16 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
         rewritten = work / "model_rewritten.onnx"
         report = api.ReportSettings(work / "report", data=apply_data, samples=config.samples,
                                     min_cos=config.min_cos, min_psnr=config.min_psnr, label=shown(model))
+        result = None
         try:
             result = api.apply(model, rewritten, config.pipeline, check=config.check, report=report,
                                inputs=api.InputSettings(data=apply_data, shapes=dict(config.input_shape or {})),
                                target=api.TargetSettings(config.target, lossy=config.lossy), warn=echo)
         finally:
-            if (work / "report" / "report.json").exists():
+            written = report_of(result, work / "report")
+            if written is not None:
                 summary["report"] = str(out / "report" / "report.html")
-                summary["passes"] = json.loads((work / "report" / "report.json").read_text())["passes"]
+                summary["passes"] = [p.as_dict() for p in written.passes]
         summary["gates"]["report"] = "passed" if config.min_cos or config.min_psnr else "none"
         summary["pipeline"] = result.pipeline
         for name, path in (("original", model), ("rewritten", rewritten)):
@@ -260,6 +264,14 @@ def _run_flow(config: FlowConfig, work: Path, out: Path, echo: Callable[[str], N
     finally:
         _write_summary(work, summary)
     return summary
+
+
+def report_of(result: PipelineResult | None, folder: Path) -> ReportOutcome | None:
+    """The run's report: handed back by a successful apply; after a failed one (which hands back
+    nothing), the report its failed verdict left in ``folder``, read back."""
+    if result is not None:
+        return result.report
+    return Report.load(folder) if (folder / "report.json").exists() else None
 
 
 def bench_all(work: Path, models: dict, batch_sizes, rounds: int, warmup: int, shown: Callable[[Path], Any],
