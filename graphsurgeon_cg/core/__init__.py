@@ -10,7 +10,7 @@ from .instruments import Instrument, PipelineRun
 from .manager import PassManager
 from .modelio import load_model, save_model
 from .options import Option, at_least, between, cosine, not_empty
-from .pipeline import PassSpec, format_pipeline, parse_pipeline
+from .pipeline import PassSpec, Pipeline, format_pipeline, parse_pipeline
 from .records import PassRecord, PipelineResult
 from .registry import ENTRY_POINT_GROUP, available_passes, build_pipeline, get_pass, load_plugin, register_pass
 
@@ -18,5 +18,5 @@ __all__ = ["Analysis", "AnalysisManager", "Shapes", "TensorType",
            "IOAdapter", "Match", "NodeRewritePass", "NoMatch", "Pass", "PassContext", "PassResult", "EXACT", "Bound",
            "cosine_bound", "CgsurgError", "InputError", "NumericCheckFailed", "PassFailed", "Instrument",
            "PipelineRun", "PassManager", "PassRecord", "PipelineResult", "load_model", "save_model", "Option",
-           "at_least", "between", "cosine", "not_empty", "PassSpec", "format_pipeline", "parse_pipeline",
+           "at_least", "between", "cosine", "not_empty", "PassSpec", "Pipeline", "format_pipeline", "parse_pipeline",
            "ENTRY_POINT_GROUP", "available_passes", "build_pipeline", "get_pass", "load_plugin", "register_pass"]

@@ -28,9 +28,8 @@ from .fastpath import run_fast
 from .graphutil import graph_fingerprint
 from .instruments import Instrument, Instruments, PipelineRun
 from .interface import check_interface, interface_of
-from .pipeline import PassSpec
 from .records import PassRecord, PipelineResult
-from .registry import build_pipeline
+from .registry import PipelineLike, build_pipeline
 from .roundtrip import export_inferred, overridable_as_variables, own_renamed_weights
 from .services import PassServices
 from .shapes import InferredShapes
@@ -51,7 +50,7 @@ def changed_bound(passes: Sequence[Pass], records: Sequence[PassRecord]) -> Boun
 
 
 class PassManager:
-    def __init__(self, pipeline: str | Sequence[PassSpec | Pass], instruments: Sequence[Instrument] = (),
+    def __init__(self, pipeline: PipelineLike, instruments: Sequence[Instrument] = (),
                  data: str | None = None, verify: str = "auto", services: PassServices | None = None):
         """``pipeline``: a pipeline string or specs/passes (all checked here, before any work).
         ``instruments``: observers such as ``check.NumericChecker`` and ``report.AccuracyReport``.

@@ -14,11 +14,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ..core.errors import CgsurgError, InputError
+from ..core.pipeline import Pipeline
+from ..core.presets import FOLD, VENDOR_PADS, ZERO_PADS
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
     from .commands import Command, CompileSettings, ModelIO
     from .graph import LintGraph
+    from .rules import OpsetRange
 
 ERROR, WARNING = "error", "warning"
 ENTRY_POINT_GROUP = "cgsurg.targets"
@@ -121,9 +124,28 @@ class Target:
     def rules(self) -> list[Rule]:
         raise NotImplementedError
 
-    def preset(self, lossy: bool = False) -> str:
-        """The pipeline that makes a model pass the rules: exact passes only unless ``lossy``."""
+    # What the preset runs after ``FOLD`` and the opset pass (``preset``): exact, and lossy.
+    exact_rewrites: ClassVar[Pipeline] = ZERO_PADS
+    lossy_rewrites: ClassVar[Pipeline] = VENDOR_PADS
+
+    def _opsets(self) -> OpsetRange:
+        """The opset rule, whose ``preset_pass`` brings a model into the range it accepts."""
         raise NotImplementedError
+
+    def rewrites(self, lossy: bool = False) -> Pipeline:
+        return self.lossy_rewrites if lossy else self.exact_rewrites
+
+    def preset(self, lossy: bool = False) -> Pipeline | str:
+        """The pipeline that makes a model pass the rules: exact passes only unless ``lossy``.
+        By default ``FOLD``, the opset pass, then ``rewrites(lossy)``. A plugin target may
+        return pipeline text instead (``preset_pipeline`` reads either)."""
+        return Pipeline(f"{self}{' lossy' if lossy else ''}", FOLD, self._opsets().preset_pass,
+                        self.rewrites(lossy))
+
+    def preset_pipeline(self, lossy: bool = False) -> Pipeline:
+        """``preset`` as a ``Pipeline`` value whatever it returned."""
+        preset = self.preset(lossy)
+        return preset if isinstance(preset, Pipeline) else Pipeline.parse(preset, str(self))
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command | None:
