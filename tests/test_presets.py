@@ -4,12 +4,12 @@ import onnx
 import pytest
 
 from graphsurgeon_cg import PassManager, PassSpec, Pipeline, build_pipeline, parse_pipeline
-from graphsurgeon_cg.core import get_pass
-from graphsurgeon_cg.core import presets
+from graphsurgeon_cg.core import get_pass, presets
 from graphsurgeon_cg.core.bounds import EXACT as EXACT_BOUND
 from graphsurgeon_cg.targets import get_target
 from graphsurgeon_cg.tune import EXACT_PIPELINE
-from tests.models import FIXTURES
+
+from models import FIXTURES
 
 NAMED = [presets.FOLD, presets.ZERO_PADS, presets.EXACT_PADS, presets.EXACT_REWRITES, presets.EXACT_COMPILER,
          presets.VENDOR_PADS, presets.LOSSY_VENDOR]

@@ -8,6 +8,7 @@ import click
 
 from .. import api
 from ..core.bounds import Bound
+from ..core.dump import DumpOnFailure
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import same_file
 from ..core.registry import available_passes, load_plugin
@@ -51,28 +52,38 @@ def _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, ben
 @click.option("--check-each", is_flag=True, help="Check after every pass, not only at the end.")
 @check_inputs
 @click.option("--in-place", is_flag=True, help="Allow -o to name the input file.")
+@click.option("--dump-on-failure", "dump_dir", metavar="DIR",
+              help="When a pass fails or leaves an invalid model: write the model it received, what it left and "
+                   "the pipeline that reproduces it (reproducer.json) here.")
 @plugin_option
 @json_option
 @data_option(help="Info file of preprocessed samples: report inputs and int8 calibration.")
 @report_options
 @target_cli.target_options
-def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, plugins, as_json,
-          info, report_dir, samples, min_cos, min_psnr, baseline, bench, target, lossy, aipp, weights, min_shapes,
-          opt_shapes, max_shapes):
+def apply(model, output, pipeline, no_check, check_each, input_shapes, inputs_dir, seed, in_place, dump_dir, plugins,
+          as_json, info, report_dir, samples, min_cos, min_psnr, baseline, bench, target, lossy, aipp, weights,
+          min_shapes, opt_shapes, max_shapes):
     """Rewrite MODEL with a pipeline of passes (or a --target's preset) and write the result to -o."""
     if not pipeline and not target:
         raise click.UsageError("give --passes PIPELINE, --target NAME, or both")
     report = _report_settings(report_dir, info, samples, min_cos, min_psnr, baseline, bench)
     if same_file(model, output) and not in_place:
         raise InputError(f"-o {output} is the input file; pass --in-place to overwrite it")
+    dump = [DumpOnFailure(dump_dir)] if dump_dir else []
     try:
         result = api.apply(model, output, pipeline, check=not no_check, check_each=check_each,
                            shapes=shapes_of(input_shapes), inputs_dir=inputs_dir, seed=seed, in_place=in_place,
                            plugins=plugins, report=report, data=info, warn=lambda m: click.echo(m, err=True),
+                           instruments=dump,
                            target=target, lossy=lossy, aipp=aipp, min_cos=min_cos, samples=samples,
                            compile_settings=target_cli.compile_settings(weights, min_shapes, opt_shapes, max_shapes))
     except CgsurgError as exc:
         target_cli.explain_failure(exc, output)
+        for dumper in dump:
+            if dumper.written:
+                click.echo(f"reproducer: {Path(dump_dir) / 'reproducer.json'} (and the models beside it)", err=True)
+            elif dumper.error:
+                click.echo(f"reproducer: not written ({dumper.error})", err=True)
         if report_dir and not isinstance(exc, InputError) and (Path(report_dir) / "report.html").exists():
             click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)
         raise

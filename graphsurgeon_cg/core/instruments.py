@@ -28,6 +28,28 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Failure:
+    """A pass that failed: ``index`` in the pipeline, the pass, the error. ``stages[index]`` of
+    the run is the last good model (verified); ``model()`` is the graph the pass left, exported
+    without verification (None when even that fails: the pass broke the graph mid-edit)."""
+
+    index: int
+    failed_pass: Pass
+    error: Exception
+    export: Callable[[], onnx.ModelProto] = field(repr=False)
+    _model: list = field(default_factory=list, repr=False)
+
+    def model(self) -> onnx.ModelProto | None:
+        if not self._model:
+            try:
+                self._model.append(self.export())
+            except Exception:  # noqa: BLE001 - what cannot be exported is reported as missing
+                self._model.append(None)
+        model: onnx.ModelProto | None = self._model[0]
+        return model
+
+
+@dataclass
 class PipelineRun:
     passes: Sequence[Pass]
     bound: Bound
@@ -38,6 +60,9 @@ class PipelineRun:
     # Set by the pass manager when it deferred verification: re-runs the passes, verifying each
     # one, and returns every stage (for an instrument that needs them only on failure).
     replay: Callable[[], list[onnx.ModelProto]] | None = None
+    # Set by the pass manager when a pass raised or left an invalid model: which one, and the
+    # graph it left (for a post-mortem: ``core.dump.DumpOnFailure``).
+    failure: Failure | None = None
 
     def __post_init__(self) -> None:
         for p in self.passes:
