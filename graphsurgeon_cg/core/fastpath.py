@@ -18,7 +18,7 @@ import time
 import onnx
 
 from .analysis import inferred
-from .base import IDENTITY, Pass
+from .base import Pass
 from .errors import CgsurgError
 from .instruments import Instruments, PipelineRun
 from .modelio import default_opset
@@ -79,7 +79,7 @@ def run_fast(passes: list[Pass], instruments: Instruments, each: bool, model: on
     for index, (p, record) in enumerate(zip(passes, records)):
         instruments.call("before_pass", run, index, p)
         run.stages.append(stages[index + 1])
-        run.adapters.append(IDENTITY)
+        run.adapters.append(run.declared[index])
         run.records.append(record)
         instruments.call("after_pass", run, index, p, record)
     return True

@@ -166,7 +166,8 @@ class PassManager:
                 else:
                     lent.forget()
                 in_pass = True
-                record, graph, adapter, preserved = self._run_one(p, graph, defaults, provenance, analyses, latest)
+                record, graph, adapter, preserved = self._run_one(p, graph, defaults, provenance, analyses, latest,
+                                                                  run.declared[index])
                 in_pass = False
                 if record.modified:
                     lent.forget()
@@ -204,7 +205,7 @@ class PassManager:
         return verified
 
     def _run_one(self, p: Pass, graph: gs.Graph, defaults: dict[str, gs.Constant], provenance: dict[str, str],
-                 analyses: AnalysisManager, latest: list[gs.Graph]
+                 analyses: AnalysisManager, latest: list[gs.Graph], declared: IOAdapter = IDENTITY
                  ) -> tuple[PassRecord, gs.Graph, IOAdapter, tuple[type[Analysis], ...]]:
         ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults,
                           services=self.services, analyses=analyses)
@@ -232,7 +233,7 @@ class PassManager:
                             reasons=list(dict.fromkeys(result.reasons)), modified=bool(modified), seconds=0.0,
                             verify_seconds=0.0, nodes_before=len(before_order), nodes_after=len(before_order),
                             op_delta={})
-        adapter = result.adapter or IDENTITY
+        adapter = result.adapter or declared
         preserved = (*p.preserves, *result.preserved)
         if not modified:  # nothing to clean, sort or verify: the graph stands as it was
             record.seconds = time.perf_counter() - start
