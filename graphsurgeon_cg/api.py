@@ -16,14 +16,12 @@ from .check.checker import CheckSettings, NumericChecker, compare_models
 from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.metrics import Comparison
 from .check.session import make_session
-from .core.base import Pass
 from .core.bounds import Bound
 from .core.errors import InputError
 from .core.instruments import Instrument
 from .core.manager import PassManager, PipelineResult
 from .core.modelio import check_output_folder, check_writable, load_model, same_file, save_model
-from .core.pipeline import PassSpec
-from .core.registry import load_plugin
+from .core.registry import PipelineLike, load_plugin
 from .services import OrtServices
 from .targets import LintResult, get_target
 from .targets.commands import CompileSettings
@@ -52,7 +50,7 @@ class ReportSettings:
 def apply(
     model_path: str | os.PathLike,
     output_path: str | os.PathLike,
-    pipeline: str | Sequence[PassSpec | Pass] | None,
+    pipeline: PipelineLike | None,
     *,
     check: bool = True,
     check_each: bool = False,

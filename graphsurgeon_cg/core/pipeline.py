@@ -19,12 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, Union
 
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .base import Pass
 
 _TOKEN = re.compile(r"[^,()\[\]=\s]+")
 
@@ -153,7 +150,15 @@ def format_pipeline(specs: list[PassSpec]) -> str:
     return ",".join(str(s) for s in specs)
 
 
-Item = Union[str, PassSpec, "Pass", "Pipeline"]
+class Pass(Protocol):
+    """A pass instance (``core.base.Pass``, which this module, the grammar, does not import):
+    a pipeline runs it as given and prints it as its spec."""
+
+    @property
+    def name(self) -> str: ...
+
+
+Item = Union[str, PassSpec, Pass, "Pipeline"]
 
 
 class Pipeline(Sequence["PassSpec | Pass"]):
@@ -199,7 +204,7 @@ class Pipeline(Sequence["PassSpec | Pass"]):
     def __len__(self) -> int:
         return len(self.flat())
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]  # Sequence's int/slice overloads
+    def __getitem__(self, index):  # Sequence's int and slice overloads in one
         return self.flat()[index]
 
     def __bool__(self) -> bool:

@@ -159,8 +159,15 @@ def build_pipeline(pipeline: PipelineLike) -> list[Pass]:
     """A pipeline string, a ``Pipeline``, or a list of specs / pass instances / pipelines, as
     ready-to-run passes. Every name and option is checked here, before any work."""
     if isinstance(pipeline, str):
-        items: list[PassSpec | Pass] = list(parse_pipeline(pipeline))
+        items: list[object] = list(parse_pipeline(pipeline))
     else:
-        items = [leaf for item in pipeline
-                 for leaf in (item.flat() if isinstance(item, Pipeline) else [item])]
-    return [item if isinstance(item, Pass) else create_pass(item) for item in items]
+        items = [leaf for item in pipeline for leaf in (item.flat() if isinstance(item, Pipeline) else [item])]
+    passes = []
+    for item in items:
+        if isinstance(item, PassSpec):
+            passes.append(create_pass(item))
+        elif isinstance(item, Pass):
+            passes.append(item)
+        else:
+            raise InputError(f"a pipeline holds passes, pass specs and pipelines, not {type(item).__name__}")
+    return passes

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ..core.errors import CgsurgError, InputError
 from ..core.pipeline import Pipeline
@@ -21,7 +21,6 @@ from ..core.registry import Registry
 if TYPE_CHECKING:
     from .commands import Command, CompileSettings, ModelIO
     from .graph import LintGraph
-    from .rules import OpsetRange
 
 ERROR, WARNING = "error", "warning"
 ENTRY_POINT_GROUP = "cgsurg.targets"
@@ -98,6 +97,13 @@ class TargetCheckFailed(CgsurgError):
         self.lint = lint
 
 
+class OpsetRule(Protocol):
+    """What the default preset asks of a target's opset rule (``rules.OpsetRange``)."""
+
+    @property
+    def preset_pass(self) -> str: ...
+
+
 class Target:
     """A compiler. Subclasses set the class attributes and build rules, preset and command for
     ``self.version`` (one of ``versions``; the default when none is asked for)."""
@@ -128,7 +134,7 @@ class Target:
     exact_rewrites: ClassVar[Pipeline] = ZERO_PADS
     lossy_rewrites: ClassVar[Pipeline] = VENDOR_PADS
 
-    def _opsets(self) -> OpsetRange:
+    def _opsets(self) -> OpsetRule:
         """The opset rule, whose ``preset_pass`` brings a model into the range it accepts."""
         raise NotImplementedError
 

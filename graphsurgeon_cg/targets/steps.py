@@ -12,16 +12,14 @@ from pathlib import Path
 
 import onnx
 
-from ..core.base import Pass
 from ..core.errors import InputError
 from ..core.instruments import Instrument, PipelineRun
-from ..core.pipeline import PassSpec, Pipeline
+from ..core.pipeline import Pipeline
 from ..core.records import PipelineResult
+from ..core.registry import PipelineLike
 from .base import Target, TargetCheckFailed, get_target
 from .commands import Command, CompileSettings, ModelIO, aipp_config
 from .rules import static_shape_spec
-
-PipelineLike = str | Pipeline | Sequence[PassSpec | Pass]
 
 
 def with_preset(spec: str | None, pipeline: PipelineLike | None, lossy: bool = False, aipp: bool = False,
@@ -50,7 +48,7 @@ def with_preset(spec: str | None, pipeline: PipelineLike | None, lossy: bool = F
         return target, preset
     if isinstance(pipeline, (str, Pipeline)):
         return target, preset.then(pipeline)
-    return target, [*preset, *pipeline]
+    return target, [preset, *pipeline]
 
 
 def check_settings(target: Target, settings: CompileSettings) -> None:
