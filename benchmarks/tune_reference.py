@@ -50,7 +50,7 @@ from graphsurgeon_cg.tune.search import FINALISTS  # noqa: E402
 
 TINY = HERE.parent / "tests" / "fixtures" / "cyclegan_tiny_opset17.onnx"
 GOAL_MINUTES = 10
-from graphsurgeon_cg.workflows.demo import DEMO_FREEZE, _fixed_size, trained_model_path  # noqa: E402
+from graphsurgeon_cg.workflows.demo import _fixed_size, demo_freeze, trained_model_path  # noqa: E402
 
 
 def trained_model() -> Path:
@@ -59,7 +59,7 @@ def trained_model() -> Path:
         WORK.mkdir(exist_ok=True)
         sized = WORK / "multistyle26_256.onnx"
         _fixed_size(trained_model_path(), sized, 256)
-        api.apply(sized, path, DEMO_FREEZE.format(style=19))
+        api.apply(sized, path, demo_freeze(19))
     return path
 
 

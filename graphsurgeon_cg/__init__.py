@@ -29,6 +29,7 @@ from .core import (
     PassRecord,
     PassResult,
     PassSpec,
+    Pipeline,
     PipelineResult,
     PipelineRun,
     Shapes,
@@ -69,6 +70,7 @@ def __getattr__(name: str) -> Any:
 __all__ = ["EXACT", "Analysis", "Shapes", "TensorType",
            "Bound", "CgsurgError", "InputError", "Instrument", "IOAdapter", "Match", "NodeRewritePass",
            "NoMatch", "NumericCheckFailed", "Option", "Pass", "PassContext", "PassFailed", "PassManager", "PassRecord",
-           "PassResult", "PassSpec", "PipelineResult", "PipelineRun", "at_least", "available_passes", "between",
+           "PassResult", "PassSpec", "Pipeline", "PipelineResult", "PipelineRun", "at_least", "available_passes",
+           "between",
            "build_pipeline", "cosine", "cosine_bound", "format_pipeline", "load_model", "load_plugin",
            "parse_pipeline", "register_pass", "save_model", *_LAZY]

@@ -19,14 +19,12 @@ from .check.feeds import Feeds, file_feeds, random_feeds
 from .check.layers import DEFAULT_ATOL, DEFAULT_CHUNK_BYTES, DEFAULT_RTOL, LayerDiff, compare_layers
 from .check.metrics import Comparison
 from .check.session import SessionCache, make_session
-from .core.base import Pass
 from .core.bounds import Bound
 from .core.errors import InputError
 from .core.instruments import Instrument
 from .core.manager import PassManager, PipelineResult
 from .core.modelio import check_output_folder, check_writable, load_model, same_file, save_model
-from .core.pipeline import PassSpec
-from .core.registry import load_plugin
+from .core.registry import PipelineLike, load_plugin
 from .services import OrtServices
 from .targets import LintResult, get_target
 from .targets.commands import CompileSettings
@@ -86,7 +84,7 @@ _LEGACY = ("check_each", "shapes", "inputs_dir", "seed", "data", "samples", "min
 def apply(
     model_path: str | os.PathLike,
     output_path: str | os.PathLike,
-    pipeline: str | Sequence[PassSpec | Pass] | None,
+    pipeline: PipelineLike | None,
     *,
     check: CheckSettings | bool = True,
     inputs: InputSettings | None = None,

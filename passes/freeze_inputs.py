@@ -25,7 +25,6 @@ is already a constant with the same value is left alone ("already frozen").
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,16 +65,6 @@ def _valid(value: str) -> bool:
         all(_number(v) for v in value.split(";"))
 
 
-@dataclass(frozen=True)
-class FrozenFeeds(IOAdapter):
-    """The frozen inputs leave the feed; the run feeds every stage their values (``pinned_inputs``)."""
-
-    removed_inputs: tuple[str, ...] = ()
-
-    def feeds(self, feed: dict) -> dict:
-        return {k: v for k, v in feed.items() if k not in self.removed_inputs}
-
-
 @register_pass
 class FreezeInputs(Pass):
     name = "freeze-inputs"
@@ -108,10 +97,14 @@ class FreezeInputs(Pass):
             graph.inputs = [t for t in graph.inputs if t is not tensor]
             tensor.to_constant(value)  # every reader, subgraphs included, now reads the constant
             frozen.append(name)
-        adapter = FrozenFeeds(tuple(frozen)) if frozen else None
+        # The frozen inputs leave the feed (``IOAdapter.feeds``); their values are pinned for
+        # every stage by ``declare_io``, which knew them before the run.
+        adapter = IOAdapter(removed_inputs=tuple(frozen)) if frozen else None
         return PassResult(len(frozen), reasons, modified=bool(frozen), adapter=adapter)
 
-    def pinned_inputs(self, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    def declare_io(self, model: onnx.ModelProto) -> IOAdapter | None:
+        """The inputs of ``model`` this pass binds, and their values (those it would refuse are
+        left to ``run``, which says why)."""
         initializers = {t.name for t in model.graph.initializer}
         declared = {i.name: i for i in model.graph.input if i.name not in initializers}
         pins = {}
@@ -123,7 +116,7 @@ class FreezeInputs(Pass):
                 pins[name] = self._resolve(name, text, shape, onnx.helper.tensor_dtype_to_np_dtype(typed.elem_type))
             except Exception:  # run() refuses it with the reason
                 continue
-        return pins
+        return IOAdapter(removed_inputs=tuple(pins), pinned=pins) if pins else None
 
     # --- values ---------------------------------------------------------------------------
     def _items(self, names: list[str], known: list[str] | None = None) -> list[tuple[str, str]]:

@@ -37,18 +37,18 @@ def _numbers(values: tuple) -> str | None:
 
 @dataclass(frozen=True)
 class PixelFeeds(IOAdapter):
-    """Float inputs in the original's units -> the uint8 pixels the rewritten model takes."""
+    """Float inputs in the original's units -> the uint8 pixels the rewritten model takes
+    (normalised as ``grid`` says)."""
 
     converted: dict  # input name -> channels
-    mean: tuple
-    scale: tuple
     nhwc: bool
 
     def feeds(self, feed: dict) -> dict:
         feed = dict(feed)
+        assert self.grid is not None
         for name, channels in self.converted.items():
-            scale = per_channel(self.scale, channels).reshape(1, -1, 1, 1)
-            mean = per_channel(self.mean, channels).reshape(1, -1, 1, 1)
+            scale = per_channel(self.grid[1], channels).reshape(1, -1, 1, 1)
+            mean = per_channel(self.grid[0], channels).reshape(1, -1, 1, 1)
             pixels = np.clip(np.round(feed[name].astype(np.float64) * scale + mean), 0, 255).astype(np.uint8)
             feed[name] = pixels.transpose(0, 2, 3, 1) if self.nhwc else pixels
         return feed
@@ -106,8 +106,11 @@ class PreprocFold(Pass):
             graph.nodes.append(gs.Node("Sub", name=sub_name, inputs=[x, offset_const], outputs=[inp]))
             graph.inputs[index] = image
             converted[name] = channels
-        adapter = PixelFeeds(converted, self.mean, self.scale, self.layout == "nhwc") if converted else None
+        adapter = PixelFeeds(converted, self.layout == "nhwc", grid=self._grid()) if converted else None
         return PassResult(len(converted), reasons, modified=bool(converted), adapter=adapter)
 
-    def feed_grid(self) -> tuple:
-        return [float(v) for v in self.mean], [float(v) for v in self.scale]
+    def declare_io(self, model: onnx.ModelProto) -> IOAdapter:
+        return IOAdapter(grid=self._grid())
+
+    def _grid(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return tuple(float(v) for v in self.mean), tuple(float(v) for v in self.scale)

@@ -100,7 +100,7 @@ class NumericChecker(Instrument):
         elif self.settings.inputs_dir is not None:
             self._feeds = file_feeds(original, self.settings.inputs_dir, self.settings.warn)
         else:
-            self._grid = next((g for g in (p.feed_grid() for p in run.passes) if g is not None), None)
+            self._grid = run.grid
             self._random_feeds(run.original)
 
     def after_pass(self, run: PipelineRun, index: int, p: Pass, record: PassRecord) -> None:

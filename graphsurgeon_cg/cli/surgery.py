@@ -10,6 +10,7 @@ from .. import api
 from ..check.checker import CheckSettings
 from ..check.layers import DEFAULT_ATOL, DEFAULT_CHUNK_BYTES, DEFAULT_RTOL
 from ..core.bounds import Bound
+from ..core.dump import DumpOnFailure
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
 from ..core.modelio import same_file
 from ..core.registry import available_passes, load_plugin
@@ -66,21 +67,30 @@ report_settings = settings_group(
                           "calibration.",
                 samples_help="Number of --data samples the check (and the report) runs on.")
 @click.option("--in-place", is_flag=True, help="Allow -o to name the input file.")
+@click.option("--dump-on-failure", "dump_dir", metavar="DIR",
+              help="When a pass fails or leaves an invalid model: write the model it received, what it left and "
+                   "the pipeline that reproduces it (reproducer.json) here.")
 @plugin_option
 @json_option
 @report_settings
 @target_cli.target_settings
-def apply(model, output, pipeline, check, inputs, in_place, plugins, as_json, report, target):
+def apply(model, output, pipeline, check, inputs, in_place, dump_dir, plugins, as_json, report, target):
     """Rewrite MODEL with a pipeline of passes (or a --target's preset) and write the result to -o."""
     if not pipeline and not target.name:
         raise click.UsageError("give --passes PIPELINE, --target NAME, or both")
     if same_file(model, output) and not in_place:
         raise InputError(f"-o {output} is the input file; pass --in-place to overwrite it")
+    dump = [DumpOnFailure(dump_dir)] if dump_dir else []
     try:
         result = api.apply(model, output, pipeline, check=check, inputs=inputs, report=report, target=target,
-                           plugins=plugins, in_place=in_place, warn=lambda m: click.echo(m, err=True))
+                           plugins=plugins, in_place=in_place, instruments=dump, warn=lambda m: click.echo(m, err=True))
     except CgsurgError as exc:
         target_cli.explain_failure(exc, output)
+        for dumper in dump:
+            if dumper.written:
+                click.echo(f"reproducer: {Path(dump_dir) / 'reproducer.json'} (and the models beside it)", err=True)
+            elif dumper.error:
+                click.echo(f"reproducer: not written ({dumper.error})", err=True)
         if report and not isinstance(exc, InputError) and (Path(report.out_dir) / "report.html").exists():
             click.echo(f"report: {Path(report.out_dir) / 'report.html'}", err=True)
         raise

@@ -90,7 +90,8 @@ def list_targets(plugins, as_json):
         versions = {}
         for version, release in cls.versions.items():
             target = cls(version)
-            versions[version] = {"release": release, "preset": target.preset(), "lossy_preset": target.preset(True),
+            versions[version] = {"release": release, "preset": str(target.preset()),
+                                 "lossy_preset": str(target.preset(True)),
                                  "rules": [{"id": r.id, "summary": r.summary} for r in target.rules()]}
         rows.append({"name": name, "summary": cls.summary, "tool": cls.tool, "default_version": cls.default_version,
                      "module": cls.__module__, "versions": versions})

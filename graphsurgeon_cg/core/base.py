@@ -7,8 +7,8 @@ checks): a pass has a registered ``name``, a one-line ``summary``, declares whet
 when the pipeline is built; ``run`` edits the onnx-graphsurgeon graph in place (or returns a
 replacement graph) and returns a ``PassResult`` saying how many rewrites it made, whether it
 modified the graph, and why candidates were left alone. A pass holds no state between calls:
-whatever the checker needs to know about a run (e.g. how inputs were converted) travels in
-the result's ``adapter``. Passes never print.
+how a pass changes the model's inputs and outputs is declared in one way, an ``IOAdapter``
+(``declare_io`` before the run, the result's ``adapter`` for the run). Passes never print.
 """
 
 from __future__ import annotations
@@ -31,17 +31,34 @@ if TYPE_CHECKING:
     from .services import PassServices
 
 
+@dataclass(frozen=True, kw_only=True)
 class IOAdapter:
-    """How a pass changed what the model takes or gives (dtype, layout, units), so that the
-    numeric check and the report compare like with like. The identity by default.
+    """How a pass changes what the model takes or gives, so that the numeric check and the
+    report compare like with like: the one declaration of I/O changes. The identity by default.
+
+    A pass declares it twice at most: before the run, from its options and the original model
+    (``Pass.declare_io``: what the checker must know before any pass runs), and for the run
+    itself (``PassResult.adapter``: what it converted on this graph; when a run gives none, the
+    declared one stands). Optional parts:
+
     ``removed_inputs``: graph inputs the pass bound to constants and took out of the interface
-    (``freeze-inputs``); the manager lets exactly these go, and ``feeds`` should drop them."""
+    (``freeze-inputs``); the manager lets exactly these go, and ``feeds`` drops them.
+    ``pinned``: the values those inputs are bound to, by name: every stage of a run is fed them,
+    so the stages before the pass are compared at the point where the pass froze the model.
+    ``grid``: ``(mean, scale)`` when the pass makes the model take 8-bit images normalised as
+    ``(u - mean) / scale`` (``preproc-fold``): random check inputs are drawn from that grid.
+    Subclasses add conversions: ``feeds`` (inputs before the pass -> after) and ``outputs``
+    (outputs after the pass -> the units before it)."""
 
     removed_inputs: tuple[str, ...] = ()
+    pinned: dict[str, np.ndarray] = field(default_factory=dict, compare=False, hash=False)
+    grid: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def feeds(self, feed: dict) -> dict:
         """Inputs of the model before the pass -> the equivalent inputs after it."""
-        return feed
+        if not self.removed_inputs:
+            return feed
+        return {k: v for k, v in feed.items() if k not in self.removed_inputs}
 
     def outputs(self, outputs: dict) -> dict:
         """Outputs of the model after the pass -> the units of the model before it."""
@@ -57,7 +74,8 @@ class PassResult:
     alone (the answer to "why didn't my pass fire?"). ``modified``: whether the graph changed;
     when left ``None`` the manager compares a structural fingerprint of the graph before and
     after, so an in-place edit reported as 0 rewrites is still seen. ``graph``: a replacement
-    graph, for passes that cannot work in place. ``adapter``: how inputs/outputs changed.
+    graph, for passes that cannot work in place. ``adapter``: how inputs/outputs changed in
+    this run (None: as ``Pass.declare_io`` declared, else unchanged).
     ``preserved``: analyses (``Shapes``) that still describe the graph after this run's
     changes, besides the pass's ``preserves``."""
 
@@ -189,11 +207,6 @@ class Pass:
     def run(self, graph: gs.Graph, ctx: PassContext) -> PassResult:
         raise NotImplementedError
 
-    def feed_grid(self) -> tuple | None:
-        """``(mean, scale)`` when the pass makes the model take 8-bit images normalised as
-        ``(u - mean) / scale``: random check inputs are then drawn from that grid."""
-        return None
-
     def needs_shapes(self, graph: gs.Graph) -> bool:
         """Whether ``run`` on ``graph`` reads types or shapes that only shape inference supplies
         (``tensor.shape``/``dtype`` the model does not declare). The pass manager lends a pass
@@ -205,11 +218,12 @@ class Pass:
         only when the answer cannot change what the pass does."""
         return True
 
-    def pinned_inputs(self, model: onnx.ModelProto) -> dict[str, np.ndarray]:
-        """Graph inputs of ``model`` (the original) that this pass binds to fixed values
-        (``freeze-inputs``), by name. Every stage of a run is fed these values, so the stages
-        before the pass are compared at the point where the pass froze the model."""
-        return {}
+    def declare_io(self, model: onnx.ModelProto) -> IOAdapter | None:
+        """How this pass, with its options, will change the interface of ``model`` (the run's
+        original), as far as it is known before any pass runs: the inputs it binds and their
+        values (``freeze-inputs``), the grid of the images it makes the model take
+        (``preproc-fold``). None: nothing to declare (see ``IOAdapter``)."""
+        return None
 
     def refuse(self, message: str) -> InputError:
         """An error for options that do not fit this graph (exit code 2, names the pass)."""

@@ -18,13 +18,13 @@ import time
 import onnx
 
 from .analysis import inferred
-from .base import IDENTITY, Pass
+from .base import Pass
 from .errors import CgsurgError
 from .instruments import Instruments, PipelineRun
 from .modelio import default_opset
 from .protograph import ProtoGraph
 from .records import PassRecord
-from .roundtrip import verified
+from .verifier import DEFAULT_VERIFIER, Verifier
 
 PROVENANCE_PREFIX = "cgsurg:"
 
@@ -66,25 +66,26 @@ def plain(model: onnx.ModelProto) -> bool:
 
 
 def run_fast(passes: list[Pass], instruments: Instruments, each: bool, model: onnx.ModelProto,
-             run: PipelineRun) -> bool:
+             run: PipelineRun, verifier: Verifier = DEFAULT_VERIFIER) -> bool:
     """Run ``passes`` on the protobuf into ``run`` (calling the instruments' pass hooks), or
-    return False having touched nothing. ``each``: the manager verifies after every pass."""
+    return False having touched nothing. ``each``: the manager verifies after every pass;
+    ``verifier``: the manager's."""
     if each or not all(has_fast_path(p) for p in passes) or not plain(model):
         return False
     try:
-        stages, records = _run(passes, model)
+        stages, records = _run(passes, model, verifier)
     except (_Declined, CgsurgError):
         return False
     for index, (p, record) in enumerate(zip(passes, records)):
         instruments.call("before_pass", run, index, p)
         run.stages.append(stages[index + 1])
-        run.adapters.append(IDENTITY)
+        run.adapters.append(run.declared[index])
         run.records.append(record)
         instruments.call("after_pass", run, index, p, record)
     return True
 
 
-def _run(passes: list[Pass], model: onnx.ModelProto) -> tuple[list, list[PassRecord]]:
+def _run(passes: list[Pass], model: onnx.ModelProto, verifier: Verifier) -> tuple[list, list[PassRecord]]:
     """``PassManager._run_passes`` with deferred verification, on the view."""
     graph = ProtoGraph(model, default_opset(model))
     provenance: dict[str, str] = {}
@@ -95,7 +96,7 @@ def _run(passes: list[Pass], model: onnx.ModelProto) -> tuple[list, list[PassRec
         if p.needs_shapes_proto(graph):  # type: ignore[attr-defined]
             if not current:
                 if dirty:
-                    last_verified = _verify(graph, model, records[-1], provenance)
+                    last_verified = _verify(verifier, graph, model, records[-1], provenance)
                     stages[-1] = last_verified
                     dirty = False
                 graph.lend_inferred(inferred(last_verified))  # as the Shapes analysis gives it
@@ -110,14 +111,14 @@ def _run(passes: list[Pass], model: onnx.ModelProto) -> tuple[list, list[PassRec
         stages.append(None if dirty else last_verified)
         records.append(record)
     if dirty:
-        stages[-1] = _verify(graph, model, records[-1], provenance)
+        stages[-1] = _verify(verifier, graph, model, records[-1], provenance)
     return stages, records
 
 
-def _verify(graph: ProtoGraph, template: onnx.ModelProto, record: PassRecord, provenance: dict[str, str]
-            ) -> onnx.ModelProto:
+def _verify(verifier: Verifier, graph: ProtoGraph, template: onnx.ModelProto, record: PassRecord,
+            provenance: dict[str, str]) -> onnx.ModelProto:
     start = time.perf_counter()
-    model = verified(graph.to_model(template), template, record.name, provenance)[0]
+    model = verifier.verify(graph.to_model(template), template, record.name, provenance)[0]
     record.verify_seconds += time.perf_counter() - start
     return model
 

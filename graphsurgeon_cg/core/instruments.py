@@ -9,7 +9,8 @@ raise. ``PipelineRun`` is the instruments' view of the run: the model after each
 the original and the result says so with ``needs_stages``, else the pass manager may verify
 only at the end and leave those None), each pass's record and I/O adapter, and the
 one place where inputs and outputs are translated across passes that change them (and where
-the values a pass froze inputs to are fed to every stage).
+the values a pass froze inputs to are fed to every stage), from what the passes declared
+(``IOAdapter``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,33 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from .base import IOAdapter, Pass
+from .base import IDENTITY, IOAdapter, Pass
 from .bounds import Bound
 
 if TYPE_CHECKING:
     from .records import PassRecord, PipelineResult
+
+
+@dataclass
+class Failure:
+    """A pass that failed: ``index`` in the pipeline, the pass, the error. ``stages[index]`` of
+    the run is the last good model (verified); ``model()`` is the graph the pass left, exported
+    without verification (None when even that fails: the pass broke the graph mid-edit)."""
+
+    index: int
+    failed_pass: Pass
+    error: Exception
+    export: Callable[[], onnx.ModelProto] = field(repr=False)
+    _model: list = field(default_factory=list, repr=False)
+
+    def model(self) -> onnx.ModelProto | None:
+        if not self._model:
+            try:
+                self._model.append(self.export())
+            except Exception:  # noqa: BLE001 - what cannot be exported is reported as missing
+                self._model.append(None)
+        model: onnx.ModelProto | None = self._model[0]
+        return model
 
 
 @dataclass
@@ -34,14 +57,27 @@ class PipelineRun:
     stages: list[Any]  # onnx.ModelProto, or None between passes with deferred verification
     adapters: list[IOAdapter] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
+    # What each pass declared about the interface before the run (``Pass.declare_io``): the
+    # adapter of a pass whose run gives none, the pinned inputs, the grid of the check inputs.
+    declared: list[IOAdapter] = field(default_factory=list)
     pins: dict[str, Any] = field(default_factory=dict)  # input name -> the value a pass froze it to
     # Set by the pass manager when it deferred verification: re-runs the passes, verifying each
     # one, and returns every stage (for an instrument that needs them only on failure).
     replay: Callable[[], list[onnx.ModelProto]] | None = None
+    # Set by the pass manager when a pass raised or left an invalid model: which one, and the
+    # graph it left (for a post-mortem: ``core.dump.DumpOnFailure``).
+    failure: Failure | None = None
 
     def __post_init__(self) -> None:
-        for p in self.passes:
-            self.pins.update(p.pinned_inputs(self.stages[0]))
+        self.declared = [p.declare_io(self.stages[0]) or IDENTITY for p in self.passes]
+        for adapter in self.declared:
+            self.pins.update(adapter.pinned)
+
+    @property
+    def grid(self) -> tuple | None:
+        """``(mean, scale)`` of the 8-bit images the first pass that declares them makes the
+        model take (``IOAdapter.grid``), or None: where random check inputs are drawn from."""
+        return next((a.grid for a in self.declared if a.grid is not None), None)
 
     def complete_stages(self) -> None:
         """Make every ``stages[k]`` a model, replaying the passes if verification was deferred

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import onnx
@@ -26,14 +27,14 @@ from .cleanup import clean_and_sort, ensure_name, has_bodies
 from .errors import CgsurgError, InputError, PassFailed
 from .fastpath import run_fast
 from .graphutil import graph_fingerprint
-from .instruments import Instrument, Instruments, PipelineRun
+from .instruments import Failure, Instrument, Instruments, PipelineRun
 from .interface import check_interface, interface_of
-from .pipeline import PassSpec
 from .records import PassRecord, PipelineResult
-from .registry import build_pipeline
-from .roundtrip import export_inferred, overridable_as_variables, own_renamed_weights
+from .registry import PipelineLike, build_pipeline
+from .roundtrip import carry_over, export_graph, overridable_as_variables, own_renamed_weights
 from .services import PassServices
 from .shapes import InferredShapes
+from .verifier import DEFAULT_VERIFIER, Verifier
 
 __all__ = ["PassManager", "PassRecord", "PipelineResult", "VERIFY_MODES"]
 
@@ -51,8 +52,9 @@ def changed_bound(passes: Sequence[Pass], records: Sequence[PassRecord]) -> Boun
 
 
 class PassManager:
-    def __init__(self, pipeline: str | Sequence[PassSpec | Pass], instruments: Sequence[Instrument] = (),
-                 data: str | None = None, verify: str = "auto", services: PassServices | None = None):
+    def __init__(self, pipeline: PipelineLike, instruments: Sequence[Instrument] = (),
+                 data: str | None = None, verify: str = "auto", services: PassServices | None = None,
+                 verifier: Verifier = DEFAULT_VERIFIER):
         """``pipeline``: a pipeline string or specs/passes (all checked here, before any work).
         ``instruments``: observers such as ``check.NumericChecker`` and ``report.AccuracyReport``.
         ``data``: an info file of samples that passes may use (int8 calibration).
@@ -62,7 +64,8 @@ class PassManager:
         the end, and replays pass by pass on failure to name the culprit: the same result,
         without one export, shape inference and checker run per pass (graphs with If/Loop
         bodies are still verified after every pass); ``auto`` (the default) is ``each`` when
-        an instrument needs the model after every pass, else ``end``."""
+        an instrument needs the model after every pass, else ``end``.
+        ``verifier``: what checks each exported model (``core.verifier``; e.g. ``StrictVerifier()``)."""
         if verify not in VERIFY_MODES:
             raise InputError(f"verify must be one of {', '.join(VERIFY_MODES)}, not '{verify}'")
         self.passes: list[Pass] = build_pipeline(pipeline)
@@ -70,6 +73,7 @@ class PassManager:
         self.data = data
         self.services = services
         self.verify = verify
+        self.verifier = verifier
         # The most the pipeline may declare: exact passes add nothing to EXACT, lossy ones their
         # own bound. A run's bound (``PipelineResult.bound``) counts only the passes that changed
         # the graph (``changed_bound``).
@@ -93,7 +97,7 @@ class PassManager:
             self.instruments.call("before_pipeline", run)
             try:
                 # The protobuf fast path, where it gives the same model (core.fastpath).
-                if not run_fast(self.passes, self.instruments, self.verifies_each_pass, model, run):
+                if not run_fast(self.passes, self.instruments, self.verifies_each_pass, model, run, self.verifier):
                     self._run_passes(model, run, each=self.verifies_each_pass, hooks=True)
             except _Unattributed:
                 # A pass failed, or the result is invalid, with verification deferred: the
@@ -153,6 +157,7 @@ class PassManager:
         # changes, before a pass that does not read them and before every export, so that each
         # pass sees the same graph in either mode and nothing lent is written.
         lent = InferredShapes()
+        latest = [graph]  # the graph a failing pass left (a replacement graph included), for run.failure
         for index, p in enumerate(self.passes):
             call("before_pass", run, index, p)
             try:
@@ -161,7 +166,8 @@ class PassManager:
                 else:
                     lent.forget()
                 in_pass = True
-                record, graph, adapter, preserved = self._run_one(p, graph, defaults, provenance, analyses)
+                record, graph, adapter, preserved = self._run_one(p, graph, defaults, provenance, analyses, latest,
+                                                                  run.declared[index])
                 in_pass = False
                 if record.modified:
                     lent.forget()
@@ -173,6 +179,8 @@ class PassManager:
             except CgsurgError as exc:
                 if not each:
                     raise _Unattributed() from exc
+                lent.forget()
+                run.failure = Failure(index, p, exc, partial(_unchecked, latest[0], model, p.name, dict(provenance)))
                 call("after_pass_failed", run, index, p, exc)
                 raise
             run.stages.append(None if dirty else verified)
@@ -192,12 +200,13 @@ class PassManager:
         the model, and the model as strict inference typed it."""
         start = time.perf_counter()
         lent.forget()
-        verified = export_inferred(graph, template, record.name, provenance)
+        verified = self.verifier.export(graph, template, record.name, provenance)
         record.verify_seconds += time.perf_counter() - start
         return verified
 
     def _run_one(self, p: Pass, graph: gs.Graph, defaults: dict[str, gs.Constant], provenance: dict[str, str],
-                 analyses: AnalysisManager) -> tuple[PassRecord, gs.Graph, IOAdapter, tuple[type[Analysis], ...]]:
+                 analyses: AnalysisManager, latest: list[gs.Graph], declared: IOAdapter = IDENTITY
+                 ) -> tuple[PassRecord, gs.Graph, IOAdapter, tuple[type[Analysis], ...]]:
         ctx = PassContext(pass_name=p.name, opset=graph.opset, graph=graph, data=self.data, defaults=defaults,
                           services=self.services, analyses=analyses)
         before_order = [id(n) for n in graph.nodes]
@@ -224,13 +233,13 @@ class PassManager:
                             reasons=list(dict.fromkeys(result.reasons)), modified=bool(modified), seconds=0.0,
                             verify_seconds=0.0, nodes_before=len(before_order), nodes_after=len(before_order),
                             op_delta={})
-        adapter = result.adapter or IDENTITY
+        adapter = result.adapter or declared
         preserved = (*p.preserves, *result.preserved)
         if not modified:  # nothing to clean, sort or verify: the graph stands as it was
             record.seconds = time.perf_counter() - start
             return record, graph, adapter, preserved
         if result.graph is not None:
-            graph = result.graph
+            graph = latest[0] = result.graph
         check_interface(p, interface, interface_of(graph), removable=adapter.removed_inputs)
         clean_and_sort(graph, p.name)
 
@@ -255,6 +264,14 @@ class PassManager:
         record.nodes_after = len(graph.nodes)
         record.seconds = time.perf_counter() - start
         return record, graph, adapter, preserved
+
+
+def _unchecked(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
+               provenance: dict[str, str]) -> onnx.ModelProto:
+    """The graph a pass failed on, exported as it is, unverified (``Failure.model``)."""
+    model = export_graph(graph, template, pass_name)
+    carry_over(model, template, provenance)
+    return model
 
 
 class _Unattributed(Exception):

@@ -8,13 +8,18 @@ it is the last option or the token after each comma is no ``KEY=`` (so
 them. Values stay text here; each pass converts them to its options' types.
 ``format_pipeline(parse_pipeline(s))`` gives ``s`` back up to whitespace and brackets, and
 parsing the printed form gives equal specs.
+
+A ``Pipeline`` is the same list as a value: a name and a sequence of specs and other pipelines
+(onnx-ir's ``Sequential``), so presets are built from named pieces rather than joined strings.
+It prints to the flat text above and parses back from it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, Union
 
 from .errors import InputError
 
@@ -143,3 +148,84 @@ def parse_pipeline(text: str) -> list[PassSpec]:
 
 def format_pipeline(specs: list[PassSpec]) -> str:
     return ",".join(str(s) for s in specs)
+
+
+class Pass(Protocol):
+    """A pass instance (``core.base.Pass``, which this module, the grammar, does not import):
+    a pipeline runs it as given and prints it as its spec."""
+
+    @property
+    def name(self) -> str: ...
+
+
+Item = Union[str, PassSpec, Pass, "Pipeline"]
+
+
+class Pipeline(Sequence["PassSpec | Pass"]):
+    """A named pipeline: specs, pass instances and nested pipelines, in order. A string item is
+    parsed (``"opset(min=9,max=13)"``), so a preset reads as the pipeline text it prints to.
+
+    ``str()`` is the flat pipeline text (names and nesting are labels for people and do not
+    print); iterating gives the flat items, so anything that takes a list of specs takes a
+    pipeline. Two pipelines are equal when they run the same passes with the same options:
+    ``Pipeline.parse(str(p)) == p``."""
+
+    __slots__ = ("name", "items")
+
+    def __init__(self, name: str, *items: Item):
+        self.name = name
+        parts: list[PassSpec | Pass | Pipeline] = []
+        for item in items:
+            parts.extend(parse_pipeline(item) if isinstance(item, str) else [item])
+        self.items: tuple[PassSpec | Pass | Pipeline, ...] = tuple(parts)
+
+    @staticmethod
+    def parse(text: str, name: str = "") -> Pipeline:
+        return Pipeline(name, *parse_pipeline(text))
+
+    def flat(self) -> list[PassSpec | Pass]:
+        """The specs and passes to run, nested pipelines spliced in."""
+        found: list[PassSpec | Pass] = []
+        for item in self.items:
+            found.extend(item.flat() if isinstance(item, Pipeline) else [item])
+        return found
+
+    def specs(self) -> list[PassSpec]:
+        """The flat pipeline as specs (a pass instance as the spec it prints to)."""
+        return [item if isinstance(item, PassSpec) else parse_pipeline(str(item))[0] for item in self.flat()]
+
+    def then(self, *items: Item, name: str | None = None) -> Pipeline:
+        """This pipeline followed by ``items``, as a new pipeline (named ``name``, else this one's name)."""
+        return Pipeline(self.name if name is None else name, self, *items)
+
+    def __iter__(self) -> Iterator[PassSpec | Pass]:
+        return iter(self.flat())
+
+    def __len__(self) -> int:
+        return len(self.flat())
+
+    def __getitem__(self, index):  # Sequence's int and slice overloads in one
+        return self.flat()[index]
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __str__(self) -> str:
+        return ",".join(str(item) for item in self.flat())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pipeline) and self.specs() == other.specs()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.specs()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(i) if isinstance(i, Pipeline) else f"'{i}'" for i in self.items)
+        return f"Pipeline({self.name!r}, {inner})"
+
+    def describe(self, indent: str = "") -> str:
+        """The tree: each nested pipeline by name, its passes under it."""
+        lines = [f"{indent}{self.name or '(unnamed)'}"]
+        for item in self.items:
+            lines.append(item.describe(indent + "  ") if isinstance(item, Pipeline) else f"{indent}  {item}")
+        return "\n".join(lines)

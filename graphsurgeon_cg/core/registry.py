@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from .base import Pass
 from .errors import InputError
-from .pipeline import PassSpec, parse_pipeline
+from .pipeline import PassSpec, Pipeline, parse_pipeline
 
 ENTRY_POINT_GROUP = "cgsurg.passes"
 
@@ -152,8 +152,22 @@ def create_pass(spec: PassSpec) -> Pass:
     return cls(**dict(spec.options))
 
 
-def build_pipeline(pipeline: str | Sequence[PassSpec | Pass]) -> list[Pass]:
-    """A pipeline string, or a list of specs / pass instances, as ready-to-run passes. Every
-    name and option is checked here, before any work."""
-    items = parse_pipeline(pipeline) if isinstance(pipeline, str) else list(pipeline)
-    return [item if isinstance(item, Pass) else create_pass(item) for item in items]
+PipelineLike = str | Pipeline | Sequence[PassSpec | Pass | Pipeline]
+
+
+def build_pipeline(pipeline: PipelineLike) -> list[Pass]:
+    """A pipeline string, a ``Pipeline``, or a list of specs / pass instances / pipelines, as
+    ready-to-run passes. Every name and option is checked here, before any work."""
+    if isinstance(pipeline, str):
+        items: list[object] = list(parse_pipeline(pipeline))
+    else:
+        items = [leaf for item in pipeline for leaf in (item.flat() if isinstance(item, Pipeline) else [item])]
+    passes = []
+    for item in items:
+        if isinstance(item, PassSpec):
+            passes.append(create_pass(item))
+        elif isinstance(item, Pass):
+            passes.append(item)
+        else:
+            raise InputError(f"a pipeline holds passes, pass specs and pipelines, not {type(item).__name__}")
+    return passes

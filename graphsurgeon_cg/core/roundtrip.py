@@ -1,7 +1,8 @@
 """The way back from onnx-graphsurgeon to a checked ``ModelProto``, and what the import loses.
 
-``export_verified`` exports a graph, carries over the model-level fields, tags provenance,
-infers shapes strictly and runs the checker. Overridable initializers (listed as inputs too)
+``export_graph`` exports a graph, ``carry_over`` gives it the model-level fields and
+provenance, ``adopt_types`` writes what verification inferred (``core.verifier`` checks the
+model in between). Overridable initializers (listed as inputs too)
 are variables to the passes and get their default values back on export; a weight a pass
 renamed gets its own proto so the caller's model is never renamed.
 """
@@ -14,33 +15,25 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from .errors import PassFailed
-from .modelio import default_opset, weightless
+from .modelio import default_opset
 
 
-def export_verified(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
-                    provenance: dict[str, str]) -> onnx.ModelProto:
-    """Export, carry over model-level fields, tag provenance, infer shapes strictly, check
-    (renamed weights have their own protos already: the pass manager sees to it after each pass)."""
-    return export_inferred(graph, template, pass_name, provenance)[0]
-
-
-def export_inferred(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
-                    provenance: dict[str, str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
-    """``export_verified``, and the weightless model with every type strict inference gave it
-    (bodies included), from which the ``Shapes`` analysis is read without inferring again."""
+def export_graph(graph: gs.Graph, template: onnx.ModelProto, pass_name: str) -> onnx.ModelProto:
+    """The graph as a model, unchecked, at ``template``'s IR version (raised when the opset
+    needs a later one); ``PassFailed`` when onnx-graphsurgeon cannot export it."""
     try:
         model = gs.export_onnx(graph, do_type_check=True, ir_version=template.ir_version)
     except Exception as exc:
         raise PassFailed(pass_name, f"cannot export the graph: {exc}") from exc
     if graph.opset != default_opset(template):
         model.ir_version = max(template.ir_version, _min_ir_version(graph.opset))
-    return verified(model, template, pass_name, provenance)
+    return model
 
 
-def verified(model: onnx.ModelProto, template: onnx.ModelProto, pass_name: str,
-             provenance: dict[str, str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
-    """The second half of ``export_inferred``, on an exported model (the fast path's too): the
-    verified model and the weightless one strict inference typed."""
+def carry_over(model: onnx.ModelProto, template: onnx.ModelProto, provenance: dict[str, str]) -> None:
+    """Give an exported model what the round trip loses: the initializers ``template`` lists
+    as inputs, its model-level fields, the provenance of the nodes passes made or touched; and
+    drop the outer types onnx-graphsurgeon writes into bodies."""
     _keep_initializers_as_inputs(model, template)
     model.producer_name = template.producer_name
     model.producer_version = template.producer_version
@@ -52,19 +45,14 @@ def verified(model: onnx.ModelProto, template: onnx.ModelProto, pass_name: str,
         if node.name in provenance:
             node.doc_string = provenance[node.name]
     _drop_outer_value_info(model.graph)
-    try:  # strict shape inference and the checker, on the model without its weights
-        inferred = onnx.shape_inference.infer_shapes(weightless(model), check_type=True, strict_mode=True,
-                                                     data_prop=True)
-        onnx.checker.check_model(inferred)
-    except Exception as exc:
-        message = str(exc).strip().splitlines()
-        reason = message[0] if message else type(exc).__name__
-        raise PassFailed(pass_name, f"the rewritten model is invalid: {reason}") from None
+
+
+def adopt_types(model: onnx.ModelProto, inferred: onnx.ModelProto) -> None:
+    """Write what inference found into ``model``: value infos in node order, output types."""
     del model.graph.value_info[:]
     model.graph.value_info.extend(_in_node_order(inferred.graph.value_info, model.graph))
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
-    return model, inferred
 
 
 def _in_node_order(infos: Sequence[onnx.ValueInfoProto], graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:

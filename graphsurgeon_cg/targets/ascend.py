@@ -21,11 +21,10 @@ may be dynamic (``--dynamic_batch_size``), nowhere inside the network.
 from __future__ import annotations
 
 from ..core.errors import InputError
+from ..core.presets import EXACT_PADS, LOSSY_VENDOR, PORTABLE_EXACT_PADS
 from .base import ERROR, WARNING, Rule, Target, register_target
 from .commands import DYNAMIC_BATCHES, Command, CompileSettings, ModelIO, TensorIO, dims_text
 from .rules import (
-    FOLD,
-    LOSSY,
     ConstantOperands,
     ConvTransposeAttributes,
     ConvTransposeFacts,
@@ -41,7 +40,7 @@ from .rules import (
     Verdict,
 )
 
-REFLECT_FIX = "reflect2slice"  # exact; reflect2const is the guide's lossy workaround
+REFLECT_FIX = str(EXACT_PADS.items[0])  # reflect2slice, exact; reflect2const is the guide's lossy workaround
 CONSTANT_OPERANDS = {"Pad": [(1, "pads"), (2, "constant_value"), (3, "axes")],
                      "Resize": [(1, "roi"), (2, "scales"), (3, "sizes")], "Upsample": [(1, "scales")]}
 OUTPUT_TYPES = {"float16": "FP16", "float32": "FP32", "uint8": "UINT8", "int8": "INT8"}
@@ -55,6 +54,10 @@ class Ascend(Target):
                 "cann8": "CANN 8.x: ONNX 1.12 (opset 17), reflect Pad accepted but slow"}
     default_version = "cann8"
     tool = "atc"
+    # ATC compiles a dynamic batch itself (--dynamic_batch_size): static-batch is left to the user
+    # ATC rounds nearest Resize its own way: integer upsampling is written so that it cannot matter
+    exact_rewrites = PORTABLE_EXACT_PADS
+    lossy_rewrites = LOSSY_VENDOR
 
     def _opsets(self) -> OpsetRange:
         release = self.versions[self.version].split(":")[0]
@@ -112,13 +115,6 @@ class Ascend(Target):
             DataTypes(release, float64=Verdict(WARNING, "Ascend's AI Core computes no float64"),
                       int64_io=Verdict(WARNING, "int64 runs on the AI CPU; the AI Core wants int32")),
         ]
-
-    def preset(self, lossy: bool = False) -> str:
-        # ATC compiles a dynamic batch itself (--dynamic_batch_size): static-batch is left to the user
-        # nearest-half-pixel: ATC rounds nearest Resize its own way; integer upsampling can be
-        # written so that the rounding cannot matter (exact)
-        rest = LOSSY.removeprefix(f"{FOLD},") if lossy else f"nearest-half-pixel,{REFLECT_FIX},pad-conv-fusion"
-        return f"{FOLD},{self._opsets().preset_pass},{rest}"
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command:

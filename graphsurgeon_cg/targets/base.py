@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..core.errors import CgsurgError, InputError
+from ..core.pipeline import Pipeline
+from ..core.presets import FOLD, VENDOR_PADS, ZERO_PADS
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
@@ -97,6 +99,13 @@ class TargetCheckFailed(CgsurgError):
         self.lint = lint
 
 
+class OpsetRule(Protocol):
+    """What the default preset asks of a target's opset rule (``rules.OpsetRange``)."""
+
+    @property
+    def preset_pass(self) -> str: ...
+
+
 class Target:
     """A compiler. Subclasses set the class attributes and build rules, preset and command for
     ``self.version`` (one of ``versions``; the default when none is asked for)."""
@@ -130,9 +139,28 @@ class Target:
 
         return choose(Precision(FP32, "float32 (the runtime's default)"), {}, asked)
 
-    def preset(self, lossy: bool = False) -> str:
-        """The pipeline that makes a model pass the rules: exact passes only unless ``lossy``."""
+    # What the preset runs after ``FOLD`` and the opset pass (``preset``): exact, and lossy.
+    exact_rewrites: ClassVar[Pipeline] = ZERO_PADS
+    lossy_rewrites: ClassVar[Pipeline] = VENDOR_PADS
+
+    def _opsets(self) -> OpsetRule:
+        """The opset rule, whose ``preset_pass`` brings a model into the range it accepts."""
         raise NotImplementedError
+
+    def rewrites(self, lossy: bool = False) -> Pipeline:
+        return self.lossy_rewrites if lossy else self.exact_rewrites
+
+    def preset(self, lossy: bool = False) -> Pipeline | str:
+        """The pipeline that makes a model pass the rules: exact passes only unless ``lossy``.
+        By default ``FOLD``, the opset pass, then ``rewrites(lossy)``. A plugin target may
+        return pipeline text instead (``preset_pipeline`` reads either)."""
+        return Pipeline(f"{self}{' lossy' if lossy else ''}", FOLD, self._opsets().preset_pass,
+                        self.rewrites(lossy))
+
+    def preset_pipeline(self, lossy: bool = False) -> Pipeline:
+        """``preset`` as a ``Pipeline`` value whatever it returned."""
+        preset = self.preset(lossy)
+        return preset if isinstance(preset, Pipeline) else Pipeline.parse(preset, str(self))
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from .base import ERROR, Rule, Target, register_target
 from .commands import Command, CompileSettings, ModelIO
 from .rules import (
-    FOLD,
     ConstantOperands,
     OperatorList,
     OpsetRange,
@@ -63,10 +62,6 @@ class OpenVINO(Target):
             ResizeAttributes(ResizeFacts(release, coordinate_modes={
                 "tf_crop_and_resize": Verdict(ERROR, "rejected by OpenVINO's ONNX frontend")})),
         ]
-
-    def preset(self, lossy: bool = False) -> str:
-        opsets = self._opsets().preset_pass
-        return f"{FOLD},{opsets},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},{opsets},pad-conv-fusion"
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command:

@@ -10,7 +10,7 @@ CUDA refuse it.
 from __future__ import annotations
 
 from .base import Rule, Target, register_target
-from .rules import FOLD, OpsetRange, ReflectPadSize
+from .rules import OpsetRange, ReflectPadSize
 
 
 @register_target
@@ -26,7 +26,3 @@ class OnnxRuntime(Target):
     def _opsets(self) -> OpsetRange:
         newer = "supported by later onnxruntime releases only: check yours"
         return OpsetRange(7, 21, "onnxruntime 1.18", above=newer)
-
-    def preset(self, lossy: bool = False) -> str:
-        opsets = self._opsets().preset_pass
-        return f"{FOLD},{opsets},reflect2const,pad-conv-fusion" if lossy else f"{FOLD},{opsets},pad-conv-fusion"

@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 
 from ..core.pipeline import PassSpec
+from ..core.presets import FOLD
 from .base import ERROR, WARNING, Finding, Rule
 from .graph import LintGraph
 
-FOLD = "fold-constants"
-LOSSY = f"{FOLD},reflect2const,resize-nearest,pad-conv-fusion"  # the lossy presets: zero pads, nearest resize
+FOLD_FIX = str(FOLD)  # the pass a finding names when folding fixes it
 
 
 @dataclass
@@ -206,7 +206,7 @@ class ConstantOperands(Rule):
                 name = graph.input(node, index)
                 if name is not None and not graph.is_constant(name):
                     yield self.finding(self.severity, f"{node.op_type} {label} are computed in the graph, "
-                                       "not constants", node, FOLD)
+                                       "not constants", node, FOLD_FIX)
 
 
 @dataclass
@@ -363,7 +363,7 @@ class SymbolicShapes(Rule):
                 dims = graph.shapes.get(node.output[0])
                 shape = "of unknown rank" if dims is None else _fmt(dims, graph.batch_symbols)
                 yield self.finding(self.severity, f"output shape {shape} ({len(dynamic)} tensors not static in all): "
-                                   f"{self.reason}", node, FOLD)
+                                   f"{self.reason}", node, FOLD_FIX)
 
 
 class DataTypes(Rule):

@@ -12,21 +12,19 @@ from pathlib import Path
 
 import onnx
 
-from ..core.base import Pass
 from ..core.errors import InputError
 from ..core.instruments import Instrument, PipelineRun
-from ..core.pipeline import PassSpec, parse_pipeline
+from ..core.pipeline import Pipeline
 from ..core.records import PipelineResult
+from ..core.registry import PipelineLike
 from .base import Target, TargetCheckFailed, get_target
 from .commands import Command, CompileSettings, ModelIO, aipp_config
 from .rules import static_shape_spec
 
-Pipeline = str | Sequence[PassSpec | Pass]
 
-
-def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False, aipp: bool = False,
+def with_preset(spec: str | None, pipeline: PipelineLike | None, lossy: bool = False, aipp: bool = False,
                 settings: CompileSettings | None = None,
-                shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[Target | None, Pipeline]:
+                shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[Target | None, PipelineLike]:
     """The target named by ``spec`` and the pipeline to run: its preset, then ``pipeline``;
     ``settings`` are checked against the target before any work. With ``shapes``
     (``--input-shape``), ``static-shape`` first: the model is compiled at them."""
@@ -43,14 +41,14 @@ def with_preset(spec: str | None, pipeline: Pipeline | None, lossy: bool = False
         raise InputError(f"AIPP is Ascend's preprocessing; target {target} has none")
     if settings is not None:
         check_settings(target, settings)
-    preset = target.preset(lossy)
+    preset = target.preset_pipeline(lossy)
     if shapes:
-        preset = f"{static_shape_spec(shapes)},{preset}"
+        preset = Pipeline(preset.name, static_shape_spec(shapes), preset)
     if not pipeline:
         return target, preset
-    if isinstance(pipeline, str):
-        return target, f"{preset},{pipeline}"
-    return target, [*parse_pipeline(preset), *pipeline]
+    if isinstance(pipeline, (str, Pipeline)):
+        return target, preset.then(pipeline)
+    return target, [preset, *pipeline]
 
 
 def check_settings(target: Target, settings: CompileSettings) -> None:

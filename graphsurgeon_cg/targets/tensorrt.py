@@ -20,11 +20,12 @@ No TensorRT runs on the machine cgsurg is developed on: these rules are tested b
 from __future__ import annotations
 
 from ..core.errors import InputError
+from ..core.pipeline import Pipeline
+from ..core.presets import EXACT_PADS, LOSSY_VENDOR
 from .base import ERROR, WARNING, Rule, Target, register_target
 from .commands import PROFILE_KINDS, Command, CompileSettings, ModelIO, shape_profile
 from .rules import (
-    FOLD,
-    LOSSY,
+    FOLD_FIX,
     ConstantOperands,
     ConvTransposeAttributes,
     ConvTransposeFacts,
@@ -105,7 +106,7 @@ class TensorRT(Target):
             ResizeAttributes(resize),
             ConvTransposeAttributes(ConvTransposeFacts(
                 release, spatial_ranks=(2, 3), other_rank=Verdict(ERROR, "TensorRT deconvolves in 2-D or 3-D only"),
-                weights_not_constant=Verdict(ERROR, "TensorRT 8.0 needs constant weights", FOLD) if old else None)),
+                weights_not_constant=Verdict(ERROR, "TensorRT 8.0 needs constant weights", FOLD_FIX) if old else None)),
             DynamicInputDims(WARNING, "the trtexec script gives every dynamic axis a min/opt/max profile (other "
                              "axes 32/640/1280 unless --min/--opt/--max-shapes); an engine built for one size is "
                              "faster, and the Shape chains fold"),
@@ -113,13 +114,11 @@ class TensorRT(Target):
                       int64_io=Verdict(WARNING, "TensorRT 8 casts INT64 down to INT32 (clamped)") if old else None),
         ]
 
-    def preset(self, lossy: bool = False) -> str:
-        opsets = self._opsets().preset_pass
-        if lossy:
-            return LOSSY.replace(FOLD, f"{FOLD},{opsets}", 1)
+    lossy_rewrites = LOSSY_VENDOR
+
+    def rewrites(self, lossy: bool = False) -> Pipeline:
         # TensorRT 10 pads by reflection itself: its exact preset leaves reflect Pads alone
-        return f"{FOLD},{opsets},reflect2slice,pad-conv-fusion" if self.version == "8.0" else \
-            f"{FOLD},{opsets},pad-conv-fusion"
+        return super().rewrites(lossy) if lossy or self.version != "8.0" else EXACT_PADS
 
     def command(self, io: ModelIO, model_ref: str, extra: dict[str, str],
                 settings: CompileSettings | None = None) -> Command:

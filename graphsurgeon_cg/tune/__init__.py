@@ -4,11 +4,11 @@
 the budget; ``timing``: deployment-faithful timing; ``results``: what was found; ``render``: tune.html.
 """
 
-from .candidates import EXACT, candidates, check_disjoint, cpu_flags, plan
+from .candidates import EXACT_PIPELINE, candidates, check_disjoint, cpu_flags, plan
 from .render import render_html
 from .results import Candidate, TuneResult, apply_line, pareto, run_line
 from .search import reference_outputs, tune
 from .timing import cpu_isa
 
-__all__ = ["EXACT", "Candidate", "TuneResult", "apply_line", "candidates", "check_disjoint", "cpu_flags", "cpu_isa",
-           "pareto", "plan", "reference_outputs", "render_html", "run_line", "tune"]
+__all__ = ["EXACT_PIPELINE", "Candidate", "TuneResult", "apply_line", "candidates", "check_disjoint", "cpu_flags",
+           "cpu_isa", "pareto", "plan", "reference_outputs", "render_html", "run_line", "tune"]

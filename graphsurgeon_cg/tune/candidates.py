@@ -8,11 +8,14 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.pipeline import PassSpec
 from ..core.presets import EXACT_COMPILER
 from ..stages.dataset import read_info
 from .results import Candidate
 
-EXACT = str(EXACT_COMPILER)  # exact up to float rounding
+# The pipeline of the "exact" candidates (exact up to float rounding). Not ``core.bounds.EXACT``,
+# which is a bound.
+EXACT_PIPELINE = str(EXACT_COMPILER)
 
 
 # The flags that decide which lower precision runs fast (``/proc/cpuinfo`` spelling).
@@ -47,40 +50,44 @@ def plan(min_cos: float, calib: str, backends: Sequence[str],
     ort, ov = "ort" in backends, "openvino" in backends
     avx2, vnni = "avx2" in flags, bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
     bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags))
-    int8 = f"{EXACT},int8(data={calib},min_cos=0"
+    def int8(**options: object) -> str:
+        """The exact pipeline, then int8 calibrated on ``calib`` with ``options``."""
+        return str(EXACT_COMPILER.then(PassSpec.from_values("int8", {"data": calib, **options})))
+
     found: list[Candidate] = []
     skipped: list[str] = []
     if ort:
-        found += [Candidate("original", "ort", None), Candidate("exact", "ort", EXACT)]
+        found += [Candidate("original", "ort", None), Candidate("exact", "ort", EXACT_PIPELINE)]
     if ov:
-        found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT)]
+        found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT_PIPELINE)]
         if bf16:
-            found.append(Candidate("bf16", "openvino", EXACT, precision="bf16"))
+            found.append(Candidate("bf16", "openvino", EXACT_PIPELINE, precision="bf16"))
         else:
             skipped.append(f"bf16 on openvino: {NO_BF16}")
-    cheap_ort = [Candidate("int8 qdq percentile (ConvTranspose float)", "ort", f"{int8})"),
-                 Candidate("int8 qdq percentile, all quantised", "ort", f"{int8},keep_first_last=false,keep_ops=[])"),
-                 Candidate("int8 qoperator percentile", "ort", f"{int8},format=qoperator)"),
-                 Candidate("int8 qdq minmax", "ort", f"{int8},method=minmax)")]
+    cheap_ort = [Candidate("int8 qdq percentile (ConvTranspose float)", "ort", int8(min_cos=0)),
+                 Candidate("int8 qdq percentile, all quantised", "ort",
+                           int8(min_cos=0, keep_first_last=False, keep_ops=())),
+                 Candidate("int8 qoperator percentile", "ort", int8(min_cos=0, format="qoperator")),
+                 Candidate("int8 qdq minmax", "ort", int8(min_cos=0, method="minmax"))]
     if avx2 and not vnni:
-        cheap_ort.insert(1, Candidate("int8 qdq reduce-range", "ort", f"{int8},reduce_range=true)"))
+        cheap_ort.insert(1, Candidate("int8 qdq reduce-range", "ort", int8(min_cos=0, reduce_range=True)))
     elif ort and avx2:
         skipped.append(f"int8 qdq reduce-range on ort: {HAS_VNNI}")
-    cheap_ov = [Candidate("nncf int8 (ConvTranspose float)", "openvino", EXACT, nncf=("ConvTranspose",)),
-                Candidate("nncf int8, all quantised", "openvino", EXACT, nncf=()),
-                Candidate("nncf int8 (first/last, ConvTranspose float)", "openvino", EXACT,
+    cheap_ov = [Candidate("nncf int8 (ConvTranspose float)", "openvino", EXACT_PIPELINE, nncf=("ConvTranspose",)),
+                Candidate("nncf int8, all quantised", "openvino", EXACT_PIPELINE, nncf=()),
+                Candidate("nncf int8 (first/last, ConvTranspose float)", "openvino", EXACT_PIPELINE,
                           nncf=("first-last", "ConvTranspose"))]
     if bf16:  # the layers NNCF leaves float run in bf16: a mix of int8 and bf16
-        cheap_ov.insert(1, Candidate("nncf int8 + bf16 (ConvTranspose bf16)", "openvino", EXACT,
+        cheap_ov.insert(1, Candidate("nncf int8 + bf16 (ConvTranspose bf16)", "openvino", EXACT_PIPELINE,
                                      nncf=("ConvTranspose",), precision="bf16"))
-    searches_ov = [Candidate("nncf int8 accuracy control (sensitivity)", "openvino", EXACT, nncf=("auto",),
+    searches_ov = [Candidate("nncf int8 accuracy control (sensitivity)", "openvino", EXACT_PIPELINE, nncf=("auto",),
                              bounded_by="nncf int8, all quantised"),
                    Candidate("nncf int8 (ConvTranspose float), full bias correction + channel alignment",
-                             "openvino", EXACT, nncf=("ConvTranspose",),
+                             "openvino", EXACT_PIPELINE, nncf=("ConvTranspose",),
                              nncf_options={"fast_bias_correction": False, "channel_alignment": True},
                              bounded_by="nncf int8, all quantised")]
-    searches_ort = [Candidate("int8 mixed (auto)", "ort", f"{EXACT},int8(data={calib},keep_float=[auto],"
-                                                         f"keep_first_last=false,keep_ops=[],min_cos={min_cos})",
+    searches_ort = [Candidate("int8 mixed (auto)", "ort", int8(keep_float=("auto",), keep_first_last=False,
+                                                              keep_ops=(), min_cos=min_cos),
                               bounded_by="int8 qdq percentile, all quantised")]
     if not avx2:
         skipped += [f"{c.label} on {c.backend}: {NO_AVX2}" for c in

@@ -19,17 +19,25 @@ from pathlib import Path
 from ..check.metrics import json_safe
 from ..core.errors import CgsurgError, InputError
 from ..core.modelio import staged_folder
+from ..core.pipeline import PassSpec, Pipeline
+from ..core.presets import EXACT_REWRITES, FOLD, VENDOR_PADS
 from .flow import bench_all, explains, report_of
 
 DEMO_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
 
 DEMO_STYLE = 19  # the package's own showcase style
 
-DEMO_FREEZE = "freeze-inputs(values=style_weights:onehot:{style}),fold-constants"
+
+
+def demo_freeze(style: int) -> Pipeline:
+    """The reference: the generator frozen to one style, folded."""
+    freeze = PassSpec.from_values("freeze-inputs", {"values": f"style_weights:onehot:{style}"})
+    return Pipeline(f"style {style}", freeze, FOLD)
+
 
 DEMO_PIPELINES = {  # name -> (what it is, pipeline), run on the frozen, folded model
-    "exact": ("the exact compiler pipeline", "reflect2slice,instancenorm-fusion,pad-conv-fusion"),
-    "vendor": ("the vendor guide's lossy workaround", "reflect2const,pad-conv-fusion"),
+    "exact": ("the exact compiler pipeline", EXACT_REWRITES),
+    "vendor": ("the vendor guide's lossy workaround", VENDOR_PADS),
 }
 
 def trained_model_path() -> Path:
@@ -107,9 +115,9 @@ def _run_demo(work: Path, out: Path, trained: Path, ngf: int, blocks: int, size:
     def shown(path: Path) -> str:
         return str(out / path.relative_to(work))
 
-    freeze = DEMO_FREEZE.format(style=style)
+    freeze = demo_freeze(style)
     summary: dict = {"output": str(out), "failed": None, "style": style, "size": size,
-                     "pipelines": {name: {"what": what, "pipeline": pipeline}
+                     "pipelines": {name: {"what": what, "pipeline": str(pipeline)}
                                    for name, (what, pipeline) in DEMO_PIPELINES.items()}}
     try:
         echo(f"[export] seeded resnet_{blocks}blocks generator, ngf {ngf} (random weights: this step shows "
