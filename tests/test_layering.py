@@ -14,7 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "graphsurgeon_cg"
 LAYERS = {"core": 1, "check": 2, "stages": 3, "export": 3, "report": 3, "targets": 3, "api": 4, "workflows": 4,
-          "testing": 4, "tune": 4, "distributed": 4, "services": 4, "cli": 5, "__init__": 0, "__main__": 6}
+          "testing": 4, "tune": 4, "distributed": 4, "cluster": 4, "services": 4, "cli": 5, "__init__": 0,
+          "__main__": 6}
 HEAVY = ("onnxruntime", "torch", "matplotlib")
 
 

@@ -19,7 +19,8 @@ as ``best.onnx``, or ``best_ov/`` for an OpenVINO IR, with the command that runs
 precision it was judged at; when none meets the bar, the verdict fails (exit 3) naming the
 closest. tune.json lists each candidate not tried or not fully evaluated, with the reason.
 
-With ``ray_address`` the candidates are built and judged in full as Ray tasks (``distributed``).
+With ``ray_address`` the candidates are built and judged in full as Ray tasks (``remote``: no
+shared storage; a candidate whose node is lost is re-run).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..api import apply
 from ..check.backends import backend_for
 from ..check.feeds import ImageInput, Shapes
 from ..check.metrics import score
@@ -42,21 +42,21 @@ from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, staged_folder
 from ..stages.bench import deployment_runner
 from ..stages.dataset import read_info
-from ..stages.evaluate import EvalResult, _scored
+from ..stages.evaluate import _scored
 from ..stages.infer import batches as infer_batches
 from ..targets.rules import static_shape_spec
 from .candidates import check_disjoint, cpu_flags, plan
+from .judging import EVAL_BATCH, _built, _judge, _reason, reference_outputs
 from .render import render_html
 from .results import Candidate, TuneResult, run_line
 from .timing import cpu_isa, probe, timed
 
-EVAL_BATCH = 4
 PROXY_IMAGES = 3
 PROXY_SLACK = 0.01  # a proxy this far under the bar is not worth the full evaluation
 FINALISTS = 3
 SEARCH_COST = 4.0  # an accuracy search costs about this many plain candidates
 
-__all__ = ["cpu_isa", "reference_outputs", "tune"]
+__all__ = ["tune"]
 
 
 def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | os.PathLike,
@@ -103,15 +103,16 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
         jobs = [(c, str(model), stage / "candidates" / f"{k:02d}.onnx", str(calib), str(evaluation), min_cos,
                  references, threads, shapes) for k, c in enumerate(chosen)]
         if ray_address is not None:
-            from ..distributed import connect, node_task, run_tasks
+            from ..distributed import connect
+            from .remote import judge, time_all
 
             references["calib"] = reference_outputs(model, calib, threads, shapes)
             ray = connect(ray_address)
             progress(f"[tune] {len(jobs)} candidates as Ray tasks")
-            tried = run_tasks(ray, _judged, [(*job[:-2], 1, shapes) for job in jobs], notice=progress)
+            tried = judge(ray, chosen, [job[2] for job in jobs], model, calib, evaluation, min_cos, references,
+                          shapes, progress)
             progress(f"[tune] timing in one task holding a whole node: {len(batches)} batch sizes x {rounds} rounds")
-            tried, environment = node_task(ray, _timed, tried, batches, rounds, str(evaluation), threads, shapes,
-                                           notice=progress)
+            tried, environment = time_all(ray, tried, batches, rounds, evaluation, threads, shapes, progress)
         else:
             tried = _search(jobs, deadline - reserve, skipped, progress)
             meeting = sorted((c for c in tried if c.meets and c.pipeline is not None),
@@ -242,28 +243,6 @@ def _fail(tried: list[Candidate], skipped: list[str], min_cos: float, budget_min
                              f"{min_cos} on the evaluation set{near}{unjudged}; see {Path(out_dir) / 'tune.html'}")
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def reference_outputs(model, info, threads, shapes: Shapes | None = None) -> dict[str, np.ndarray]:
-    """The original's first output per sample of ``info`` on ONNX Runtime, computed once for all
-    candidates (running it again beside each one would double tune's time)."""
-    return dict(_first_outputs(backend_for("ort", threads=threads).load(model), info, shapes))
-
-
-def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads, shapes: Shapes | None = None
-           ) -> EvalResult:
-    outputs = _first_outputs(deployment_runner(c.backend, c.model, 1, threads, c.precision), info, shapes)
-    return _scored([score(stem, references[stem], out) for stem, out in outputs])
-
-
-def _first_outputs(runner, info, shapes: Shapes | None = None) -> list[tuple[str, np.ndarray]]:
-    """(sample name, first output) for each sample of ``info``, in its order."""
-    return [(s.stem, out[0][i]) for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH, shapes)
-            for i, s in enumerate(chunk)]
-
-
 def _fixing(model, shapes: Shapes) -> str:
     """``static-shape(shapes=...)`` for the inputs whose dynamic axes other than the batch
     ``shapes`` fixes ("" when none: the candidates need no fixing); the batch stays as declared
@@ -273,58 +252,3 @@ def _fixing(model, shapes: Shapes) -> str:
     fixed = {inp.name: [None, *shapes[inp.name][1:]] for inp in session.get_inputs()
              if inp.name in shapes and any(not (isinstance(d, int) and d > 0) for d in list(inp.shape)[1:])}
     return static_shape_spec(fixed) if fixed else ""
-
-
-def _built(c: Candidate, model, path: Path, calib, min_cos: float) -> None:
-    """``c`` built into ``path`` (an IR beside it for NNCF); a failure is the candidate's error."""
-    try:
-        if c.pipeline is None:
-            shutil.copyfile(model, path)
-        else:
-            apply(model, path, c.pipeline, check=False)
-        c.model = str(path)
-        c.size_mb = path.stat().st_size / 1e6
-        if c.nncf is not None:
-            from ..stages.compile import compile_model
-
-            compiled = compile_model(path, path.with_suffix(""), int8=calib, keep_float=c.nncf, check=False,
-                                     int8_options=c.nncf_options, min_cos=min_cos)
-            c.model = str(compiled.xml)
-            c.size_mb = (compiled.xml.stat().st_size + compiled.bin.stat().st_size) / 1e6
-    except Exception as exc:  # a candidate that cannot be built is a row, not the end of tune
-        if c.pipeline is None:
-            raise  # the original itself: the input is bad
-        c.error = _reason(exc)
-
-
-def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, references: dict,
-            threads, shapes: Shapes | None = None) -> Candidate:
-    """``c`` built into ``path`` and judged in full on both sets against the original's
-    ``references`` (``{"eval": ..., "calib": ...}``): the Ray tasks' job; a failure is the
-    candidate's error."""
-    start = time.perf_counter()
-    _built(c, model, path, calib, min_cos)
-    try:
-        if c.error:
-            raise RuntimeError(c.error)
-        judged = _judge(c, evaluation, references["eval"], threads, shapes)
-        c.eval_cos = judged.summary.get(judged.judged_by)
-        c.psnr_db = (judged.summary.get("psnr_db") or {}).get("mean")
-        c.ssim = (judged.summary.get("ssim") or {}).get("mean")
-        on_calib = _judge(c, calib, references["calib"], threads, shapes)
-        c.calib_cos = on_calib.summary.get(on_calib.judged_by)
-        c.meets = bool(c.eval_cos and c.eval_cos["mean"] >= min_cos)
-        c.evaluated = "full"
-    except Exception as exc:  # a candidate that cannot be run is a row, not the end of tune
-        if c.pipeline is None:
-            raise  # the original itself: the input is bad
-        c.error = _reason(exc)
-    c.build_s = time.perf_counter() - start
-    return c
-
-
-def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluation, threads,
-           shapes: Shapes | None = None, progress: Callable[[str], None] = lambda m: None
-           ) -> tuple[list[Candidate], dict]:
-    """Every runnable candidate timed (``timing.timed``): the Ray path's node task."""
-    return timed(tried, batches, rounds, evaluation, threads, progress, shapes=shapes)
