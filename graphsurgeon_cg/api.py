@@ -244,7 +244,7 @@ def _report(model, model_path: str, report: ReportSettings, settings: CheckSetti
         feeds, names = _info_feeds(session, report.data, samples)
         kind, source = "info", Path(report.data).name
     elif settings.inputs_dir:
-        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn)[:samples], "folder"
+        feeds, kind = file_feeds(session, settings.inputs_dir, settings.warn, settings.shapes)[:samples], "folder"
     else:
         feeds = random_feeds(session, settings.shapes, settings.seed, samples=samples)
         kind = "random"
@@ -344,7 +344,7 @@ def diff_layers(model_a: str | os.PathLike, model_b: str | os.PathLike, *, shape
         feeds = _info_feeds(a, data, samples)[0]
     else:
         session = make_session(a)
-        feeds = file_feeds(session, inputs_dir, warn) if inputs_dir else random_feeds(session, shapes, seed)
+        feeds = file_feeds(session, inputs_dir, warn, shapes) if inputs_dir else random_feeds(session, shapes, seed)
     b = model_b if Path(model_b).suffix.lower() == ".xml" else load_model(model_b)  # an IR: OpenVINO reads it
     result = compare_layers(a, b, feeds, atol=atol, rtol=rtol, chunk_bytes=chunk_bytes,
                             backend=None if runtime.name == "ort" else runtime, warn=warn)

@@ -79,17 +79,37 @@ def model_files(path: str | os.PathLike) -> list[Path]:
 
 def ship(ray: Any, files: Sequence[Path]) -> Shipped:
     """Put ``files`` (the first one is the model) into the object store, once."""
+    root = files[0].parent
+    return ship_named(ray, [(str(path.relative_to(root)), path) for path in files])
+
+
+def ship_named(ray: Any, items: Sequence[tuple[str, Path | bytes]]) -> Shipped:
+    """Put each (relative name, file or bytes) into the object store, once; the first is the
+    main file (``materialise`` returns its path on the worker)."""
     import numpy as np
 
     digest = hashlib.sha256()
     refs = []
-    root = files[0].parent
-    for path in files:
-        data = np.fromfile(path, dtype=np.uint8)  # a numpy array: workers read it without a copy
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + _file_digest(path))
-        refs.append((str(path.relative_to(root)), ray.put(data)))
+    for name, source in items:
+        if isinstance(source, bytes):
+            data, content = np.frombuffer(source, dtype=np.uint8), hashlib.sha256(source).digest()
+        else:
+            data, content = np.fromfile(source, dtype=np.uint8), _file_digest(source)
+        digest.update(name.encode() + b"\0" + content)  # numpy arrays: workers read them without a copy
+        refs.append((name, ray.put(data)))
         del data
     return Shipped(digest.hexdigest()[:24], refs[0][0], tuple(refs))
+
+
+def ship_set(ray: Any, info: str | os.PathLike) -> Shipped:
+    """A sample set (an info file and the files it lists) into the object store: the info is
+    rewritten to name its files beside it, so the set reads the same from the worker's copy
+    (stems are unique in an info file, hence so are the names)."""
+    from .stages.dataset import read_info
+
+    samples = read_info(info)
+    lines = "".join(f"{s.index} {s.path.name} {s.width} {s.height}\n" for s in samples)
+    return ship_named(ray, [(Path(info).name, lines.encode()), *((s.path.name, s.path) for s in samples)])
 
 
 def _file_digest(path: Path) -> bytes:

@@ -8,8 +8,9 @@ reads the model and the samples and ships them (``cluster.ship``: no shared stor
 writes the files it gets back (into the same staging folder as the local path: nothing is left
 behind on failure).
 ``tune`` runs its accuracy jobs (build a candidate, judge it) as Ray tasks of one CPU each,
-packed, and its timing as one task that asks for all the CPUs of a node, so that no two
-timings share cores.
+packed, and its timing as one task that asks for all the CPUs of a node (``node_task``), so
+that no two timings share cores; the model, both sample sets and the built candidates travel
+through the object store too (``tune.remote``).
 
 Without an address Ray starts locally (or joins the instance this process started already);
 ``--ray auto`` joins the cluster of this machine, ``--ray HOST:6379`` or ``ray://HOST:10001`` a
@@ -23,7 +24,7 @@ import io
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -212,17 +213,6 @@ def evaluate_ray(ref_model: str | os.PathLike, model: str | os.PathLike, info: s
     results = run_all(ray, _eval_shard, [_shard_job(spec, models, shard) for shard in shards],
                       [len(shard) for shard in shards], cpus=threads, notice=notice)
     return EvalResult.from_scores([m for shard in results for m in shard])
-
-
-def run_tasks(ray: Any, fn: Callable, jobs: Sequence[tuple], cpus: int = 1,
-              notice: Callable[[str], None] = lambda m: None) -> list:
-    """``fn(*job)`` for each job as Ray tasks of ``cpus`` CPUs (``cluster.run_all``: a job whose
-    node dies is re-run elsewhere); results in job order."""
-    def sender(job: tuple) -> Callable[[], tuple]:
-        return lambda: job
-
-    return run_all(ray, fn, [sender(job) for job in jobs], [1] * len(jobs), cpus=cpus, notice=notice,
-                   what="candidate", unit="candidates")
 
 
 def node_task(ray: Any, fn: Callable, *args: Any, notice: Callable[[str], None] = lambda m: None) -> Any:

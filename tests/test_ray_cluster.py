@@ -84,9 +84,10 @@ def _driver(cluster, *args, **env_vars):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _run_killing_a_node(cluster, *args):
-    """Run the driver; when its first shard is done, kill (not gracefully) the node that did it
-    while its next shards are in flight. (exit code, stdout, stderr lines, killed mid-run)."""
+def _run_killing_a_node(cluster, *args, what="shard"):
+    """Run the driver; when its first ``what`` (shard, candidate) is done, kill (not gracefully)
+    the node that did it while the next are in flight. (exit code, stdout, stderr lines, killed
+    mid-run)."""
     proc = _driver(cluster, *args)
     timer = threading.Timer(RUN_LIMIT_S, proc.kill)
     timer.start()
@@ -97,7 +98,7 @@ def _run_killing_a_node(cluster, *args):
     try:
         for line in proc.stderr:
             lines.append(line.rstrip())
-            done = re.search(r"shard 1/\d+ done on node (\w+)", line)
+            done = re.search(rf"{what} 1/\d+ done on node (\w+)", line)
             if done and not killed_mid_run:
                 node = next(n for n in cluster.worker_nodes if n.node_id.startswith(done.group(1)))
                 cluster.remove_node(node, allow_graceful=False)
@@ -197,3 +198,62 @@ def test_a_cluster_without_workers_fails_in_one_line(cluster, data, tmp_path):
     assert proc.returncode == 1, err
     assert "no live Ray node with 1 CPU(s)" in err and "Traceback" not in err
     assert time.monotonic() - start < RUN_LIMIT_S and not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def tune_sets(data):
+    """Disjoint calibration (4) and evaluation (6) sets of the module's samples."""
+    info, _ = data
+    lines = info.read_text().splitlines()
+    (info.parent / "calib.info").write_text("\n".join(lines[:4]) + "\n")
+    (info.parent / "eval.info").write_text("\n".join(lines[4:10]) + "\n")
+    return info.parent / "calib.info", info.parent / "eval.info"
+
+
+# exact meets the bar, the int8 candidate (the slow one, in flight when the node dies) does not:
+# the winner cannot depend on timing noise
+TUNE_ARGS = ("--rounds", 1, "--batches", 1, "--min-cos", "0.9999", "--only", "exact,ConvTranspose float")
+
+
+def test_tune_survives_a_lost_node_with_the_same_winner(cluster, tune_sets, tmp_path):
+    calib, evaluation = tune_sets
+    args = ("tune", OPSET11, "--data", calib, "--eval", evaluation, *TUNE_ARGS)
+    local = invoke(*args, "-o", tmp_path / "local")
+    assert local.exit_code == 0, local.output
+    code, out, lines, killed = _run_killing_a_node(cluster, *args, "-o", tmp_path / "ray", what="candidate")
+    assert code == 0 and killed, "\n".join(lines[-20:])
+    done = [i for i, line in enumerate(lines) if re.search(r"candidate \d/3 done", line)]
+    assert len(done) == 3, "\n".join(line for line in lines if line.startswith("["))  # the node's candidate re-run
+    here, there = (json.loads((tmp_path / run / "tune.json").read_text()) for run in ("local", "ray"))
+    assert here["winner"] == there["winner"] == {"label": "exact", "backend": "ort"}
+    assert [c["label"] for c in here["candidates"]] == [c["label"] for c in there["candidates"]]
+    assert not [c["error"] for c in there["candidates"] if c["error"]]
+    for mine, theirs in zip(here["candidates"], there["candidates"]):
+        if mine["evaluated"] == "full":  # the local search judges in full only what could win
+            assert theirs["eval_cos"]["mean"] == pytest.approx(mine["eval_cos"]["mean"], rel=1e-12, abs=1e-12)
+        assert theirs["img_per_s"]["1"] > 0
+    for run in ("local", "ray"):  # every candidate's model is in the driver's folder, the winner written
+        report = json.loads((tmp_path / run / "tune.json").read_text())
+        assert all(os.path.isfile(c["model"]) for c in report["candidates"])
+    assert (tmp_path / "ray" / "best.onnx").read_bytes() == (tmp_path / "local" / "best.onnx").read_bytes()
+
+
+def test_tune_workers_open_no_path_of_the_driver(cluster, tune_sets, tmp_path):
+    import shutil
+
+    from graphsurgeon_cg.distributed import connect
+    from graphsurgeon_cg.tune import tune
+
+    calib, evaluation = tune_sets
+    folder = str(calib.parent)
+    model = shutil.copyfile(OPSET11, calib.parent / "tune_model.onnx")  # the model too, in the forbidden folder
+    connect(cluster.address, runtime_env={"worker_process_setup_hook": _forbid(folder)})
+    try:
+        result = tune(model, calib, evaluation, calib.parent / "tune_out", min_cos=0.9, batches=(1,), rounds=1,
+                      only=["exact", "ConvTranspose float"], ray_address=cluster.address)
+    finally:
+        ray.shutdown()
+    assert not [c.error for c in result.candidates if c.error]  # a worker that opened a driver path fails
+    int8 = next(c for c in result.candidates if "int8" in c.label)
+    assert int8.eval_cos and int8.calib_cos and "data=" + str(calib) in int8.pipeline  # the driver's path, back
+    assert os.path.isfile(int8.model) and str(int8.model).startswith(folder)

@@ -1,3 +1,4 @@
+import json
 import re
 
 import numpy as np
@@ -155,3 +156,26 @@ def test_stages_run_a_dynamic_model_at_the_given_shape(tmp_path):
                   "--input-shape", "x:1,3,64,64")
     assert done.exit_code == 0, done.output
     assert np.load(tmp_path / "out" / "s1.npy").shape == (1, 64, 64)
+
+
+def test_diff_resizes_a_folder_of_images_to_the_input_shape(tmp_path):
+    from PIL import Image
+
+    det = model_path("det")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    rng = np.random.default_rng(4)
+    for i, (h, w) in enumerate(((80, 96), (50, 40))):  # neither at the shape given: resized to it
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(pictures / f"p{i}.png")
+    rewritten = tmp_path / "det_rewritten.onnx"
+    assert invoke("apply", det, "-o", rewritten, "--passes", "static-shape(shapes=x:?,3,64,64),fold-constants",
+                  "--input-shape", "x:1,3,64,64", "--inputs", pictures).exit_code == 0
+    missing = invoke("diff", det, rewritten, "--inputs", pictures)
+    assert missing.exit_code == 2
+    assert missing.output.strip().splitlines()[-1].endswith("give them with --input-shape x:1,3,H,W")
+    result = invoke("diff", det, rewritten, "--inputs", pictures, "--input-shape", "x:1,3,64,64", "--json")
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)
+    assert compared["inputs"].startswith("2 files of ") and compared["outputs"][0]["max_abs"] == 0  # exact
+    wrong = invoke("diff", det, rewritten, "--inputs", pictures, "--input-shape", "x:1,3,96,96")
+    assert wrong.exit_code != 0 and "Traceback" not in wrong.output

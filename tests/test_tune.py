@@ -158,3 +158,53 @@ def test_an_openvino_winner_is_written_as_ir_with_the_command_that_runs_it(sets,
     assert runner.run({runner.get_inputs()[0].name: np.zeros((1, 3, 64, 64), np.float32)})[0].shape[0] == 1
     html = (out / "tune.html").read_text()
     assert "best_ov/model.xml" in html and html.count("onnxruntime") == 1  # the runtimes named once
+
+
+# --- --input-shape: a third-party detector with dynamic batch, height and width --------------
+@pytest.fixture(scope="module")
+def page_sets(tmp_path_factory):
+    """Pages of dark bars on white (text-like), prepped at 64x64 as the detector takes them."""
+    root = tmp_path_factory.mktemp("pages")
+    rng = np.random.default_rng(5)
+    infos = {}
+    for split, count in (("calib", 3), ("eval", 3)):
+        (root / split).mkdir()
+        for i in range(count):
+            page = np.full((80, 96, 3), 230, np.uint8)
+            for _ in range(4):
+                y, x = rng.integers(5, 60), rng.integers(0, 50)
+                page[y:y + 8, x:x + 40] = rng.integers(0, 60)
+            Image.fromarray(page).save(root / split / f"{split}{i}.png")
+        assert invoke("prep", root / split, "-o", root / f"{split}_prep", "--size", 64, "--norm",
+                      "imagenet").exit_code == 0
+        infos[split] = root / f"{split}_prep" / f"{split}.info"
+    return infos
+
+
+def test_tune_fixes_a_dynamic_detector_at_the_input_shape(page_sets, tmp_path):
+    import onnx
+
+    from thirdparty import model_path
+
+    det = model_path("det")
+    args = ("tune", det, "--data", page_sets["calib"], "--eval", page_sets["eval"], "--rounds", 1, "--batches", "1,2",
+            "--min-cos", "0.5", "--only", "all quantised")
+    refused = invoke(*args, "-o", tmp_path / "none")
+    assert refused.exit_code == 2 and "give them with --input-shape x:1,3,H,W" in refused.output
+    assert not (tmp_path / "none").exists()
+    wrong = invoke(*args, "--input-shape", "x:1,3,96,96", "-o", tmp_path / "none")
+    assert wrong.exit_code == 2 and "has shape (3, 64, 64); the model takes (3, 96, 96)" in wrong.output
+    out = tmp_path / "t"
+    result = invoke(*args, "--input-shape", "x:1,3,64,64", "-o", out)
+    assert result.exit_code == 0, result.output
+    fixed = "static-shape(shapes=[x:?,3,64,64])"  # batch left dynamic: tune times batches 1 and 2
+    report = json.loads((out / "tune.json").read_text())
+    int8 = next(c for c in report["candidates"] if "int8" in c["label"])
+    assert int8["pipeline"].startswith(fixed + ",") and set(int8["img_per_s"]) == {"1", "2"}
+    # fixed, the detector is quantised (unfixed, int8 keeps every Conv float)
+    quantised = onnx.load(int8["model"])
+    assert sum(n.op_type == "QuantizeLinear" for n in quantised.graph.node) > 50
+    assert [d.dim_value for d in quantised.graph.input[0].type.tensor_type.shape.dim][1:] == [3, 64, 64]
+    apply_line = next(line for line in result.output.splitlines() if "cgsurg apply" in line)
+    assert f"--passes '{fixed}," in apply_line
+    assert report["winner"] == {"label": int8["label"], "backend": "ort"}

@@ -98,7 +98,7 @@ class NumericChecker(Instrument):
         if self.settings.feeds:
             self._feeds = list(self.settings.feeds)
         elif self.settings.inputs_dir is not None:
-            self._feeds = file_feeds(original, self.settings.inputs_dir, self.settings.warn)
+            self._feeds = file_feeds(original, self.settings.inputs_dir, self.settings.warn, self.settings.shapes)
         else:
             self._grid = run.grid
             self._random_feeds(run.original)
@@ -211,7 +211,7 @@ def compare_models(ref_model: onnx.ModelProto | str | os.PathLike, new_model: on
     ref_sess = make_session(ref_model)
     settings = CheckSettings(inputs_dir=inputs_dir, seed=seed, feeds=list(feeds) if feeds is not None else None)
     if feeds is None:
-        feeds = file_feeds(ref_sess, inputs_dir, warn) if inputs_dir else random_feeds(ref_sess, shapes, seed)
+        feeds = file_feeds(ref_sess, inputs_dir, warn, shapes) if inputs_dir else random_feeds(ref_sess, shapes, seed)
     runner = backend.load(new_model) if backend else OrtBackend(optimize=False).load(new_model)
     result = compare_outputs(run_session(ref_sess, list(feeds)), run_all(runner, list(feeds)), bound)
     result.inputs = settings.describe_inputs(len(feeds))

@@ -99,9 +99,11 @@ def random_feeds(source: Any, shapes: Shapes | None = None, seed: int = 0, sampl
             for _ in range(samples)]
 
 
-def file_feeds(session: Any, folder: str | os.PathLike, warn: Callable[[str], None] = lambda m: None) -> list[Feeds]:
+def file_feeds(session: Any, folder: str | os.PathLike, warn: Callable[[str], None] = lambda m: None,
+               shapes: Shapes | None = None) -> list[Feeds]:
     """Real inputs from a folder: ``.npy`` arrays, ``.npz`` archives keyed by input name, or
-    images (resized to the input's size, scaled to [-1, 1], NCHW) for a single image input.
+    images (resized to the input's size, scaled to [-1, 1], NCHW) for a single image input:
+    its static size, or on dynamic height/width the size ``shapes`` (``--input-shape``) gives.
     Like ``prep``, a file that cannot be read is skipped with a warning (through ``warn``)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -111,14 +113,15 @@ def file_feeds(session: Any, folder: str | os.PathLike, warn: Callable[[str], No
     if not files:
         raise InputError(f"the inputs folder {folder} holds no .npy, .npz or image files")
     inputs = session.get_inputs()
+    shapes = shapes or {}
+    check_shape_names(inputs, shapes)
     if len(inputs) != 1 and any(p.suffix.lower() != ".npz" for p in files):
         raise InputError(f"the model has {len(inputs)} inputs: give .npz files keyed by input name")
-    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
-        _check_image_input(inputs[0])
+    size = _image_size(inputs[0], shapes) if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files) else None
     feeds = []
     for path in files:
         try:
-            feed = _read_feed(path, inputs)
+            feed = _read_feed(path, inputs, size)
         except InputError:
             raise
         except Exception as exc:  # numpy and PIL raise many types for broken or unknown files
@@ -135,7 +138,7 @@ def file_feeds(session: Any, folder: str | os.PathLike, warn: Callable[[str], No
     return feeds
 
 
-def _read_feed(path: Path, inputs: Sequence[Any]) -> Feeds:
+def _read_feed(path: Path, inputs: Sequence[Any], size: tuple[int, int] | None) -> Feeds:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
@@ -145,14 +148,21 @@ def _read_feed(path: Path, inputs: Sequence[Any]) -> Feeds:
         return feed
     if suffix == ".npy":
         return {inputs[0].name: np.load(path, allow_pickle=False)}
-    shape = inputs[0].shape
-    return {inputs[0].name: load_image(path, (shape[3], shape[2]))[0]}
+    assert size is not None  # file_feeds found the image size when the folder holds images
+    return {inputs[0].name: load_image(path, size)[0]}
 
 
-def _check_image_input(inp: Any) -> None:
-    shape = inp.shape
-    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
-        raise InputError(f"input '{inp.name}' is not an NCHW image of static size; use .npy inputs")
+def _image_size(inp: Any, shapes: Shapes) -> tuple[int, int]:
+    """(width, height) that images are resized to for ``inp``: from ``shapes`` when it names the
+    input, else its static size; a dynamic size without it is one line saying how to give it."""
+    shape = list(inp.shape)
+    if len(shape) != 4:
+        raise InputError(f"input '{inp.name}' is not an NCHW image; use .npy inputs")
+    if inp.name in shapes:
+        shape = list(fitted_shape(inp, shapes[inp.name]))
+    elif not all(_static(d) for d in shape[2:]):
+        raise dynamic_axes_error(inp)
+    return int(shape[3]), int(shape[2])
 
 
 def static_batch(model: onnx.ModelProto) -> int | None:

@@ -139,8 +139,8 @@ plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="FILE
 input_shape_option = click.option(
     "--input-shape", "input_shapes", multiple=True, type=InputShape(),
     help="NAME:D1,D2,...: the shape to run an input with dynamic axes at (repeatable; a dynamic batch defaults to "
-         "1, and infer, bench and profile take it from --batch). With --target, and on lint, the model is fixed "
-         "at it (the static-shape pass).")
+         "1, and infer, bench and profile take it from --batch). With --target, on lint, and for tune's "
+         "candidates, the model is fixed at it (the static-shape pass).")
 check_inputs = group(
     input_shape_option,
     click.option("--inputs", "inputs_dir", metavar="DIR",

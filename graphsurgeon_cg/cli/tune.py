@@ -6,7 +6,7 @@ import click
 
 from ..core.errors import NumericCheckFailed
 from . import cli
-from .options import BatchSizes, deprecated_option, ray_option
+from .options import BatchSizes, deprecated_option, input_shape_option, ray_option, shapes_of
 
 
 @cli.command(short_help="Find the fastest pipeline that meets an accuracy bar.")
@@ -30,9 +30,10 @@ from .options import BatchSizes, deprecated_option, ray_option
 @click.option("--only", metavar="WORD[,WORD]", default="",
               help="Try only the candidates whose label contains one of these words (e.g. int8,exact).")
 @click.option("-o", "--output", default="cgsurg-tune", show_default=True, help="Output folder.")
+@input_shape_option
 @ray_option
 def tune(model, calib, evaluation, min_cos, backend, batches, old_batches, budget, rounds, threads, only, output,
-         ray_address):
+         input_shapes, ray_address):
     """Find the fastest candidate pipeline whose per-pixel cosine meets --min-cos (exit 3 if none does)."""
     batches = old_batches or batches
     from ..tune import apply_line, run_line
@@ -43,7 +44,7 @@ def tune(model, calib, evaluation, min_cos, backend, batches, old_batches, budge
         result = run_tune(model, calib, evaluation, output, min_cos=min_cos, backends=backends, batches=batches,
                           budget_minutes=budget, rounds=rounds, threads=threads,
                           only=[w.strip() for w in only.split(",") if w.strip()], ray_address=ray_address,
-                          progress=lambda m: click.echo(m, err=True))
+                          shapes=shapes_of(input_shapes), progress=lambda m: click.echo(m, err=True))
     except NumericCheckFailed:
         _table_from(output)
         raise

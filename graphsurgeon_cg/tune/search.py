@@ -19,7 +19,8 @@ as ``best.onnx``, or ``best_ov/`` for an OpenVINO IR, with the command that runs
 precision it was judged at; when none meets the bar, the verdict fails (exit 3) naming the
 closest. tune.json lists each candidate not tried or not fully evaluated, with the reason.
 
-With ``ray_address`` the candidates are built and judged in full as Ray tasks (``distributed``).
+With ``ray_address`` the candidates are built and judged in full as Ray tasks (``remote``: no
+shared storage; a candidate whose node is lost is re-run).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..api import apply
 from ..check.backends import backend_for
+from ..check.feeds import ImageInput, Shapes
 from ..check.metrics import score
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, staged_folder
@@ -42,31 +44,36 @@ from ..stages.bench import deployment_runner
 from ..stages.dataset import read_info
 from ..stages.evaluate import EvalResult
 from ..stages.infer import batches as infer_batches
+from ..targets.rules import static_shape_spec
 from .candidates import check_disjoint, cpu_flags, plan
+from .judging import EVAL_BATCH, _built, _judge, _reason, reference_outputs, scores_of
 from .render import render_html
 from .results import Candidate, TuneResult, run_line
 from .timing import cpu_isa, probe, timed
 
-EVAL_BATCH = 4
 PROXY_IMAGES = 3
 PROXY_SLACK = 0.01  # a proxy this far under the bar is not worth the full evaluation
 FINALISTS = 3
 SEARCH_COST = 4.0  # an accuracy search costs about this many plain candidates
 
-__all__ = ["cpu_isa", "reference_outputs", "tune"]
+__all__ = ["tune"]
 
 
 def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | os.PathLike,
          out_dir: str | os.PathLike, *, min_cos: float = 0.99, backends: Sequence[str] = ("ort",),
          batches: Sequence[int] = (1, 16), budget_minutes: float = 10.0, rounds: int = 10,
          threads: int | None = None, only: Sequence[str] = (), ray_address: str | None = None,
-         progress: Callable[[str], None] = lambda m: None, flags: Sequence[str] | None = None) -> TuneResult:
+         progress: Callable[[str], None] = lambda m: None, flags: Sequence[str] | None = None,
+         shapes: Shapes | None = None) -> TuneResult:
     """Try the candidates, time them, pick the winner; writes ``out_dir`` (tune.json, tune.html,
     the candidates' models, best.onnx or best_ov/). Raises ``NumericCheckFailed`` (the folder
     still written) when no candidate meets ``min_cos``. ``only``: label substrings to keep (the
     originals are always measured, as the baseline). ``flags``: the CPU's ISA flags (default:
     this CPU's) that decide the candidates. ``ray_address`` (``local`` for a local Ray): the
-    candidates are built and judged as Ray tasks and timed in one task holding a whole node."""
+    candidates are built and judged as Ray tasks and timed in one task holding a whole node.
+    ``shapes`` (``--input-shape``): the size of the samples on the input's dynamic axes; each
+    candidate's pipeline then starts with ``static-shape`` at it (the batch left as declared),
+    as a compiler wants the model, and as int8 needs it to calibrate."""
     if not 0 < min_cos <= 1:
         raise InputError(f"min_cos must be in (0, 1], got {min_cos}")
     if not batches or min(batches) < 1 or rounds < 1 or budget_minutes <= 0:
@@ -77,37 +84,41 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
         raise InputError(f"no such model file: {model}")
     check_disjoint(calib, evaluation)
     check_output_folder(out_dir)
+    fixing = _fixing(model, shapes or {})
     deadline = time.monotonic() + budget_minutes * 60  # for everything, the final timing included
     with staged_folder(out_dir, keep=lambda exc: isinstance(exc, NumericCheckFailed)) as stage:
         (stage / "candidates").mkdir()
         planned, skipped = plan(min_cos, str(calib), backends, cpu_flags() if flags is None else flags)
         chosen = [c for c in planned if c.pipeline is None or not only or any(word in c.label for word in only)]
+        if fixing:
+            chosen = [replace(c, pipeline=f"{fixing},{c.pipeline}") if c.pipeline else c for c in chosen]
         if only and all(c.pipeline is None for c in chosen):
             raise InputError(f"no candidate label contains {', '.join(only)}")
         progress(f"[tune] {len(chosen)} candidates on {cpu_isa(flags)}; the original's outputs on the evaluation set")
         started = time.perf_counter()
-        references = {"eval": reference_outputs(model, evaluation, threads)}
+        references = {"eval": reference_outputs(model, evaluation, threads, shapes)}
         per_image = (time.perf_counter() - started) / max(1, len(references["eval"]))
         # The final timing's share of the budget, kept back from the start.
         reserve = per_image * sum(b * (max(3, round(rounds / b ** 0.5)) + 2) for b in batches) * (FINALISTS + 2)
         jobs = [(c, str(model), stage / "candidates" / f"{k:02d}.onnx", str(calib), str(evaluation), min_cos,
-                 references, threads) for k, c in enumerate(chosen)]
+                 references, threads, shapes) for k, c in enumerate(chosen)]
         if ray_address is not None:
-            from ..distributed import connect, node_task, run_tasks
+            from ..distributed import connect
+            from .remote import judge, time_all
 
-            references["calib"] = reference_outputs(model, calib, threads)
+            references["calib"] = reference_outputs(model, calib, threads, shapes)
             ray = connect(ray_address)
             progress(f"[tune] {len(jobs)} candidates as Ray tasks")
-            tried = run_tasks(ray, _judged, [(*job[:-1], 1) for job in jobs], notice=progress)
+            tried = judge(ray, chosen, [job[2] for job in jobs], model, calib, evaluation, min_cos, references,
+                          shapes, progress)
             progress(f"[tune] timing in one task holding a whole node: {len(batches)} batch sizes x {rounds} rounds")
-            tried, environment = node_task(ray, _timed, tried, batches, rounds, str(evaluation), threads,
-                                           notice=progress)
+            tried, environment = time_all(ray, tried, batches, rounds, evaluation, threads, shapes, progress)
         else:
             tried = _search(jobs, deadline - reserve, skipped, progress)
             meeting = sorted((c for c in tried if c.meets and c.pipeline is not None),
                              key=lambda c: c.probe_vs_ort_fp32, reverse=True)
             tried, environment = timed(tried, batches, rounds, str(evaluation), threads, progress,
-                                       finalists=meeting[:FINALISTS])
+                                       finalists=meeting[:FINALISTS], shapes=shapes)
         ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None and c.timed]
         winner = max(ok, key=lambda c: c.speed) if ok else None
         if winner is not None:
@@ -130,7 +141,7 @@ def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[
     costs: list[float] = []
     winner: Candidate | None = None
     base = 0.0  # the ORT original's probe, seconds
-    for k, (c, model, path, calib, evaluation, min_cos, references, threads) in enumerate(jobs):
+    for k, (c, model, path, calib, evaluation, min_cos, references, threads, shapes) in enumerate(jobs):
         left = deadline - time.monotonic()
         cost = (np.mean(costs) if costs else 0.0) * (SEARCH_COST if c.bounded_by else 1.0)
         if c.pipeline is not None and cost > left:
@@ -146,11 +157,11 @@ def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[
         _built(c, model, path, calib, min_cos)
         if not c.error:
             try:
-                seconds = probe(c, evaluation, threads)
+                seconds = probe(c, evaluation, threads, shapes)
                 if c.pipeline is None and c.backend == "ort":
                     base = seconds
                 c.probe_vs_ort_fp32 = base / seconds if base and seconds else 0.0
-                _evaluate(c, evaluation, calib, references, min_cos, threads, winner, model)
+                _evaluate(c, evaluation, calib, references, min_cos, threads, winner, model, shapes)
             except Exception as exc:  # a candidate that cannot run is a row, not the end of tune
                 if c.pipeline is None:
                     raise
@@ -165,17 +176,17 @@ def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[
 
 
 def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float, threads,
-              winner: Candidate | None, model) -> None:
+              winner: Candidate | None, model, shapes: Shapes | None = None) -> None:
     """The proxy, then the full evaluation with its early stop (steps 2 and 3); sets
     ``eval_cos``, ``meets`` and ``evaluated``."""
     samples = read_info(evaluation)
     runner = deployment_runner(c.backend, c.model, 1, threads, c.precision)
     scores = []
     total = len(samples)
-    for chunk, out, _ in infer_batches(runner, samples, min(EVAL_BATCH, PROXY_IMAGES)):
+    for chunk, out, _ in infer_batches(runner, samples, min(EVAL_BATCH, PROXY_IMAGES), shapes):
         scores += [score(s.stem, references["eval"][s.stem], out[0][i]) for i, s in enumerate(chunk)]
         judged = EvalResult.from_scores(scores)
-        _scores_of(c, judged)
+        scores_of(c, judged)
         mean = c.eval_mean
         done = len(scores)
         if done < total and c.pipeline is None:
@@ -195,15 +206,8 @@ def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float,
     c.meets = bool(c.eval_cos and c.eval_cos.mean >= min_cos)
     if c.meets:
         if "calib" not in references:
-            references["calib"] = reference_outputs(model, calib, threads)
-        c.calib_cos = _judge(c, calib, references["calib"], threads).judged
-
-
-def _scores_of(c: Candidate, judged: EvalResult) -> None:
-    """``c``'s evaluation scores: the judged cosine, PSNR and SSIM."""
-    c.eval_cos = judged.judged
-    c.psnr_db = psnr.mean if (psnr := judged.stat("psnr_db")) else None
-    c.ssim = ssim.mean if (ssim := judged.stat("ssim")) else None
+            references["calib"] = reference_outputs(model, calib, threads, shapes)
+        c.calib_cos = _judge(c, calib, references["calib"], threads, shapes).judged
 
 
 def _export(winner: Candidate, stage: Path) -> None:
@@ -235,72 +239,12 @@ def _fail(tried: list[Candidate], skipped: list[str], min_cos: float, budget_min
                              f"{min_cos} on the evaluation set{near}{unjudged}; see {Path(out_dir) / 'tune.html'}")
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def reference_outputs(model, info, threads) -> dict[str, np.ndarray]:
-    """The original's first output per sample of ``info`` on ONNX Runtime, computed once for all
-    candidates (running it again beside each one would double tune's time)."""
-    return dict(_first_outputs(backend_for("ort", threads=threads).load(model), info))
-
-
-def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads) -> EvalResult:
-    outputs = _first_outputs(deployment_runner(c.backend, c.model, 1, threads, c.precision), info)
-    return EvalResult.from_scores([score(stem, references[stem], out) for stem, out in outputs])
-
-
-def _first_outputs(runner, info) -> list[tuple[str, np.ndarray]]:
-    """(sample name, first output) for each sample of ``info``, in its order."""
-    return [(s.stem, out[0][i]) for chunk, out, _ in infer_batches(runner, read_info(info), EVAL_BATCH)
-            for i, s in enumerate(chunk)]
-
-
-def _built(c: Candidate, model, path: Path, calib, min_cos: float) -> None:
-    """``c`` built into ``path`` (an IR beside it for NNCF); a failure is the candidate's error."""
-    try:
-        if c.pipeline is None:
-            shutil.copyfile(model, path)
-        else:
-            apply(model, path, c.pipeline, check=False)
-        c.model = str(path)
-        c.size_mb = path.stat().st_size / 1e6
-        if c.nncf is not None:
-            from ..stages.compile import compile_model
-
-            compiled = compile_model(path, path.with_suffix(""), int8=calib, keep_float=c.nncf, check=False,
-                                     int8_options=c.nncf_options, min_cos=min_cos)
-            c.model = str(compiled.xml)
-            c.size_mb = (compiled.xml.stat().st_size + compiled.bin.stat().st_size) / 1e6
-    except Exception as exc:  # a candidate that cannot be built is a row, not the end of tune
-        if c.pipeline is None:
-            raise  # the original itself: the input is bad
-        c.error = _reason(exc)
-
-
-def _judged(c: Candidate, model, path: Path, calib, evaluation, min_cos: float, references: dict,
-            threads) -> Candidate:
-    """``c`` built into ``path`` and judged in full on both sets against the original's
-    ``references`` (``{"eval": ..., "calib": ...}``): the Ray tasks' job; a failure is the
-    candidate's error."""
-    start = time.perf_counter()
-    _built(c, model, path, calib, min_cos)
-    try:
-        if c.error:
-            raise RuntimeError(c.error)
-        _scores_of(c, _judge(c, evaluation, references["eval"], threads))
-        c.calib_cos = _judge(c, calib, references["calib"], threads).judged
-        c.meets = bool(c.eval_cos and c.eval_cos.mean >= min_cos)
-        c.evaluated = "full"
-    except Exception as exc:  # a candidate that cannot be run is a row, not the end of tune
-        if c.pipeline is None:
-            raise  # the original itself: the input is bad
-        c.error = _reason(exc)
-    c.build_s = time.perf_counter() - start
-    return c
-
-
-def _timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluation, threads,
-           progress: Callable[[str], None] = lambda m: None) -> tuple[list[Candidate], dict]:
-    """Every runnable candidate timed (``timing.timed``): the Ray path's node task."""
-    return timed(tried, batches, rounds, evaluation, threads, progress)
+def _fixing(model, shapes: Shapes) -> str:
+    """``static-shape(shapes=...)`` for the inputs whose dynamic axes other than the batch
+    ``shapes`` fixes ("" when none: the candidates need no fixing); the batch stays as declared
+    (``?``), since tune times several batch sizes. Wrong names or sizes fail here, in one line."""
+    session = backend_for("ort").load(model)
+    ImageInput.of(session, shapes)
+    fixed = {inp.name: [None, *shapes[inp.name][1:]] for inp in session.get_inputs()
+             if inp.name in shapes and any(not (isinstance(d, int) and d > 0) for d in list(inp.shape)[1:])}
+    return static_shape_spec(fixed) if fixed else ""

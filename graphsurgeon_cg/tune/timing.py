@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-from ..check.feeds import ImageInput
+from ..check.feeds import ImageInput, Shapes
 from ..stages.bench import cores, deployment_runner
 from ..stages.dataset import load_sample, read_info
 from .candidates import cpu_flags
@@ -53,9 +53,10 @@ def environment(threads: int | None) -> dict:
     return {**env, "python": platform.python_version()}
 
 
-def feed_for(runner, evaluation, batch: int) -> dict | None:
-    """A batch of the evaluation samples for ``runner`` (None: its static batch differs)."""
-    image = ImageInput.of(runner)
+def feed_for(runner, evaluation, batch: int, shapes: Shapes | None = None) -> dict | None:
+    """A batch of the evaluation samples for ``runner`` (None: its static batch differs);
+    ``shapes``: ``--input-shape``, for a model with dynamic axes (see ``ImageInput.of``)."""
+    image = ImageInput.of(runner, shapes)
     if image.static_batch not in (None, batch):
         return None
     samples = read_info(evaluation)
@@ -63,10 +64,10 @@ def feed_for(runner, evaluation, batch: int) -> dict | None:
     return {image.name: np.stack(pool)}
 
 
-def probe(c: Candidate, evaluation, threads: int | None) -> float:
+def probe(c: Candidate, evaluation, threads: int | None, shapes: Shapes | None = None) -> float:
     """Median seconds of a batch-1 run of ``c`` as deployed."""
     runner = deployment_runner(c.backend, c.model, 1, threads, c.precision)
-    feed = feed_for(runner, evaluation, 1)
+    feed = feed_for(runner, evaluation, 1, shapes)
     if feed is None:
         return 0.0
     runner.run(feed)
@@ -80,8 +81,8 @@ def probe(c: Candidate, evaluation, threads: int | None) -> float:
 
 
 def timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluation, threads,
-          progress: Callable[[str], None] = lambda m: None, finalists: Sequence[Candidate] | None = None
-          ) -> tuple[list[Candidate], dict]:
+          progress: Callable[[str], None] = lambda m: None, finalists: Sequence[Candidate] | None = None,
+          shapes: Shapes | None = None) -> tuple[list[Candidate], dict]:
     """Images per second at each batch size for ``finalists`` (default: every runnable
     candidate) and the originals: loaded as deployed at that batch, then the rounds
     interleaved (one run of each per round, so that load drifts hit all alike), medians."""
@@ -91,7 +92,7 @@ def timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluatio
     for batch in batches:
         progress(f"[tune] timing batch {batch}: {len(runnable)} candidates, interleaved")
         runners = {id(c): deployment_runner(c.backend, c.model, batch, threads, c.precision) for c in runnable}
-        feeds = {key: feed for key, feed in ((k, feed_for(r, evaluation, batch)) for k, r in runners.items())
+        feeds = {key: feed for key, feed in ((k, feed_for(r, evaluation, batch, shapes)) for k, r in runners.items())
                  if feed is not None}
         times: dict[int, list[float]] = {key: [] for key in feeds}
         count = max(3, round(rounds / batch ** 0.5))  # a batch of 16 takes 16 times longer: fewer rounds
