@@ -65,7 +65,7 @@ def test_presets_are_the_pipelines_they_always_were():
     assert EXACT_PIPELINE == str(presets.EXACT_COMPILER) and EXACT_PIPELINE != EXACT_BOUND
     cann5 = get_target("ascend:cann5")
     assert isinstance(cann5.preset(), Pipeline)
-    assert str(cann5.preset()) == "fold-constants,opset(min=9,max=13),reflect2slice,pad-conv-fusion"
+    assert str(cann5.preset()) == "fold-constants,opset(min=9,max=13),nearest-half-pixel,reflect2slice,pad-conv-fusion"
     assert str(cann5.preset(True)) == "fold-constants,opset(min=9,max=13),reflect2const,resize-nearest,pad-conv-fusion"
     assert str(get_target("tensorrt:10").preset()) == "fold-constants,opset(min=9,max=24),pad-conv-fusion"
     assert str(get_target("tensorrt:8.0").preset()) == \

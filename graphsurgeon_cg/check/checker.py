@@ -35,7 +35,7 @@ from ..core.instruments import Instrument, PipelineRun
 from ..core.records import PassRecord, PipelineResult
 from .backends import Backend, OrtBackend, run_all
 from .feeds import Feeds, check_shape_names, file_feeds, first_dims, fit_batch, input_shape, random_feeds, static_batch
-from .fp16sim import SIMULATED, has_float16, overflowing, simulate
+from .fp16sim import SIMULATED, overflowing, simulable, simulate
 from .metrics import Comparison, compare_outputs
 from .session import SessionCache, make_session, run_session
 
@@ -157,7 +157,7 @@ class NumericChecker(Instrument):
             self._random_feeds(run.stages[j])
         new = [run.outputs_back(o, j, i) for o in self._stage_outputs(run, j)]
         result = compare_outputs(self._stage_outputs(run, i), new, bound)
-        if has_float16(run.stages[j]):
+        if simulable(run.stages[j]):
             result.simulated = SIMULATED
             if not result.ok:
                 names = overflowing(run.stages[j], [run.feeds_for(f, j) for f in self._feeds])
@@ -170,7 +170,7 @@ class NumericChecker(Instrument):
         if k not in self._outputs:
             feeds = [run.feeds_for(f, k) for f in self._feeds]
             stage = run.stages[k]
-            model = simulate(stage).model if has_float16(stage) else stage  # as a float16 engine computes it
+            model = simulate(stage).model if simulable(stage) else stage  # as a float16 engine computes it
             self._outputs[k] = self.sessions.run(model, feeds)
         return self._outputs[k]
 

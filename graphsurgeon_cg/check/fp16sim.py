@@ -58,6 +58,15 @@ def has_float16(model: onnx.ModelProto) -> bool:
                    for n in graph.node))
 
 
+def simulable(model: onnx.ModelProto) -> bool:
+    """Whether the checker runs ``model`` through the simulator: it has float16 and no If/Loop
+    body (bodies are not simulated; such a model runs as ONNX Runtime computes it, and the
+    verdict does not say "simulated")."""
+    bodies = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                 for n in model.graph.node for a in n.attribute)
+    return has_float16(model) and not bodies
+
+
 @dataclass
 class Simulation:
     """The float32 copy that computes as a float16 engine, and the float16 tensors it rounds
@@ -99,6 +108,9 @@ def simulate(model: onnx.ModelProto, rounding: str = "float16") -> Simulation:
     outputs = {o.name for o in g.output if o.type.tensor_type.elem_type == HALF}
     inputs = {i.name for i in g.input if i.type.tensor_type.elem_type == HALF}
     renamed = {n: n + SUFFIX for n in outputs | inputs}  # float32 inside, float16 at the interface
+    for tensor in g.initializer:  # a weight that is also an output: the Cast below gives the output
+        if tensor.name in renamed:
+            tensor.name = renamed[tensor.name]
     nodes: list[onnx.NodeProto] = []
     for name in inputs:
         nodes.append(onnx.helper.make_node("Cast", [name], [renamed[name]], to=FLOAT, name=name + SUFFIX + "_in"))
@@ -124,7 +136,7 @@ def simulate(model: onnx.ModelProto, rounding: str = "float16") -> Simulation:
             pairs += [onnx.helper.make_node("Cast", [raw], [half], to=round_to, name=half),
                       onnx.helper.make_node("Cast", [half], [final], to=FLOAT, name=final + "_back")]
         nodes += [new, *pairs]
-    for name in outputs:
+    for name in outputs - inputs:  # an input that is also an output is given back as it came
         nodes.append(onnx.helper.make_node("Cast", [renamed[name]], [name], to=HALF, name=name + SUFFIX + "_out"))
     del g.node[:]
     g.node.extend(nodes)
