@@ -61,6 +61,7 @@ class ProtoGraph:
         self._latest: dict[int, tuple[onnx.NodeProto, onnx.NodeProto]] = {}  # a node -> its copy
         self._pos: dict[int, int] | None = None  # a node -> its index in ``nodes``
         self.new: set[int] = set()  # nodes created by the current pass
+        self._edited: set[int] = set()  # nodes the current pass wrote
         self.touched: list[onnx.NodeProto] = []
         self._names: set[str] | None = None
         self._constants: dict = {}
@@ -131,6 +132,7 @@ class ProtoGraph:
     def writable(self, node: onnx.NodeProto) -> onnx.NodeProto:
         """``node`` itself if this view owns it, else a copy that replaces it everywhere."""
         if id(node) in self._own:
+            self._edited.add(id(node))
             return node
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
@@ -147,6 +149,7 @@ class ProtoGraph:
         for name in node.output:
             if self.producer.get(name) is node:
                 self.producer[name] = copy
+        self._edited.add(id(copy))
         return copy
 
     def latest(self, node: onnx.NodeProto) -> onnx.NodeProto:
@@ -220,6 +223,7 @@ class ProtoGraph:
     # --- the manager's side ------------------------------------------------------------------
     def begin_pass(self) -> None:
         self.new.clear()
+        self._edited = set()  # ids of the nodes this pass wrote (their inputs may have changed)
         self.touched = []
         self._names = None
         self._constants = {}
@@ -249,7 +253,11 @@ class ProtoGraph:
             self.inferred[info.name] = (lent_dtype, lent_shape)
 
     def clean_and_sort(self, pass_name: str) -> None:
-        """``core.cleanup``'s linear cleanup and depth-first sort, by name instead of identity."""
+        """``core.cleanup``'s linear cleanup and depth-first sort, by name instead of identity.
+        Each node's inputs are read from the protobuf once (a repeated field is a proxy object:
+        reading it per visit was a third of the fast path's time at 100k nodes)."""
+        producer = self.producer
+        inputs = {id(node): tuple(node.input) for node in self.nodes}
         live: set[int] = set()
         seen: set[str] = set()
         stack = list(self.outputs)
@@ -258,40 +266,58 @@ class ProtoGraph:
             if name in seen:
                 continue
             seen.add(name)
-            node = self.producer.get(name)
+            node = producer.get(name)
             if node is not None and id(node) not in live:
                 live.add(id(node))
-                stack.extend(node.input)
+                stack.extend(inputs[id(node)])
         if len(live) != len(self.nodes):
             for node in self.nodes:
                 if id(node) not in live:
                     self._unindex(node)
             self.nodes = [n for n in self.nodes if id(n) in live]
             self._pos = None
-        state: dict[int, int] = {}
+        if not self.new and self._still_sorted(inputs):
+            return  # the depth-first sort keeps a sorted order as it is: nothing to do
+        visiting: set[int] = set()
+        placed: set[int] = set()
         order: list[onnx.NodeProto] = []
         for root in self.nodes:
-            if id(root) in state:
+            if id(root) in placed or id(root) in visiting:
                 continue
-            state[id(root)] = 1
-            stack_nodes = [(root, iter(root.input))]
+            visiting.add(id(root))
+            stack_nodes = [(root, iter(inputs[id(root)]))]
             while stack_nodes:
                 node, pending = stack_nodes[-1]
                 for name in pending:
-                    source = self.producer.get(name)
-                    if source is None or state.get(id(source)) == 2:
+                    source = producer.get(name)
+                    if source is None or id(source) in placed:
                         continue
-                    if state.get(id(source)) == 1:
+                    if id(source) in visiting:
                         raise PassFailed(pass_name, "the graph has a cycle")  # the gs path names it
-                    state[id(source)] = 1
-                    stack_nodes.append((source, iter(source.input)))
+                    visiting.add(id(source))
+                    stack_nodes.append((source, iter(inputs[id(source)])))
                     break
                 else:
                     stack_nodes.pop()
-                    state[id(node)] = 2
+                    visiting.discard(id(node))
+                    placed.add(id(node))
                     order.append(node)
         self.nodes = order
         self._pos = None
+
+    def _still_sorted(self, inputs: dict[int, tuple[str, ...]]) -> bool:
+        """Whether the order is still topological after a pass that added no node: only the
+        nodes it wrote can read a tensor made after them."""
+        edited = [k for k, node in enumerate(self.nodes) if id(node) in self._edited]
+        if not edited:
+            return True
+        position = {id(node): k for k, node in enumerate(self.nodes)}
+        for k in edited:
+            for name in inputs[id(self.nodes[k])]:
+                source = self.producer.get(name)
+                if source is not None and position[id(source)] >= k:
+                    return False
+        return True
 
     def users(self, name: str) -> list[onnx.NodeProto]:
         """The nodes that read ``name``, once per input that reads it (as gs ``tensor.outputs``)."""
