@@ -141,3 +141,10 @@ def test_setup_cfg_lists_every_package():
     found = {"graphsurgeon_cg." + ".".join(p.parent.relative_to(PACKAGE).parts) if p.parent != PACKAGE
              else "graphsurgeon_cg" for p in PACKAGE.rglob("__init__.py")} | {"graphsurgeon_cg.passes"}
     assert found <= listed, f"missing from setup.cfg [options] packages: {sorted(found - listed)}"
+
+
+@pytest.mark.parametrize("path", sorted([*PACKAGE.rglob("*.py"), *PASSES.glob("*.py")]),
+                         ids=lambda p: str(p.relative_to(PACKAGE.parent)))
+def test_no_module_is_over_400_lines(path):
+    """A module that grows past this does several jobs: split it by role."""
+    assert len(path.read_text().splitlines()) <= 400
