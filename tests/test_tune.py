@@ -208,3 +208,25 @@ def test_tune_fixes_a_dynamic_detector_at_the_input_shape(page_sets, tmp_path):
     apply_line = next(line for line in result.output.splitlines() if "cgsurg apply" in line)
     assert f"--passes '{fixed}," in apply_line
     assert report["winner"] == {"label": int8["label"], "backend": "ort"}
+
+
+def test_tune_adds_a_simulated_float16_build_that_is_never_the_winner(sets, tmp_path):
+    """The float16 build's row is judged through the float16 simulator (a cosine below the exact
+    one's: float16 rounds every tensor) and says so; it is never timed, never the winner."""
+    from graphsurgeon_cg.tune import plan, tune
+
+    for flags in (AVX2_ONLY, set()):  # predicted whatever the ISA: nothing of it runs here
+        assert "float16 build (simulated) / ort" in _labels(plan(0.99, "c.info", ("ort",), flags)[0])
+    out = tmp_path / "t"
+    result = tune(OPSET11, sets["calib"], sets["eval"], out, min_cos=0.9, batches=(1,), rounds=1,
+                  only=["exact", "float16 build"], flags=AVX2_ONLY)
+    report = json.loads((out / "tune.json").read_text())
+    row = next(c for c in report["candidates"] if c["label"] == "float16 build (simulated)")
+    exact = next(c for c in report["candidates"] if c["label"] == "exact")
+    assert not row["error"] and row["evaluated"] == "full" and row["meets"]
+    assert 0.99 < row["eval_cos"]["mean"] < exact["eval_cos"]["mean"]  # float16 rounding, simulated
+    assert row["pipeline"].endswith(",fp16") and row["simulated"].startswith("accuracy predicted by the float16")
+    assert "speed: not measured here" in row["simulated"]
+    assert row["img_per_s"] == {} and row["speed"] == 0
+    assert report["winner"]["label"] == "exact" and result.winner is not None and result.winner.label == "exact"
+    assert "accuracy predicted by the float16 simulator" in (out / "tune.html").read_text()
