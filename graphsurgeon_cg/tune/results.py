@@ -12,7 +12,6 @@ import numpy as np
 from ..check.metrics import json_safe
 from ..stages.evaluate import MeanMin
 
-
 FP16_SIMULATED = ("accuracy predicted by the float16 simulator; speed: not measured here "
                   "(no float16 engine on this CPU)")
 

@@ -19,6 +19,10 @@ as ``best.onnx``, or ``best_ov/`` for an OpenVINO IR, with the command that runs
 precision it was judged at; when none meets the bar, the verdict fails (exit 3) naming the
 closest. tune.json lists each candidate not tried or not fully evaluated, with the reason.
 
+The "float16 build (simulated)" row (the exact pipeline, then ``fp16``) predicts what a float16
+engine (Ascend's default build, TensorRT ``--fp16``) would score: it is judged through the float16
+simulator (``check.fp16sim``), never timed (ORT runs float16 through float32 here), never the winner.
+
 With ``ray_address`` the candidates are built and judged in full as Ray tasks (``remote``: no
 shared storage; a candidate whose node is lost is re-run).
 """
@@ -168,7 +172,8 @@ def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[
         c.build_s = time.perf_counter() - start
         if c.pipeline is not None:
             costs.append(c.build_s)
-        if c.meets and c.pipeline is not None and not c.simulated and (winner is None or c.probe_vs_ort_fp32 > winner.probe_vs_ort_fp32):
+        faster = winner is None or c.probe_vs_ort_fp32 > winner.probe_vs_ort_fp32
+        if c.meets and c.pipeline is not None and not c.simulated and faster:
             winner = c
         tried.append(c)
     return tried
