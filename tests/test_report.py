@@ -180,3 +180,27 @@ def test_final_check_runs_on_the_data_samples(tmp_path, info):
     alone = invoke("apply", OPSET11, "-o", tmp_path / "p.onnx", "--passes", PIPELINE, "--data", info)
     assert alone.exit_code == 0, alone.stderr
     assert f"on 3 samples of {info}" in alone.output  # without a report: the info file's samples (up to 4)
+
+
+def test_report_names_the_worst_layer_of_a_pass_that_broke_its_bound(tmp_path):
+    """reflect2const breaks a 0.9999 bound at the first reflect Pad: the report names that Pad's
+    output as the pass's worst layer, in report.json (read back by Report.load), MD and HTML."""
+    import onnx
+
+    from graphsurgeon_cg import api
+    from graphsurgeon_cg.report import Report
+
+    rep = tmp_path / "rep"
+    api.apply(OPSET11, tmp_path / "o.onnx", "fold-constants,reflect2const(min_cos=0.9999)", check=False,
+              inputs=api.InputSettings(samples=1), report=api.ReportSettings(rep))
+    first_pad = next(n for n in onnx.load(OPSET11).graph.node if n.op_type == "Pad"
+                     and any(a.name == "mode" and a.s == b"reflect" for a in n.attribute))
+    fold, r2c = Report.load(rep).passes
+    assert fold.worst_layer is None and not r2c.step.held
+    assert r2c.worst_layer is not None
+    assert (r2c.worst_layer.name, r2c.worst_layer.node, r2c.worst_layer.op) == (first_pad.output[0],
+                                                                                 first_pad.name, "Pad")
+    assert r2c.worst_layer.cos is not None and r2c.worst_layer.cos < 0.9999 and r2c.worst_layer.max_abs > 0
+    text = f"worst layer: {first_pad.output[0]} (Pad '{first_pad.name}'), cos"
+    assert text in (rep / "report.md").read_text()
+    assert text.replace("'", "&#x27;") in (rep / "report.html").read_text()

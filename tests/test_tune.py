@@ -107,7 +107,7 @@ def test_candidates_follow_the_isa_and_say_why_they_skip():
                            "int8 mixed (auto) / ort"]
     assert {c.bounded_by for c in found[-3:]} == {"nncf int8, all quantised", "int8 qdq percentile, all quantised"}
     found, skipped = plan(0.99, "c.info", ("ort",), set())  # no AVX2: no int8 at all
-    assert _labels(found) == ["original / ort", "exact / ort"]
+    assert _labels(found) == ["original / ort", "exact / ort", "float16 build (simulated) / ort"]
     assert len(skipped) == 5 and all(s.endswith("no AVX2: int8 kernels would run on SSE, slower than float")
                                      for s in skipped)
 
@@ -117,7 +117,7 @@ def test_tune_on_a_cpu_without_avx2_tries_no_int8_and_lists_why(sets, tmp_path):
 
     result = tune(OPSET11, sets["calib"], sets["eval"], tmp_path / "t", min_cos=0.99, batches=(1,), rounds=1,
                   flags=())
-    assert [c.label for c in result.candidates] == ["original", "exact"]
+    assert [c.label for c in result.candidates] == ["original", "exact", "float16 build (simulated)"]
     assert any("int8 mixed (auto) on ort: no AVX2" in s for s in result.skipped)
     report = json.loads((tmp_path / "t" / "tune.json").read_text())
     assert report["skipped"] == result.skipped and report["environment"]["isa_flags"] is not None
@@ -208,3 +208,42 @@ def test_tune_fixes_a_dynamic_detector_at_the_input_shape(page_sets, tmp_path):
     apply_line = next(line for line in result.output.splitlines() if "cgsurg apply" in line)
     assert f"--passes '{fixed}," in apply_line
     assert report["winner"] == {"label": int8["label"], "backend": "ort"}
+
+
+def test_tune_adds_a_simulated_float16_build_that_is_never_the_winner(sets, tmp_path):
+    """The float16 build's row is judged through the float16 simulator (a cosine below the exact
+    one's: float16 rounds every tensor) and says so; it is never timed, never the winner."""
+    from graphsurgeon_cg.tune import plan, tune
+
+    for flags in (AVX2_ONLY, set()):  # predicted whatever the ISA: nothing of it runs here
+        assert "float16 build (simulated) / ort" in _labels(plan(0.99, "c.info", ("ort",), flags)[0])
+    out = tmp_path / "t"
+    result = tune(OPSET11, sets["calib"], sets["eval"], out, min_cos=0.9, batches=(1,), rounds=1,
+                  only=["exact", "float16 build"], flags=AVX2_ONLY)
+    report = json.loads((out / "tune.json").read_text())
+    row = next(c for c in report["candidates"] if c["label"] == "float16 build (simulated)")
+    exact = next(c for c in report["candidates"] if c["label"] == "exact")
+    assert not row["error"] and row["evaluated"] == "full" and row["meets"]
+    assert 0.99 < row["eval_cos"]["mean"] < exact["eval_cos"]["mean"]  # float16 rounding, simulated
+    assert row["pipeline"].endswith(",fp16") and row["simulated"].startswith("accuracy predicted by the float16")
+    assert "speed: not measured here" in row["simulated"]
+    assert row["img_per_s"] == {} and row["speed"] == 0
+    assert report["winner"]["label"] == "exact" and result.winner is not None and result.winner.label == "exact"
+    assert "accuracy predicted by the float16 simulator" in (out / "tune.html").read_text()
+    # the cosine is the simulator's, not ORT's float32-in-disguise run of the float16 model
+    import onnx
+
+    from graphsurgeon_cg.check.fp16sim import run_simulated
+    from graphsurgeon_cg.check.metrics import score
+    from graphsurgeon_cg.check.session import make_session, run_session
+    from graphsurgeon_cg.stages.dataset import load_sample, read_info
+
+    half, original = onnx.load(row["model"]), make_session(OPSET11)
+    feeds = [{original.get_inputs()[0].name: load_sample(s)[None]} for s in read_info(sets["eval"])]
+    refs = [next(iter(o.values()))[0] for o in run_session(original, feeds)]
+
+    def mean_cos(outputs):
+        return np.mean([score("s", r, next(iter(o.values()))[0]).judged_cos for r, o in zip(refs, outputs)])
+
+    simulated, plain = mean_cos(run_simulated(half, feeds)), mean_cos(run_session(make_session(half), feeds))
+    assert abs(row["eval_cos"]["mean"] - simulated) < 1e-9 < abs(row["eval_cos"]["mean"] - plain)

@@ -20,6 +20,7 @@ from .schema import (
     Report,
     SampleScore,
     StepVerdict,
+    WorstLayer,
 )
 
 _LAZY = {"AccuracyReport": "instrument", "Gates": "verdicts", "gate_failure": "verdicts",
@@ -35,4 +36,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["SCHEMA", "VERSION", "Delta", "Inputs", "MetricSummary", "PassReport", "Report", "SampleScore",
-           "StepVerdict", *_LAZY]
+           "StepVerdict", "WorstLayer", *_LAZY]

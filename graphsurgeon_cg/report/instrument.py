@@ -34,7 +34,7 @@ from ..core.instruments import Instrument, PipelineRun
 from ..core.modelio import staged_folder
 from ..core.records import PassRecord, PipelineResult
 from .render import Pictures, html_page, markdown
-from .schema import Delta, Inputs, MetricSummary, PassReport, Report, SampleScore, StepVerdict
+from .schema import Delta, Inputs, MetricSummary, PassReport, Report, SampleScore, StepVerdict, WorstLayer
 from .verdicts import Gates, compare_baseline, gate_failure, load_baseline
 
 
@@ -123,6 +123,8 @@ class AccuracyReport(Instrument):
             nodes_after=record.nodes_after, op_delta=record.op_delta, changed_outputs=changed, metrics=metrics,
             delta=_delta(self.passes[-1].metrics if self.passes else None, metrics), step=_step(p, previous, outputs),
             samples=[SampleScore(s.name, s.judged_by, s.judged_cos, s.psnr_db) for s in scores])
+        if not p.exact and not entry.step.held:
+            entry.worst_layer = self._worst_layer(run, index)
         if self.bench:
             entry.throughput_batch1 = _throughput(run.stages[index + 1], run.feeds_for(self.feeds[0], index + 1))
         entry.score_seconds = time.perf_counter() - start
@@ -167,6 +169,28 @@ class AccuracyReport(Instrument):
             if self._bar is not None:
                 self._bar.update()
         return outs
+
+    def _worst_layer(self, run: PipelineRun, index: int) -> WorstLayer | None:
+        """The first tensor where ``stages[index + 1]`` diverges from ``stages[index]`` on the
+        first sample; None where the two stages take different inputs or cannot be compared
+        layer by layer (the report explains a broken bound, it never fails for want of this)."""
+        from ..check.layers import compare_layers
+
+        before, after = run.stages[index], run.stages[index + 1]
+        if before is None or after is None:
+            return None
+        feed = fit_batch(run.feeds_for(self.feeds[0], index), static_batch(before))
+        feed = {k: v[:1] for k, v in feed.items()}
+        other = run.feeds_for(self.feeds[0], index + 1)
+        if set(other) != set(feed) or any(np.asarray(other[k]).dtype != feed[k].dtype for k in feed):
+            return None  # the pass changed the interface: no shared feed to run both on
+        try:
+            first = compare_layers(before, after, [feed]).first_divergence
+        except (InputError, RuntimeError, ValueError):
+            return None
+        if first is None:
+            return None
+        return WorstLayer(name=first.name, node=first.node, op=first.op, cos=first.cos, max_abs=first.max_abs)
 
     # --- verdicts (verdicts.py) -------------------------------------------------------
     def gate_failure(self, gates: Gates) -> str | None:

@@ -193,7 +193,14 @@ def bound_cell(e: PassReport) -> str:
     verdict = "held" if step.held else "FAILED"
     if step.held and (step.judged or "").startswith("atol/rtol"):
         verdict = "held by atol/rtol (the cosine is noise this close to zero)"
-    return f"{kind}, {step.bound}: {verdict}"
+    return f"{kind}, {step.bound}: {verdict}" + (f"; {worst_layer_text(e)}" if e.worst_layer else "")
+
+
+def worst_layer_text(e: PassReport) -> str:
+    """Where a pass that broke its bound starts to diverge, for the table's bound cell."""
+    w = e.worst_layer
+    assert w is not None
+    return f"worst layer: {w.name} ({w.op} '{w.node}'), cos {num(w.cos, 4)}, max abs {num(w.max_abs, 3, 'g')}"
 
 
 def signed(value: float | None, digits: int = 6) -> str:

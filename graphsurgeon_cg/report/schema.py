@@ -189,6 +189,18 @@ class SampleScore(Record):
 
 
 @dataclass
+class WorstLayer(Record):
+    """The first tensor where a lossy pass that broke its bound diverges from the stage before
+    it (``check.layers.compare_layers`` on the first sample): where its loss starts."""
+
+    name: str
+    node: str
+    op: str
+    cos: float | None
+    max_abs: float | None
+
+
+@dataclass
 class PassReport(Record):
     """One pass of the pipeline: what it did, its scores against the original (cumulative), its
     own change and whether its bound held, per-sample scores, and the baseline's flags."""
@@ -211,6 +223,7 @@ class PassReport(Record):
     throughput_batch1: float | None = field(default=None, metadata=OMIT_NONE)  # with bench
     score_seconds: float = 0.0
     baseline_spec: str | None = field(default=None, metadata=OMIT_NONE)  # the baseline's pass, once compared
+    worst_layer: WorstLayer | None = field(default=None, metadata=OMIT_NONE)  # a lossy pass that broke its bound
 
 
 @dataclass

@@ -11,7 +11,7 @@ from ..core.errors import InputError
 from ..core.pipeline import PassSpec
 from ..core.presets import EXACT_COMPILER
 from ..stages.dataset import read_info
-from .results import Candidate
+from .results import FP16_SIMULATED, Candidate
 
 # The pipeline of the "exact" candidates (exact up to float rounding). Not ``core.bounds.EXACT``,
 # which is a bound.
@@ -57,7 +57,11 @@ def plan(min_cos: float, calib: str, backends: Sequence[str],
     found: list[Candidate] = []
     skipped: list[str] = []
     if ort:
-        found += [Candidate("original", "ort", None), Candidate("exact", "ort", EXACT_PIPELINE)]
+        # A float16 engine's accuracy (Ascend's default build, TensorRT --fp16), predicted by the
+        # simulator whatever this CPU's ISA: ORT here runs float16 through float32, so no speed.
+        fp16 = str(EXACT_COMPILER.then(PassSpec.from_values("fp16", {})))
+        found += [Candidate("original", "ort", None), Candidate("exact", "ort", EXACT_PIPELINE),
+                  Candidate("float16 build (simulated)", "ort", fp16, simulated=FP16_SIMULATED)]
     if ov:
         found += [Candidate("original", "openvino", None), Candidate("exact", "openvino", EXACT_PIPELINE)]
         if bf16:

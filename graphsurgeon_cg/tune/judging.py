@@ -33,9 +33,24 @@ def reference_outputs(model, info, threads, shapes: Shapes | None = None) -> dic
     return dict(_first_outputs(backend_for("ort", threads=threads).load(model), info, shapes))
 
 
+def judging_runner(c: Candidate, threads):
+    """``c`` loaded to be judged at batch 1: as deployed, or for a simulated candidate, its
+    float16 simulation (``check.fp16sim``) in ONNX Runtime with graph optimisations off, as
+    the check runs it."""
+    if not c.simulated:
+        return deployment_runner(c.backend, c.model, 1, threads, c.precision)
+    import onnx
+
+    from ..check.backends import OrtBackend
+    from ..check.fp16sim import simulate
+    from ..stages.bench import cores
+
+    return OrtBackend(optimize=False, threads=threads or cores()).load(simulate(onnx.load(c.model)).model)
+
+
 def _judge(c: Candidate, info, references: dict[str, np.ndarray], threads, shapes: Shapes | None = None
            ) -> EvalResult:
-    outputs = _first_outputs(deployment_runner(c.backend, c.model, 1, threads, c.precision), info, shapes)
+    outputs = _first_outputs(judging_runner(c, threads), info, shapes)
     return EvalResult.from_scores([score(stem, references[stem], out) for stem, out in outputs])
 
 

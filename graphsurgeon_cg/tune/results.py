@@ -12,6 +12,9 @@ import numpy as np
 from ..check.metrics import json_safe
 from ..stages.evaluate import MeanMin
 
+FP16_SIMULATED = ("accuracy predicted by the float16 simulator; speed: not measured here "
+                  "(no float16 engine on this CPU)")
+
 
 @dataclass
 class Candidate:
@@ -36,6 +39,9 @@ class Candidate:
     size_mb: float = 0.0
     meets: bool = False
     error: str = ""
+    # how its accuracy was found when not by running it as deployed (``FP16_SIMULATED``): such a
+    # candidate is judged, never timed, never the winner
+    simulated: str = ""
 
     @property
     def speed(self) -> float:

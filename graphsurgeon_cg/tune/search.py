@@ -19,6 +19,10 @@ as ``best.onnx``, or ``best_ov/`` for an OpenVINO IR, with the command that runs
 precision it was judged at; when none meets the bar, the verdict fails (exit 3) naming the
 closest. tune.json lists each candidate not tried or not fully evaluated, with the reason.
 
+The "float16 build (simulated)" row (the exact pipeline, then ``fp16``) predicts what a float16
+engine (Ascend's default build, TensorRT ``--fp16``) would score: it is judged through the float16
+simulator (``check.fp16sim``), never timed (ORT runs float16 through float32 here), never the winner.
+
 With ``ray_address`` the candidates are built and judged in full as Ray tasks (``remote``: no
 shared storage; a candidate whose node is lost is re-run).
 """
@@ -40,13 +44,12 @@ from ..check.feeds import ImageInput, Shapes
 from ..check.metrics import score
 from ..core.errors import InputError, NumericCheckFailed
 from ..core.modelio import check_output_folder, staged_folder
-from ..stages.bench import deployment_runner
 from ..stages.dataset import read_info
 from ..stages.evaluate import EvalResult
 from ..stages.infer import batches as infer_batches
 from ..targets.rules import static_shape_spec
 from .candidates import check_disjoint, cpu_flags, plan
-from .judging import EVAL_BATCH, _built, _judge, _reason, reference_outputs, scores_of
+from .judging import EVAL_BATCH, _built, _judge, _reason, judging_runner, reference_outputs, scores_of
 from .render import render_html
 from .results import Candidate, TuneResult, run_line
 from .timing import cpu_isa, probe, timed
@@ -115,11 +118,11 @@ def tune(model: str | os.PathLike, calib: str | os.PathLike, evaluation: str | o
             tried, environment = time_all(ray, tried, batches, rounds, evaluation, threads, shapes, progress)
         else:
             tried = _search(jobs, deadline - reserve, skipped, progress)
-            meeting = sorted((c for c in tried if c.meets and c.pipeline is not None),
+            meeting = sorted((c for c in tried if c.meets and c.pipeline is not None and not c.simulated),
                              key=lambda c: c.probe_vs_ort_fp32, reverse=True)
             tried, environment = timed(tried, batches, rounds, str(evaluation), threads, progress,
                                        finalists=meeting[:FINALISTS], shapes=shapes)
-        ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None and c.timed]
+        ok = [c for c in tried if c.meets and not c.error and c.pipeline is not None and c.timed and not c.simulated]
         winner = max(ok, key=lambda c: c.speed) if ok else None
         if winner is not None:
             _export(winner, stage)
@@ -157,7 +160,7 @@ def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[
         _built(c, model, path, calib, min_cos)
         if not c.error:
             try:
-                seconds = probe(c, evaluation, threads, shapes)
+                seconds = 0.0 if c.simulated else probe(c, evaluation, threads, shapes)  # no speed to measure
                 if c.pipeline is None and c.backend == "ort":
                     base = seconds
                 c.probe_vs_ort_fp32 = base / seconds if base and seconds else 0.0
@@ -169,7 +172,8 @@ def _search(jobs: list, deadline: float, skipped: list[str], progress: Callable[
         c.build_s = time.perf_counter() - start
         if c.pipeline is not None:
             costs.append(c.build_s)
-        if c.meets and c.pipeline is not None and (winner is None or c.probe_vs_ort_fp32 > winner.probe_vs_ort_fp32):
+        faster = winner is None or c.probe_vs_ort_fp32 > winner.probe_vs_ort_fp32
+        if c.meets and c.pipeline is not None and not c.simulated and faster:
             winner = c
         tried.append(c)
     return tried
@@ -180,7 +184,7 @@ def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float,
     """The proxy, then the full evaluation with its early stop (steps 2 and 3); sets
     ``eval_cos``, ``meets`` and ``evaluated``."""
     samples = read_info(evaluation)
-    runner = deployment_runner(c.backend, c.model, 1, threads, c.precision)
+    runner = judging_runner(c, threads)
     scores = []
     total = len(samples)
     for chunk, out, _ in infer_batches(runner, samples, min(EVAL_BATCH, PROXY_IMAGES), shapes):
@@ -195,7 +199,7 @@ def _evaluate(c: Candidate, evaluation, calib, references: dict, min_cos: float,
         if done >= PROXY_IMAGES and done < total and mean < min_cos - PROXY_SLACK:
             c.evaluated = f"proxy: {done} of {total} images, {mean:.4f}: under the bar by more than {PROXY_SLACK}"
             return
-        if done >= PROXY_IMAGES and done < total and winner is not None and \
+        if done >= PROXY_IMAGES and done < total and winner is not None and not c.simulated and \
                 c.probe_vs_ort_fp32 <= winner.probe_vs_ort_fp32:
             c.evaluated = f"proxy: {done} of {total} images; no faster than {winner.label} in the quick timing"
             return

@@ -86,7 +86,7 @@ def timed(tried: list[Candidate], batches: Sequence[int], rounds: int, evaluatio
     """Images per second at each batch size for ``finalists`` (default: every runnable
     candidate) and the originals: loaded as deployed at that batch, then the rounds
     interleaved (one run of each per round, so that load drifts hit all alike), medians."""
-    pool = [c for c in (tried if finalists is None else finalists) if c.model and not c.error]
+    pool = [c for c in (tried if finalists is None else finalists) if c.model and not c.error and not c.simulated]
     runnable = [c for c in tried if c.pipeline is None and c.model and not c.error] + \
         [c for c in pool if c.pipeline is not None]
     for batch in batches:
