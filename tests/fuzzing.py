@@ -1033,6 +1033,7 @@ FINE = frozenset({OK, NOT_APPLICABLE, REFUSED})
 PASSES = ("fold-constants", "reflect2slice", "reflect2const(min_cos=0.0)", "resize-nearest(min_cos=0.0)",
           "fp16out", "pad-conv-fusion", "static-batch(batch=2)", "opset(version=11)", "opset(version=13)",
           "opset(version=18)", "opset(version=21)", "preproc-fold", "postproc-fold", "fp16", "int8(min_cos=0.0)",
+          "nearest-half-pixel",
           # as the README runs them: most pads are computed until fold-constants turns them into initializers
           "fold-constants,reflect2slice", "fold-constants,pad-conv-fusion",
           # the scale benchmark's pipeline, verified once at the end (deferred verification)

@@ -87,3 +87,23 @@ def test_lint_ascend_predicts_the_cyclegan_cosine(tmp_path):
     kept = invoke("lint", OPSET11, "--target", "ascend", "--data", tmp_path / "prep" / "imgs.info",
                   "--precision", "must_keep_origin_dtype")
     assert "predicted at fp32" in kept.output
+
+
+def test_fp16_keeps_the_casts_an_if_body_reads():
+    """Fuzz campaign 2026-12-06, seed 789: the float32-region join dropped a Cast whose output
+    only an If body read, and the body's Pad lost its input."""
+    import onnx
+
+    from graphsurgeon_cg.testing import assert_numerically_equal, run_pass
+
+    model = onnx.parser.parse_model("""<ir_version: 8, opset_import: ["" : 18]>
+        fuzz (float[1,3,4] x) => (float[1,3,9] if_out) <float[3] scales = {1.0, 1.0, 2.0}, bool cond = {0},
+                                                        int64[6] pads = {0, 0, 0, 0, 0, 1}> {
+            resized = Resize <mode = "nearest"> (x, "", scales)
+            if_out = If (cond) <
+                then_branch = then () => (float[1,3,9] a) { a = Pad <mode = "constant"> (resized, pads) },
+                else_branch = other () => (float[1,3,9] b) { b = Pad <mode = "constant"> (resized, pads) }>
+        }""")
+    half, record = run_pass(model, "fp16")
+    assert record.modified
+    assert_numerically_equal(model, half, atol=1e-2, rtol=1e-2, reference=False)

@@ -66,7 +66,8 @@ def join_float32_regions(model: onnx.ModelProto) -> None:
     def cast_to(node: onnx.NodeProto | None) -> int | None:
         return next((a.i for a in node.attribute if a.name == "to"), None) if node and node.op_type == "Cast" else None
 
-    outputs = {o.name for o in graph.output}
+    # Names an If/Loop body reads from this graph: left as they are (a body is not rewritten here)
+    outputs = {o.name for o in graph.output} | _read_in_bodies(graph)
     replace = {}
     for node in graph.node:
         first = made.get(node.input[0]) if node.input else None
@@ -84,3 +85,15 @@ def join_float32_regions(model: onnx.ModelProto) -> None:
         for n in dead:
             graph.node.remove(n)
         used = {i for n in graph.node for i in n.input} | outputs
+
+
+def _read_in_bodies(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name that a node inside an If/Loop/Scan body of ``graph`` reads, at any depth."""
+    names: set[str] = set()
+    for node in graph.node:
+        for attr in node.attribute:
+            for body in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                names.update(i for n in body.node for i in n.input)
+                names.update(o.name for o in body.output)
+                names |= _read_in_bodies(body)
+    return names
