@@ -31,7 +31,8 @@ EXAMPLES = 25
 # What the first block of each example is drawn from, so that a short budget reaches the pattern a
 # pass rewrites (the campaign draws every block from the full mix).
 FOCUS = {"reflect2slice": ("pad_reflect", "pad_conv", "if"), "reflect2const": ("pad_reflect", "pad_conv", "if"),
-         "resize-nearest": ("resize",), "nearest-half-pixel": ("resize",), "pad-conv-fusion": ("pad_conv",), "int8": ("pad_conv", "conv"),
+         "resize-nearest": ("resize",), "nearest-half-pixel": ("resize",), "pad-conv-fusion": ("pad_conv",),
+         "int8": ("pad_conv", "conv"),
          "static-batch": ("pad", "if", "loop", "head"), "preproc-fold": ("pad", "conv", "unary"),
          "postproc-fold": ("conv", "resize", "unary"), "fp16": ("pad_conv", "conv", "resize")}
 
