@@ -5,6 +5,9 @@ tensors that a walk of the outer graph cannot see)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import onnx_graphsurgeon as gs
 
 from .errors import PassFailed
@@ -96,14 +99,34 @@ def _sort_depth_first(graph: gs.Graph, pass_name: str) -> None:
     graph.nodes = order
 
 
-def ensure_name(node: gs.Node, pass_name: str, used: set[str]) -> None:
-    if not node.name or node.name in used:
-        base = f"{pass_name}/{node.op}"
+PROVENANCE_PREFIX = "cgsurg:"
+
+
+def unique_node_name(name: str, op: str, pass_name: str, used: set[str]) -> str:
+    """``name``, or ``PASS/OP_k`` when it is empty or taken; recorded in ``used``."""
+    if not name or name in used:
+        base = f"{pass_name}/{op}"
         k = 0
         while f"{base}_{k}" in used:
             k += 1
-        node.name = f"{base}_{k}"
-    used.add(node.name)
+        name = f"{base}_{k}"
+    used.add(name)
+    return name
+
+
+def tag_provenance(nodes: Sequence[Any], is_new: Callable[[Any], bool], touched: Sequence[Any], pass_name: str,
+                   provenance: dict[str, str], op_of: Callable[[Any], str]) -> None:
+    """Name the pass's new nodes (and unnamed ones it touched) uniquely and record which pass
+    made or modified them; ``op_of`` reads a node's type (gs nodes and NodeProtos both)."""
+    used = {n.name for n in nodes if not is_new(n)}
+    for node in nodes:
+        if is_new(node):
+            node.name = unique_node_name(node.name, op_of(node), pass_name, used)
+            provenance[node.name] = f"{PROVENANCE_PREFIX}{pass_name}"
+    for node in touched:
+        if not node.name:
+            node.name = unique_node_name(node.name, op_of(node), pass_name, used)
+        provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{pass_name} (modified)")
 
 
 def _is_sorted(graph: gs.Graph) -> bool:

@@ -19,14 +19,13 @@ import onnx
 
 from .analysis import inferred
 from .base import Pass
+from .cleanup import tag_provenance
 from .errors import CgsurgError
 from .instruments import Instruments, PipelineRun
 from .modelio import default_opset
 from .protograph import ProtoGraph
 from .records import PassRecord
 from .verifier import DEFAULT_VERIFIER, Verifier
-
-PROVENANCE_PREFIX = "cgsurg:"
 
 
 class _Declined(Exception):
@@ -145,29 +144,10 @@ def _run_one(p: Pass, graph: ProtoGraph, provenance: dict[str, str]) -> PassReco
     def is_new(node: onnx.NodeProto) -> bool:
         return id(node) in graph.new and not (node.name and node.name in before_names)
 
-    used = {n.name for n in graph.nodes if not is_new(n)}
-    for node in graph.nodes:
-        if is_new(node):
-            _ensure_name(node, p.name, used)
-            provenance[node.name] = f"{PROVENANCE_PREFIX}{p.name}"
-    for node in graph.touched:
-        if not node.name:
-            _ensure_name(node, p.name, used)
-        provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{p.name} (modified)")
+    tag_provenance(graph.nodes, is_new, graph.touched, p.name, provenance, lambda n: n.op_type)
     ops_after = graph.op_counts()
     record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
                        if ops_after[op] != ops_before[op]}
     record.nodes_after = len(graph.nodes)
     record.seconds = time.perf_counter() - start
     return record
-
-
-def _ensure_name(node: onnx.NodeProto, pass_name: str, used: set[str]) -> None:
-    """``cleanup.ensure_name`` for a ``NodeProto``."""
-    if not node.name or node.name in used:
-        base = f"{pass_name}/{node.op_type}"
-        k = 0
-        while f"{base}_{k}" in used:
-            k += 1
-        node.name = f"{base}_{k}"
-    used.add(node.name)

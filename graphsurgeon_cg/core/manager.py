@@ -23,7 +23,7 @@ import onnx_graphsurgeon as gs
 from .analysis import Analysis, AnalysisManager, Shapes, inferred
 from .base import IDENTITY, IOAdapter, Pass, PassContext, PassResult
 from .bounds import EXACT, Bound
-from .cleanup import clean_and_sort, ensure_name, has_bodies
+from .cleanup import clean_and_sort, has_bodies, tag_provenance
 from .errors import CgsurgError, InputError, PassFailed
 from .fastpath import run_fast
 from .graphutil import graph_fingerprint
@@ -38,7 +38,6 @@ from .verifier import DEFAULT_VERIFIER, Verifier
 
 __all__ = ["PassManager", "PassRecord", "PipelineResult", "VERIFY_MODES"]
 
-PROVENANCE_PREFIX = "cgsurg:"
 gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR  # its warnings would precede our one-line errors
 
 
@@ -248,15 +247,7 @@ class PassManager:
         def is_new(node: gs.Node) -> bool:
             return id(node) not in before_ids and not (node.name and node.name in before_names)
 
-        used = {n.name for n in graph.nodes if not is_new(n)}
-        for node in graph.nodes:
-            if is_new(node):
-                ensure_name(node, p.name, used)
-                provenance[node.name] = f"{PROVENANCE_PREFIX}{p.name}"
-        for node in ctx.touched:
-            if not node.name:
-                ensure_name(node, p.name, used)
-            provenance.setdefault(node.name, f"{PROVENANCE_PREFIX}{p.name} (modified)")
+        tag_provenance(graph.nodes, is_new, ctx.touched, p.name, provenance, lambda n: n.op)
         own_renamed_weights(graph)  # before any export, a pass's own included
         ops_after = Counter(n.op for n in graph.nodes)
         record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
