@@ -47,12 +47,15 @@ def connect(address: str | None = None, runtime_env: dict | None = None) -> Any:
         raise InputError("--ray needs Ray: pip install 'cgsurg[ray]'") from None
     if not ray.is_initialized():
         _reachable(address)
-        _keep_loopback(address)
+        local = address in (None, "", "local")
+        _keep_loopback("127.0.0.1:0" if local else address)
         _cluster_news_to_stderr()
+        # A local Ray is this machine's own: it listens on loopback only, never on the outward address.
+        bind: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if local else {}
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                ray.init(address=None if address in (None, "", "local") else address, include_dashboard=False,
-                         log_to_driver=False, configure_logging=False, runtime_env=runtime_env)
+                ray.init(address=None if local else address, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False, runtime_env=runtime_env, **bind)
         except Exception as exc:  # a wrong address, a cluster that is down
             message = str(exc).strip().splitlines()
             raise InputError(f"cannot connect to Ray at {address or 'local'}: "

@@ -13,7 +13,11 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from graphsurgeon_cg.distributed import _keep_loopback
+
+    _keep_loopback("127.0.0.1:0")  # loopback only, never the machine's outward address
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address="127.0.0.1")
     yield
     ray.shutdown()
 
