@@ -4,7 +4,7 @@ node, and exporting around outputs that are also inputs."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,34 +119,45 @@ def any_pad(graph: gs.Graph, needs: Callable[[gs.Node], bool]) -> bool:
 
 def read_pad(node: gs.Node) -> PadInfo:
     mode = node.attrs.get("mode", "constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
     data = node.inputs[0]
-    rank = len(data.shape) if data.shape is not None else None
-    if "pads" in node.attrs:  # opset < 11: pads and value are attributes
-        listed = np.asarray(node.attrs["pads"], dtype=np.int64)
-        return PadInfo(mode, rank or len(listed) // 2, listed, float(node.attrs.get("value", 0.0)))
-    pads = const_value(present(node, 1))
+
+    def operand(k: int) -> tuple[bool, np.ndarray | None]:
+        tensor = present(node, k)
+        return tensor is not None, const_value(tensor)
+
+    return pad_info(mode.decode() if isinstance(mode, bytes) else mode,
+                    len(data.shape) if data.shape is not None else None,
+                    node.attrs.get("pads"), float(node.attrs.get("value", 0.0)), operand)
+
+
+def pad_info(mode: str, rank: int | None, attr_pads: Sequence[int] | None, attr_value: float,
+             operand: Callable[[int], tuple[bool, np.ndarray | None]]) -> PadInfo:
+    """A Pad's mode, full pads and value from what the IR gives: its ``pads``/``value``
+    attributes (opset < 11) or ``operand(k)``, whether input k is present and its constant
+    value (None when not constant). Shared by the onnx-graphsurgeon and the protobuf views."""
+    if attr_pads is not None:  # opset < 11: pads and value are attributes
+        listed = np.asarray(attr_pads, dtype=np.int64)
+        return PadInfo(mode, rank or len(listed) // 2, listed, attr_value)
+    pads = operand(1)[1]
     if pads is None:
         return PadInfo(mode, rank, reason="pads are not constant (run fold-constants first)")
-    value_tensor = present(node, 2)
-    value_array = const_value(value_tensor)
-    if value_tensor is not None and value_array is None:
+    value_given, value_array = operand(2)
+    if value_given and value_array is None:
         return PadInfo(mode, rank, reason="the constant value is not a constant")
     value = float(value_array.reshape(-1)[0]) if value_array is not None and value_array.size else 0.0
     pads = pads.astype(np.int64).reshape(-1)
-    axes_tensor = present(node, 3)
-    if axes_tensor is None:
+    axes_given, axes = operand(3)
+    if not axes_given:
         return PadInfo(mode, rank or len(pads) // 2, pads, value)
-    axes = const_value(axes_tensor)
     if axes is None:
         return PadInfo(mode, rank, reason="axes are not constant")
     if rank is None:
         return PadInfo(mode, rank, reason="the input rank is unknown, so axes cannot be resolved")
     full = np.zeros(2 * rank, dtype=np.int64)
-    for i, axis in enumerate(axes.reshape(-1)):
-        axis = int(axis) % rank
-        full[axis] = pads[i]
-        full[axis + rank] = pads[i + len(axes.reshape(-1))]
+    flat = axes.reshape(-1)
+    for i, axis in enumerate(flat):
+        full[int(axis) % rank] = pads[i]
+        full[int(axis) % rank + rank] = pads[i + len(flat)]
     return PadInfo(mode, rank, full, value)
 
 

@@ -21,7 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .errors import PassFailed
-from .graphutil import PadInfo
+from .graphutil import PadInfo, pad_info
 
 Shape = list  # of int, str or None, as onnx-graphsurgeon gives it
 
@@ -96,37 +96,16 @@ class ProtoGraph:
     def read_pad(self, node: onnx.NodeProto) -> PadInfo:
         """``graphutil.read_pad`` on a ``NodeProto``."""
         attrs = {a.name: a for a in node.attribute}
-        mode = attrs["mode"].s.decode() if "mode" in attrs else "constant"
         shape = self.shape(node.input[0])
-        rank = len(shape) if shape is not None else None
-        if "pads" in attrs:
-            listed = np.asarray(list(attrs["pads"].ints), dtype=np.int64)
-            return PadInfo(mode, rank or len(listed) // 2, listed,
-                           float(attrs["value"].f) if "value" in attrs else 0.0)
-        pads_name = present(node, 1)
-        pads = self.const_value(pads_name) if pads_name else None
-        if pads is None:
-            return PadInfo(mode, rank, reason="pads are not constant (run fold-constants first)")
-        value_name = present(node, 2)
-        value_array = self.const_value(value_name) if value_name else None
-        if value_name and value_array is None:
-            return PadInfo(mode, rank, reason="the constant value is not a constant")
-        value = float(value_array.reshape(-1)[0]) if value_array is not None and value_array.size else 0.0
-        pads = pads.astype(np.int64).reshape(-1)
-        axes_name = present(node, 3)
-        if axes_name is None:
-            return PadInfo(mode, rank or len(pads) // 2, pads, value)
-        axes = self.const_value(axes_name)
-        if axes is None:
-            return PadInfo(mode, rank, reason="axes are not constant")
-        if rank is None:
-            return PadInfo(mode, rank, reason="the input rank is unknown, so axes cannot be resolved")
-        full = np.zeros(2 * rank, dtype=np.int64)
-        flat = axes.reshape(-1)
-        for i, axis in enumerate(flat):
-            full[int(axis) % rank] = pads[i]
-            full[int(axis) % rank + rank] = pads[i + len(flat)]
-        return PadInfo(mode, rank, full, value)
+
+        def operand(k: int) -> tuple[bool, np.ndarray | None]:
+            name = present(node, k)
+            return bool(name), self.const_value(name) if name else None
+
+        return pad_info(attrs["mode"].s.decode() if "mode" in attrs else "constant",
+                        len(shape) if shape is not None else None,
+                        list(attrs["pads"].ints) if "pads" in attrs else None,
+                        float(attrs["value"].f) if "value" in attrs else 0.0, operand)
 
     # --- what a pass writes ------------------------------------------------------------------
     def writable(self, node: onnx.NodeProto) -> onnx.NodeProto:
