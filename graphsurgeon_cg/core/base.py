@@ -21,6 +21,7 @@ import onnx_graphsurgeon as gs
 
 from .analysis import A, Analysis, AnalysisManager, Shapes
 from .bounds import EXACT, Bound
+from .cleanup import unused_name
 from .errors import InputError
 from .options import Option
 from .pipeline import PassSpec
@@ -152,13 +153,7 @@ class PassContext:
             for g in [self.root, *self.root.subgraphs(recursive=True)]:
                 self._names.update(g.tensors())
                 self._names.update(n.name for n in g.nodes)
-        k = len(self._names)
-        name = f"{base}__{k}"
-        while name in self._names:
-            k += 1
-            name = f"{base}__{k}"
-        self._names.add(name)
-        return name
+        return unused_name(base, self._names)
 
 
 class Pass:

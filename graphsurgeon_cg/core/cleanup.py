@@ -114,6 +114,17 @@ def unique_node_name(name: str, op: str, pass_name: str, used: set[str]) -> str:
     return name
 
 
+def unused_name(base: str, names: set[str]) -> str:
+    """``BASE__k`` not in ``names`` (k from the count, so one call is O(1) in a large graph); added to ``names``."""
+    k = len(names)
+    name = f"{base}__{k}"
+    while name in names:
+        k += 1
+        name = f"{base}__{k}"
+    names.add(name)
+    return name
+
+
 def tag_provenance(nodes: Sequence[Any], is_new: Callable[[Any], bool], touched: Sequence[Any], pass_name: str,
                    provenance: dict[str, str], op_of: Callable[[Any], str]) -> None:
     """Name the pass's new nodes (and unnamed ones it touched) uniquely and record which pass

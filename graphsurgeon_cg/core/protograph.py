@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .cleanup import unused_name
 from .errors import PassFailed
 from .graphutil import PadInfo, pad_info
 
@@ -172,13 +173,7 @@ class ProtoGraph:
         """``PassContext.fresh_name``: the same names in the same order of calls."""
         if self._names is None:
             self._names = self.tensor_names() | {n.name for n in self.nodes}
-        k = len(self._names)
-        name = f"{base}__{k}"
-        while name in self._names:
-            k += 1
-            name = f"{base}__{k}"
-        self._names.add(name)
-        return name
+        return unused_name(base, self._names)
 
     def constant(self, base: str, values: Any, dtype: Any = None) -> str:
         """``PassContext.constant``: one initializer per base, dtype and values within a pass."""
