@@ -141,3 +141,34 @@ def test_an_instrument_reading_stages_keeps_the_gs_path():
     model = reflect_blocks(10)
     run = PipelineRun(manager.passes, manager.bound, [model])
     assert not fastpath.run_fast(manager.passes, manager.instruments, manager.verifies_each_pass, model, run)
+
+
+def _cut_chain_model() -> onnx.ModelProto:
+    """x -> Pad(zero; pads and value from Constant nodes) -> Conv, and a dead Neg: after
+    static-batch (a first cleanup, which drops the Neg), pad-conv-fusion cuts the Pad, and the
+    cleanup after it must drop the Constants that only fed it (readers counted back)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads_value")
+    w = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Constant", [], ["p0"], value=pads, name="const"),
+             helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.zeros((), np.float32)),
+                              name="zero"),
+             helper.make_node("Neg", ["x"], ["unused"], name="dead_from_the_start"),
+             helper.make_node("Pad", ["x", "p0", "zero"], ["padded"], mode="constant", name="pad"),
+             helper.make_node("Conv", ["padded", "w"], ["y"], name="conv")]
+    graph = helper.make_graph(nodes, "cut", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 6])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_later_cleanup_drops_what_a_cut_left_dead(monkeypatch):
+    fast, slow, taken = both(_cut_chain_model(), "static-batch(batch=1),pad-conv-fusion", monkeypatch)
+    assert taken
+    assert_same(fast, slow)
+    assert [n.op_type for n in fast.model.graph.node] == ["Conv"]
+    assert fast.records[0].op_delta == {"Neg": -1}
+    assert fast.records[1].op_delta == {"Constant": -2, "Pad": -1}

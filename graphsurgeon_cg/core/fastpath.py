@@ -25,6 +25,7 @@ from .instruments import Instruments, PipelineRun
 from .modelio import default_opset
 from .protograph import ProtoGraph
 from .records import PassRecord
+from .roundtrip import ExportHints
 from .verifier import DEFAULT_VERIFIER, Verifier
 
 
@@ -117,7 +118,9 @@ def _run(passes: list[Pass], model: onnx.ModelProto, verifier: Verifier) -> tupl
 def _verify(verifier: Verifier, graph: ProtoGraph, template: onnx.ModelProto, record: PassRecord,
             provenance: dict[str, str]) -> onnx.ModelProto:
     start = time.perf_counter()
-    model = verifier.verify(graph.to_model(template), template, record.name, provenance)[0]
+    # Provenance is written by to_model, and a plain model has no bodies to tidy.
+    model = verifier.verify(graph.to_model(template, provenance), template, record.name, {},
+                            ExportHints(order=graph.order(), bodies=False))[0]
     record.verify_seconds += time.perf_counter() - start
     return model
 
@@ -144,7 +147,8 @@ def _run_one(p: Pass, graph: ProtoGraph, provenance: dict[str, str]) -> PassReco
     def is_new(node: onnx.NodeProto) -> bool:
         return id(node) in graph.new and not (node.name and node.name in before_names)
 
-    tag_provenance(graph.nodes, is_new, graph.touched, p.name, provenance, lambda n: n.op_type)
+    if graph.new or graph.touched:  # else there is nothing to name or record
+        tag_provenance(graph.nodes, is_new, graph.touched, p.name, provenance, lambda n: n.op_type)
     ops_after = graph.op_counts()
     record.op_delta = {op: ops_after[op] - ops_before[op] for op in sorted(set(ops_before) | set(ops_after))
                        if ops_after[op] != ops_before[op]}

@@ -241,7 +241,9 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, external_data: b
             tmp_model = Path(tmp) / path.name
             if external_data:
                 model = _externalised(model, Path(tmp) / data_name, data_name)
-            onnx.save_model(model, str(tmp_model))
+            # The bytes themselves: onnx.save_model also walks every tensor, attributes included,
+            # for external data to write (0.4 s at 100k nodes), and there is none left to write.
+            tmp_model.write_bytes(model.SerializeToString())
             if external_data:
                 os.replace(Path(tmp) / data_name, path.parent / data_name)
             os.replace(tmp_model, path)

@@ -21,8 +21,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .cleanup import unused_name
-from .errors import PassFailed
 from .graphutil import PadInfo, pad_info
+from .protocleanup import ProtoCleanup
 
 Shape = list  # of int, str or None, as onnx-graphsurgeon gives it
 
@@ -40,7 +40,7 @@ def _kept(symbol: str, declared: set[str]) -> bool:  # as core.shapes: inference
     return bool(symbol) and (symbol in declared or not symbol.startswith("unk__"))
 
 
-class ProtoGraph:
+class ProtoGraph(ProtoCleanup):
     def __init__(self, model: onnx.ModelProto, opset: int):
         g = model.graph
         self.opset = opset
@@ -56,13 +56,21 @@ class ProtoGraph:
         # name -> {id(node): [node, how many of its inputs read it]}: a weight shared by every
         # Pad must not cost a scan of all its readers per edit.
         self.consumers: dict[str, dict[int, list]] = {}
+        # id(node) -> (inputs, outputs) as tuples: a repeated field is a proxy object, and
+        # reading it again per scan was a third of the fast path's time at 100k nodes.
+        self._io: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for node in self.nodes:
             self._index(node)
         self._own: set[int] = set()  # nodes this view may edit (copies or its own)
         self._latest: dict[int, tuple[onnx.NodeProto, onnx.NodeProto]] = {}  # a node -> its copy
         self._pos: dict[int, int] | None = None  # a node -> its index in ``nodes``
         self.new: set[int] = set()  # nodes created by the current pass
-        self._edited: set[int] = set()  # nodes the current pass wrote
+        self._edited: dict[int, onnx.NodeProto] = {}  # nodes the current pass wrote
+        self._lost: list[str] = []  # tensors the current pass took a reader from
+        self._clean = False  # every node was live and the order sorted after the last cleanup
+        self._outputs_before: list[str] = []
+        self._ops: Counter | None = None
+        self._arrays: dict[str, np.ndarray] = {}  # initializers read (views never add or change one)
         self.touched: list[onnx.NodeProto] = []
         self._names: set[str] | None = None
         self._constants: dict = {}
@@ -85,8 +93,12 @@ class ProtoGraph:
 
     def const_value(self, name: str) -> np.ndarray | None:
         """As ``graphutil.const_value``: an initializer, or the ``value`` of a Constant node."""
-        if name in self.initializers:
-            return numpy_helper.to_array(self.initializers[name])
+        if name in self.initializers:  # read once: a weight shared by every Pad is read per Pad
+            array = self._arrays.get(name)
+            if array is None:
+                array = self._arrays[name] = numpy_helper.to_array(self.initializers[name])
+                array.setflags(write=False)
+            return array
         node = self.producer.get(name)
         if node is not None and node.op_type == "Constant":
             for attr in node.attribute:
@@ -111,8 +123,9 @@ class ProtoGraph:
     # --- what a pass writes ------------------------------------------------------------------
     def writable(self, node: onnx.NodeProto) -> onnx.NodeProto:
         """``node`` itself if this view owns it, else a copy that replaces it everywhere."""
+        self._ops = None
         if id(node) in self._own:
-            self._edited.add(id(node))
+            self._edited[id(node)] = node
             return node
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
@@ -123,13 +136,14 @@ class ProtoGraph:
         k = self._pos.pop(id(node))
         self.nodes[k] = copy
         self._pos[id(copy)] = k
-        for name in set(node.input):
+        io = self._io[id(copy)] = self._io.pop(id(node))
+        for name in set(io[0]):
             users = self.consumers[name]
             users[id(copy)] = [copy, users.pop(id(node))[1]]
-        for name in node.output:
+        for name in io[1]:
             if self.producer.get(name) is node:
                 self.producer[name] = copy
-        self._edited.add(id(copy))
+        self._edited[id(copy)] = copy
         return copy
 
     def latest(self, node: onnx.NodeProto) -> onnx.NodeProto:
@@ -141,6 +155,7 @@ class ProtoGraph:
     def set_input(self, node: onnx.NodeProto, index: int, name: str) -> onnx.NodeProto:
         node = self.writable(node)
         self._unindex(node)
+        self._lost.append(node.input[index])
         node.input[index] = name
         self._index(node)
         return node
@@ -154,13 +169,18 @@ class ProtoGraph:
         return node
 
     def add_node(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any) -> onnx.NodeProto:
-        node = helper.make_node(op, inputs, outputs, name=name, **attrs)
+        """A new node, as ``onnx.helper.make_node`` builds it (attributes sorted by name)."""
+        node = onnx.NodeProto(op_type=op, input=inputs, output=outputs, name=name)
+        if attrs:
+            node.attribute.extend(helper.make_attribute(k, v) for k, v in sorted(attrs.items()))
         self._own.add(id(node))
         self.new.add(id(node))
+        self._edited[id(node)] = node
+        self._ops = None
         if self._pos is not None:
             self._pos[id(node)] = len(self.nodes)
         self.nodes.append(node)
-        self._index(node)
+        self._index(node, tuple(inputs), tuple(outputs))
         return node
 
     def declare(self, name: str, dtype: int | None, shape: Shape | None = None) -> None:
@@ -177,33 +197,48 @@ class ProtoGraph:
 
     def constant(self, base: str, values: Any, dtype: Any = None) -> str:
         """``PassContext.constant``: one initializer per base, dtype and values within a pass."""
+        quick = None
+        if dtype is not None and type(values) is list:  # the same list again: no array built
+            try:
+                quick = (base, dtype, tuple(values))
+                known = self._constants.get(quick)
+            except TypeError:  # nested lists
+                quick = known = None
+            if known is not None:
+                return str(known)
         array = np.asarray(values, dtype=dtype)
         key = (base, array.dtype.str, array.shape, array.tobytes())
         if key not in self._constants:
             name = self.fresh_name(base)
             self.initializers[name] = numpy_helper.from_array(array, name)
             self._constants[key] = name
+        if quick is not None:
+            self._constants[quick] = self._constants[key]
         return str(self._constants[key])
 
     def tensor_names(self) -> set[str]:
-        """The names ``gs.Graph.tensors()`` would list (empty names omitted)."""
-        names = set(self.inputs) | set(self.outputs)
-        for node in self.nodes:
-            names.update(node.input)
-            names.update(node.output)
+        """The names ``gs.Graph.tensors()`` would list (empty names omitted): read from the
+        index, which holds every node of ``nodes``."""
+        names = set(self.inputs) | set(self.outputs) | self.producer.keys()
+        names.update(name for name, users in self.consumers.items() if users)
         names.discard("")
         return names
 
     # --- the manager's side ------------------------------------------------------------------
     def begin_pass(self) -> None:
         self.new.clear()
-        self._edited = set()  # ids of the nodes this pass wrote (their inputs may have changed)
+        self._edited = {}
+        self._lost = []
+        self._outputs_before = list(self.outputs)
         self.touched = []
         self._names = None
         self._constants = {}
 
     def op_counts(self) -> Counter:
-        return Counter(n.op_type for n in self.nodes)
+        """How many nodes of each type (counted again only after a node was written, added or removed)."""
+        if self._ops is None:
+            self._ops = Counter(n.op_type for n in self.nodes)
+        return Counter(self._ops)
 
     def lend_inferred(self, verified: onnx.ModelProto) -> None:
         """``InferredShapes.fill``: types inference found for tensors that lack them."""
@@ -226,99 +261,47 @@ class ProtoGraph:
                               else None for d in tt.shape.dim]
             self.inferred[info.name] = (lent_dtype, lent_shape)
 
-    def clean_and_sort(self, pass_name: str) -> None:
-        """``core.cleanup``'s linear cleanup and depth-first sort, by name instead of identity.
-        Each node's inputs are read from the protobuf once (a repeated field is a proxy object:
-        reading it per visit was a third of the fast path's time at 100k nodes)."""
-        producer = self.producer
-        inputs = {id(node): tuple(node.input) for node in self.nodes}
-        live: set[int] = set()
-        seen: set[str] = set()
-        stack = list(self.outputs)
-        while stack:
-            name = stack.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            node = producer.get(name)
-            if node is not None and id(node) not in live:
-                live.add(id(node))
-                stack.extend(inputs[id(node)])
-        if len(live) != len(self.nodes):
-            for node in self.nodes:
-                if id(node) not in live:
-                    self._unindex(node)
-            self.nodes = [n for n in self.nodes if id(n) in live]
-            self._pos = None
-        if not self.new and self._still_sorted(inputs):
-            return  # the depth-first sort keeps a sorted order as it is: nothing to do
-        visiting: set[int] = set()
-        placed: set[int] = set()
-        order: list[onnx.NodeProto] = []
-        for root in self.nodes:
-            if id(root) in placed or id(root) in visiting:
-                continue
-            visiting.add(id(root))
-            stack_nodes = [(root, iter(inputs[id(root)]))]
-            while stack_nodes:
-                node, pending = stack_nodes[-1]
-                for name in pending:
-                    source = producer.get(name)
-                    if source is None or id(source) in placed:
-                        continue
-                    if id(source) in visiting:
-                        raise PassFailed(pass_name, "the graph has a cycle")  # the gs path names it
-                    visiting.add(id(source))
-                    stack_nodes.append((source, iter(inputs[id(source)])))
-                    break
-                else:
-                    stack_nodes.pop()
-                    visiting.discard(id(node))
-                    placed.add(id(node))
-                    order.append(node)
-        self.nodes = order
-        self._pos = None
-
-    def _still_sorted(self, inputs: dict[int, tuple[str, ...]]) -> bool:
-        """Whether the order is still topological after a pass that added no node: only the
-        nodes it wrote can read a tensor made after them."""
-        edited = [k for k, node in enumerate(self.nodes) if id(node) in self._edited]
-        if not edited:
-            return True
-        position = {id(node): k for k, node in enumerate(self.nodes)}
-        for k in edited:
-            for name in inputs[id(self.nodes[k])]:
-                source = self.producer.get(name)
-                if source is not None and position[id(source)] >= k:
-                    return False
-        return True
-
     def users(self, name: str) -> list[onnx.NodeProto]:
         """The nodes that read ``name``, once per input that reads it (as gs ``tensor.outputs``)."""
         return [node for node, count in self.consumers.get(name, {}).values() for _ in range(count)]
 
-    def _index(self, node: onnx.NodeProto) -> None:
-        for name in node.input:
-            entry = self.consumers.setdefault(name, {}).setdefault(id(node), [node, 0])
-            entry[1] += 1
-        for name in node.output:
+    def _index(self, node: onnx.NodeProto, ins: tuple[str, ...] | None = None,
+               outs: tuple[str, ...] | None = None) -> None:
+        """Index ``node`` (its inputs and outputs when the caller has them as tuples already)."""
+        key = id(node)
+        if ins is None or outs is None:
+            ins, outs = tuple(node.input), tuple(node.output)
+        self._io[key] = (ins, outs)
+        consumers = self.consumers
+        for name in ins:
+            users = consumers.get(name)
+            if users is None:
+                users = consumers[name] = {}
+            entry = users.get(key)
+            if entry is None:
+                users[key] = [node, 1]
+            else:
+                entry[1] += 1
+        for name in outs:
             self.producer[name] = node
 
     def _unindex(self, node: onnx.NodeProto) -> None:
-        for name in node.input:
+        ins, outs = self._io.pop(id(node))
+        for name in ins:
             users = self.consumers.get(name, {})
             entry = users.get(id(node))
             if entry is not None:
                 entry[1] -= 1
                 if not entry[1]:
                     del users[id(node)]
-        for name in node.output:
+        for name in outs:
             if self.producer.get(name) is node:
                 del self.producer[name]
 
-    def to_model(self, template: onnx.ModelProto) -> onnx.ModelProto:
+    def to_model(self, template: onnx.ModelProto, provenance: dict[str, str] | None = None) -> onnx.ModelProto:
         """What ``gs.export_onnx`` writes for this graph: used initializers and value_info in
-        the order ``tensors()`` walks, declared types only."""
+        the order ``tensors()`` walks, declared types only; with ``provenance`` (node name ->
+        doc string), the doc strings ``roundtrip.carry_over`` would write."""
         g = template.graph
         model = onnx.ModelProto()
         model.ir_version = template.ir_version
@@ -327,19 +310,22 @@ class ProtoGraph:
         graph.name = g.name
         if g.doc_string:  # as onnx.helper.make_graph: an empty one is left unset
             graph.doc_string = g.doc_string
+        # onnx-graphsurgeon does not import node doc strings; the copies are mended, never the
+        # caller's nodes.
+        docs = provenance or {}
+        mend = [(k, want) for k, node in enumerate(self.nodes) if node.doc_string != (want := docs.get(node.name, ""))]
         graph.node.extend(self.nodes)
-        for node in graph.node:
-            if node.doc_string:  # onnx-graphsurgeon does not import node doc strings
-                node.doc_string = ""
+        for k, want in mend:
+            graph.node[k].doc_string = want
         graph.input.extend(self._info(n) for n in self.inputs)
         graph.output.extend(self._info(n) for n in self.outputs)
-        ordered = list(dict.fromkeys([*self.inputs, *(t for n in self.nodes for t in [*n.input, *n.output]),
+        io = self._io
+        ordered = list(dict.fromkeys([*self.inputs, *(t for n in self.nodes for part in io[id(n)] for t in part),
                                       *self.outputs]))
         graph.initializer.extend(self.initializers[n] for n in ordered if n in self.initializers)
-        io = set(self.inputs) | set(self.outputs)
+        skip = set(self.inputs) | set(self.outputs) | self.initializers.keys()
         graph.value_info.extend(self._info(n) for n in ordered
-                                if n and n not in io and n not in self.initializers and
-                                self.declared.get(n, (None, None)) != (None, None))
+                                if n and n not in skip and self.declared.get(n, (None, None)) != (None, None))
         return model
 
     def _info(self, name: str) -> onnx.ValueInfoProto:
@@ -347,6 +333,11 @@ class ProtoGraph:
         if dtype is None:
             return helper.make_empty_tensor_value_info(name)
         return helper.make_tensor_value_info(name, dtype, shape)
+
+    def order(self) -> dict[str, int]:
+        """Tensor name -> the position of the node that makes it (for ``roundtrip.adopt_types``)."""
+        io = self._io
+        return {name: k for k, node in enumerate(self.nodes) for name in io[id(node)][1]}
 
 
 def present(node: onnx.NodeProto, index: int) -> str | None:

@@ -10,12 +10,23 @@ renamed gets its own proto so the caller's model is never renamed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import onnx
 import onnx_graphsurgeon as gs
 
 from .errors import PassFailed
 from .modelio import default_opset
+
+
+@dataclass(frozen=True)
+class ExportHints:
+    """What an exporter knows of the model it made, so that verification need not scan for it:
+    ``order`` maps each tensor to the position of the node that makes it, ``bodies=False``
+    says no node has an If/Loop body (the protobuf fast path knows both)."""
+
+    order: dict[str, int] | None = None
+    bodies: bool = True
 
 
 def export_graph(graph: gs.Graph, template: onnx.ModelProto, pass_name: str) -> onnx.ModelProto:
@@ -30,10 +41,12 @@ def export_graph(graph: gs.Graph, template: onnx.ModelProto, pass_name: str) -> 
     return model
 
 
-def carry_over(model: onnx.ModelProto, template: onnx.ModelProto, provenance: dict[str, str]) -> None:
+def carry_over(model: onnx.ModelProto, template: onnx.ModelProto, provenance: dict[str, str],
+               bodies: bool = True) -> None:
     """Give an exported model what the round trip loses: the initializers ``template`` lists
     as inputs, its model-level fields, the provenance of the nodes passes made or touched; and
-    drop the outer types onnx-graphsurgeon writes into bodies."""
+    drop the outer types onnx-graphsurgeon writes into bodies (``bodies=False``: the model has
+    none, a scan of every attribute saved)."""
     _keep_initializers_as_inputs(model, template)
     model.producer_name = template.producer_name
     model.producer_version = template.producer_version
@@ -41,25 +54,31 @@ def carry_over(model: onnx.ModelProto, template: onnx.ModelProto, provenance: di
     model.doc_string = template.doc_string
     del model.metadata_props[:]
     model.metadata_props.extend(template.metadata_props)
-    for node in model.graph.node:
-        if node.name in provenance:
-            node.doc_string = provenance[node.name]
-    _drop_outer_value_info(model.graph)
+    if provenance:
+        for node in model.graph.node:
+            if node.name in provenance:
+                node.doc_string = provenance[node.name]
+    if bodies:
+        _drop_outer_value_info(model.graph)
 
 
-def adopt_types(model: onnx.ModelProto, inferred: onnx.ModelProto) -> None:
-    """Write what inference found into ``model``: value infos in node order, output types."""
+def adopt_types(model: onnx.ModelProto, inferred: onnx.ModelProto, order: dict[str, int] | None = None) -> None:
+    """Write what inference found into ``model``: value infos in node order (``order``: tensor
+    name -> the position of its node, when the caller knows it), output types."""
     del model.graph.value_info[:]
-    model.graph.value_info.extend(_in_node_order(inferred.graph.value_info, model.graph))
+    model.graph.value_info.extend(_in_node_order(inferred.graph.value_info, model.graph, order))
     for output, typed in zip(model.graph.output, inferred.graph.output):
         output.type.CopyFrom(typed.type)
 
 
-def _in_node_order(infos: Sequence[onnx.ValueInfoProto], graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+def _in_node_order(infos: Sequence[onnx.ValueInfoProto], graph: onnx.GraphProto,
+                   rank: dict[str, int] | None = None) -> list[onnx.ValueInfoProto]:
     """Value infos in the order the nodes produce their tensors. Inference lists the declared
     ones first: without this, the order would depend on which shapes were declared when."""
-    rank = {name: k for k, node in enumerate(graph.node) for name in node.output}
-    return sorted(infos, key=lambda info: rank.get(info.name, len(rank)))
+    if rank is None:
+        rank = {name: k for k, node in enumerate(graph.node) for name in node.output}
+    last = len(rank)
+    return sorted(infos, key=lambda info: rank.get(info.name, last))
 
 
 def _drop_outer_value_info(graph: onnx.GraphProto) -> None:

@@ -16,7 +16,7 @@ import onnx_graphsurgeon as gs
 
 from .errors import CgsurgError, PassFailed
 from .modelio import weightless
-from .roundtrip import adopt_types, carry_over, export_graph
+from .roundtrip import ExportHints, adopt_types, carry_over, export_graph
 
 
 class Verifier:
@@ -30,11 +30,12 @@ class Verifier:
         return inferred
 
     def verify(self, model: onnx.ModelProto, template: onnx.ModelProto, pass_name: str,
-               provenance: dict[str, str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+               provenance: dict[str, str],
+               hints: ExportHints = ExportHints()) -> tuple[onnx.ModelProto, onnx.ModelProto]:
         """``model`` exported after ``pass_name``, made whole from ``template`` and checked: the
         verified model, and the weightless one as ``check`` typed it (the ``Shapes`` analysis
-        is read from it without inferring again)."""
-        carry_over(model, template, provenance)
+        is read from it without inferring again). ``hints``: what the exporter knows of it."""
+        carry_over(model, template, provenance, hints.bodies)
         try:
             inferred = self.check(weightless(model))
         except CgsurgError:
@@ -43,7 +44,7 @@ class Verifier:
             message = str(exc).strip().splitlines()
             reason = message[0] if message else type(exc).__name__
             raise PassFailed(pass_name, f"the rewritten model is invalid: {reason}") from None
-        adopt_types(model, inferred)
+        adopt_types(model, inferred, hints.order)
         return model, inferred
 
     def export(self, graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
