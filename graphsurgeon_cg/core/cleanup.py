@@ -129,9 +129,10 @@ def tag_provenance(nodes: Sequence[Any], is_new: Callable[[Any], bool], touched:
                    provenance: dict[str, str], op_of: Callable[[Any], str]) -> None:
     """Name the pass's new nodes (and unnamed ones it touched) uniquely and record which pass
     made or modified them; ``op_of`` reads a node's type (gs nodes and NodeProtos both)."""
-    used = {n.name for n in nodes if not is_new(n)}
-    for node in nodes:
-        if is_new(node):
+    flags = [is_new(n) for n in nodes]
+    used = {n.name for n, new in zip(nodes, flags) if not new}
+    for node, new in zip(nodes, flags):
+        if new:
             node.name = unique_node_name(node.name, op_of(node), pass_name, used)
             provenance[node.name] = f"{PROVENANCE_PREFIX}{pass_name}"
     for node in touched:

@@ -14,6 +14,7 @@ Plugin authors keep seeing onnx-graphsurgeon: this view is for passes shipped wi
 from __future__ import annotations
 
 from collections import Counter
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ class ProtoGraph(ProtoCleanup):
         self._clean = False  # every node was live and the order sorted after the last cleanup
         self._outputs_before: list[str] = []
         self._ops: Counter | None = None
+        self._types: dict[int, onnx.TypeProto] = {}
         self._arrays: dict[str, np.ndarray] = {}  # initializers read (views never add or change one)
         self.touched: list[onnx.NodeProto] = []
         self._names: set[str] | None = None
@@ -241,25 +243,13 @@ class ProtoGraph(ProtoCleanup):
         return Counter(self._ops)
 
     def lend_inferred(self, verified: onnx.ModelProto) -> None:
-        """``InferredShapes.fill``: types inference found for tensors that lack them."""
-        self.inferred = {}
+        """``InferredShapes.fill``: types inference found for tensors that lack them, read from
+        ``verified`` when a pass first asks (most tensors are never asked about)."""
         names = self.tensor_names()
-        missing = {n for n in names - set(self.initializers)
-                   if self.declared.get(n, (None, None))[0] is None or self.declared.get(n, (None, None))[1] is None}
-        if not missing:
-            return
-        declared = {d for n in names for d in (self.shape(n) or []) if isinstance(d, str)}
-        for info in list(verified.graph.value_info) + list(verified.graph.output):
-            if info.name not in missing or not info.type.HasField("tensor_type"):
-                continue
-            dtype, shape = self.declared.get(info.name, (None, None))
-            tt = info.type.tensor_type
-            lent_dtype = tt.elem_type if dtype is None and tt.elem_type else None
-            lent_shape = None
-            if shape is None and tt.HasField("shape"):
-                lent_shape = [d.dim_value if d.HasField("dim_value") else d.dim_param if _kept(d.dim_param, declared)
-                              else None for d in tt.shape.dim]
-            self.inferred[info.name] = (lent_dtype, lent_shape)
+        declared = {name: known for name, known in self.declared.items()
+                    if name in names and name not in self.initializers}
+        infos = {info.name: info for info in [*verified.graph.value_info, *verified.graph.output]}
+        self.inferred = _Lent(infos, names - self.initializers.keys(), declared)
 
     def users(self, name: str) -> list[onnx.NodeProto]:
         """The nodes that read ``name``, once per input that reads it (as gs ``tensor.outputs``)."""
@@ -320,8 +310,9 @@ class ProtoGraph(ProtoCleanup):
         graph.input.extend(self._info(n) for n in self.inputs)
         graph.output.extend(self._info(n) for n in self.outputs)
         io = self._io
-        ordered = list(dict.fromkeys([*self.inputs, *(t for n in self.nodes for part in io[id(n)] for t in part),
-                                      *self.outputs]))
+        ordered = list(dict.fromkeys(chain(self.inputs, chain.from_iterable(ins + outs for ins, outs in
+                                                                            (io[id(n)] for n in self.nodes)),
+                                           self.outputs)))
         graph.initializer.extend(self.initializers[n] for n in ordered if n in self.initializers)
         skip = set(self.inputs) | set(self.outputs) | self.initializers.keys()
         graph.value_info.extend(self._info(n) for n in ordered
@@ -332,12 +323,48 @@ class ProtoGraph(ProtoCleanup):
         dtype, shape = self.declared.get(name, (None, None))
         if dtype is None:
             return helper.make_empty_tensor_value_info(name)
+        if shape is None:  # what make_tensor_value_info builds, from one TypeProto per dtype
+            typed = self._types.get(dtype)
+            if typed is None:
+                typed = self._types[dtype] = helper.make_tensor_type_proto(dtype, None)
+            return onnx.ValueInfoProto(name=name, type=typed)
         return helper.make_tensor_value_info(name, dtype, shape)
 
     def order(self) -> dict[str, int]:
         """Tensor name -> the position of the node that makes it (for ``roundtrip.adopt_types``)."""
         io = self._io
         return {name: k for k, node in enumerate(self.nodes) for name in io[id(node)][1]}
+
+
+class _Lent(dict):
+    """What ``lend_inferred`` lends: name -> (dtype, shape) for a tensor whose declared type or
+    shape was missing when lent, inference's own ``unk__N`` symbols dropped, worked out on
+    first read. Empty (false) when nothing can be lent."""
+
+    def __init__(self, infos: dict[str, onnx.ValueInfoProto], tensors: set[str],
+                 declared: dict[str, tuple[int | None, Shape | None]]):
+        super().__init__()
+        self._infos = {name: info for name, info in infos.items() if name in tensors and
+                       info.type.HasField("tensor_type") and None in declared.get(name, (None, None))}
+        self._declared = declared
+        self._symbols = {d for _, shape in declared.values() for d in shape or [] if isinstance(d, str)}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name not in self:
+            info = self._infos.get(name)
+            if info is None:
+                return default
+            dtype, shape = self._declared.get(name, (None, None))
+            tt = info.type.tensor_type
+            lent_shape = None
+            if shape is None and tt.HasField("shape"):
+                lent_shape = [d.dim_value if d.HasField("dim_value") else d.dim_param
+                              if _kept(d.dim_param, self._symbols) else None for d in tt.shape.dim]
+            self[name] = (tt.elem_type if dtype is None and tt.elem_type else None, lent_shape)
+        return super().get(name, default)
+
+    def __bool__(self) -> bool:
+        return bool(self._infos)
 
 
 def present(node: onnx.NodeProto, index: int) -> str | None:
