@@ -6,7 +6,6 @@ report), run, save. No special cases: everything a run measures or writes is an 
 
 from __future__ import annotations
 
-import gc
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +21,7 @@ from .check.session import SessionCache, make_session
 from .core.bounds import Bound
 from .core.errors import InputError
 from .core.instruments import Instrument
-from .core.manager import PassManager, PipelineResult
+from .core.manager import PassManager, PipelineResult, collector_paused
 from .core.modelio import check_output_folder, check_writable, load_model, same_file, save_model
 from .core.registry import PipelineLike, load_plugin
 from .services import OrtServices
@@ -176,19 +175,11 @@ def apply(
         chain.append(_report(model, report.label or str(model_path), report, settings, sessions,
                              bar=report.min_cos if report.min_cos is not None else settings.min_cos))
     manager.instruments.items.extend([*chain, *instruments, *([TargetLint(chosen)] if chosen else [])])
-    # The collector would walk hundreds of thousands of onnx-graphsurgeon objects again and
-    # again while they are built (issue 19: 27.8 s -> 19.1 s at 100k nodes); nothing here makes
-    # reference cycles worth collecting before the run ends.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():  # the run, and the compile step and the save after it
         result = manager.run(model)
         step = (compile_step(chosen, result.model, output_path, target.aipp, target.compile)
                 if chosen else None)
         save_model(result.model, output_path)
-    finally:
-        if paused:
-            gc.enable()
     if step is not None:
         step.write()
         result.compile = step

@@ -183,3 +183,22 @@ class MakesCycle(Pass):
 def test_a_cycle_is_reported_with_its_nodes():
     with pytest.raises(PassFailed, match="pass 'test-cycle' failed: the graph has a cycle: .*Relu"):
         PassManager("fold-constants,test-cycle").run(load_model(OPSET11))
+
+
+def test_a_run_pauses_the_collector_and_gives_it_back():
+    import gc
+
+    from graphsurgeon_cg import Instrument
+
+    seen = []
+
+    class Collector(Instrument):
+        def after_pass(self, run, index, p, record):
+            seen.append(gc.isenabled())
+
+    assert gc.isenabled()
+    PassManager("reflect2slice", instruments=[Collector()]).run(load_model(OPSET11))
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(PassFailed):  # a failing run gives it back too
+        PassManager("test-raises").run(load_model(OPSET11))
+    assert gc.isenabled()

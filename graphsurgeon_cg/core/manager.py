@@ -11,9 +11,11 @@ knows nothing of ONNX Runtime.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -92,6 +94,10 @@ class PassManager:
         if self.verify == "end" and readers:
             raise InputError(f"verify='end' leaves no model between passes, which {', '.join(readers)} reads")
         run = PipelineRun(self.passes, self.bound, [model], replay=lambda: self._every_stage(model))
+        with collector_paused():
+            return self._run(model, run)
+
+    def _run(self, model: onnx.ModelProto, run: PipelineRun) -> PipelineResult:
         try:
             self.instruments.call("before_pipeline", run)
             try:
@@ -255,6 +261,20 @@ class PassManager:
         record.nodes_after = len(graph.nodes)
         record.seconds = time.perf_counter() - start
         return record, graph, adapter, preserved
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off for the block: it would walk the hundreds of thousands of
+    node objects a large graph makes again and again while they are built (issue 19: 27.8 s ->
+    19.1 s at 100k nodes), and a run makes no reference cycles worth collecting before it ends."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _unchecked(graph: gs.Graph, template: onnx.ModelProto, pass_name: str,
