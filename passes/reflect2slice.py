@@ -76,9 +76,9 @@ class Reflect2Slice(NodeRewritePass):
 
     def run_proto(self, graph: ProtoGraph) -> PassResult:
         def match(node) -> Match | NoMatch | None:
-            pad = graph.read_pad(node)
-            if pad.mode != "reflect":
+            if attribute(node, "mode", "constant") != "reflect":  # before reading the pads: most Pads are zero pads
                 return None
+            pad = graph.read_pad(node)
             if pad.reason:
                 return NoMatch(pad.reason)
             return _refusal(pad, graph.opset, graph.shape(node.input[0])) or Match(node, pad)

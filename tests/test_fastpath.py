@@ -11,8 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-import graphsurgeon_cg.core.manager as manager_module
-from graphsurgeon_cg import CgsurgError, PassManager
+from graphsurgeon_cg import PassManager
 from graphsurgeon_cg.core import fastpath
 
 HERE = Path(__file__).resolve().parent
@@ -21,6 +20,7 @@ sys.path.insert(0, str(HERE))
 
 from scale import reflect_blocks  # noqa: E402
 
+from fastpath_oracle import assert_same, both_paths  # noqa: E402
 from fuzzing import generate  # noqa: E402
 
 SPECS = ["fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=1)", "reflect2slice",
@@ -28,71 +28,9 @@ SPECS = ["fold-constants,reflect2slice,pad-conv-fusion,static-batch(batch=1)", "
 
 
 def both(model: onnx.ModelProto, spec: str, monkeypatch: pytest.MonkeyPatch) -> tuple:
-    """(fast outcome, gs outcome, whether the fast path was taken); an outcome is the result or the error."""
-    taken = []
-
-    def spy(*args):
-        taken.append(fastpath.run_fast(*args))
-        return taken[-1]
-
-    outcomes = []
-    original = model.SerializeToString()
-    for chooser in (spy, lambda *a: False):
-        monkeypatch.setattr(manager_module, "run_fast", chooser)
-        copy = onnx.ModelProto()  # a fresh copy each: the gs path's folding edits the caller's nodes (a known defect)
-        copy.ParseFromString(original)
-        try:
-            outcomes.append(PassManager(spec).run(copy))
-        except CgsurgError as exc:
-            outcomes.append(f"{type(exc).__name__}: {exc}")
-        if chooser is spy and taken and taken[0]:
-            assert copy.SerializeToString() == original, "the fast path changed the caller's model"
-    return outcomes[0], outcomes[1], bool(taken and taken[0])
-
-
-def assert_same(fast, slow) -> None:
-    if isinstance(slow, str) or isinstance(fast, str):
-        assert fast == slow
-        return
-    if fast.model.SerializeToString() != slow.model.SerializeToString():
-        # onnx-graphsurgeon re-exports every attribute (a tensor attribute gets name ""
-        # written out): the fields must still be equal, and ORT's outputs bit-identical.
-        assert canonical(fast.model) == canonical(slow.model)
-        assert_same_outputs(fast.model, slow.model)
-    for a, b in zip(fast.records, slow.records, strict=True):
-        keep = {k: v for k, v in a.__dict__.items() if not k.endswith("seconds")}
-        assert keep == {k: v for k, v in b.__dict__.items() if not k.endswith("seconds")}
-
-
-def canonical(model: onnx.ModelProto) -> tuple:
-    from onnx import numpy_helper
-
-    def value(attr: onnx.AttributeProto):
-        v = onnx.helper.get_attribute_value(attr)
-        return numpy_helper.to_array(v).tolist() if isinstance(v, onnx.TensorProto) else v
-
-    g = model.graph
-    nodes = [(n.op_type, n.name, n.domain, list(n.input), list(n.output), n.doc_string,
-              [(a.name, value(a)) for a in n.attribute]) for n in g.node]
-    inits = [(t.name, t.data_type, list(t.dims), numpy_helper.to_array(t).tobytes()) for t in g.initializer]
-    infos = [i.SerializeToString() for i in [*g.input, *g.output, *g.value_info]]
-    return nodes, inits, infos, [o.SerializeToString() for o in model.opset_import], model.ir_version
-
-
-def assert_same_outputs(a: onnx.ModelProto, b: onnx.ModelProto) -> None:
-    import numpy as np
-    import onnxruntime as ort
-
-    rng = np.random.default_rng(0)
-    feed = {}
-    for info in a.graph.input:
-        tt = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in tt.shape.dim]
-        feed[info.name] = rng.standard_normal(dims).astype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
-    outs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
-            for m in (a, b)]
-    for x, y in zip(*outs, strict=True):
-        assert np.array_equal(x, y, equal_nan=True)
+    outcome = both_paths(model, spec)
+    assert not outcome[3], "the fast path changed the caller's model"
+    return outcome[:3]
 
 
 def test_scale_blocks_take_the_fast_path(monkeypatch):
@@ -172,3 +110,29 @@ def test_a_later_cleanup_drops_what_a_cut_left_dead(monkeypatch):
     assert [n.op_type for n in fast.model.graph.node] == ["Conv"]
     assert fast.records[0].op_delta == {"Neg": -1}
     assert fast.records[1].op_delta == {"Constant": -2, "Pad": -1}
+
+
+def test_a_name_declared_twice_is_typed_as_onnx_graphsurgeon_imports_it(monkeypatch):
+    """An input that is also an output, declared with other dims there, and a tensor with two
+    value infos (the first without a shape): onnx-graphsurgeon keeps the first type a name has
+    (value infos merged first), so must the fast path (found by benchmarks/fastpath_agreement.py)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    pads = numpy_helper.from_array(np.array([0, 0, 0, 1, 0, 0, 0, 1], np.int64), "pads")
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect", name="pad"),
+             helper.make_node("Relu", ["p"], ["y"], name="relu")]
+    graph = helper.make_graph(
+        nodes, "twice", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", "b", "c", "d"])], [pads],
+        value_info=[helper.make_tensor_value_info("p", TensorProto.FLOAT, None),
+                    helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 2, 3, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for spec in ("reflect2slice", "static-batch(batch=1)"):
+        fast, slow, taken = both(model, spec, monkeypatch)
+        assert taken
+        assert_same(fast, slow)
+    out_x = [o for o in fast.model.graph.output if o.name == "x"][0]
+    assert [d.dim_value for d in out_x.type.tensor_type.shape.dim] == [1, 2, 3, 6]

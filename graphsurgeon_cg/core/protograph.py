@@ -49,9 +49,18 @@ class ProtoGraph(ProtoCleanup):
         self.inputs = [i.name for i in g.input]
         self.outputs = [o.name for o in g.output]
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
+        # As onnx-graphsurgeon imports them: repeated value infos merge (the first known dtype
+        # and shape kept), then a graph input or output keeps the type its name has already
+        # (an input that is also an output is declared by the input).
         self.declared: dict[str, tuple[int | None, Shape | None]] = {}
-        for info in [*g.value_info, *g.input, *g.output]:
-            self.declared[info.name] = _declared_type(info)
+        for info in g.value_info:
+            dtype, shape = _declared_type(info)
+            if info.name in self.declared:
+                known_dtype, known_shape = self.declared[info.name]
+                dtype, shape = known_dtype or dtype, known_shape or shape
+            self.declared[info.name] = (dtype, shape)
+        for info in [*g.input, *g.output]:
+            self.declared.setdefault(info.name, _declared_type(info))
         self.inferred: dict[str, tuple[int | None, Shape | None]] = {}
         self.producer: dict[str, onnx.NodeProto] = {}
         # name -> {id(node): [node, how many of its inputs read it]}: a weight shared by every
@@ -72,7 +81,7 @@ class ProtoGraph(ProtoCleanup):
         self._outputs_before: list[str] = []
         self._ops: Counter | None = None
         self._types: dict[int, onnx.TypeProto] = {}
-        self._arrays: dict[str, np.ndarray] = {}  # initializers read (views never add or change one)
+        self._arrays: dict[str, np.ndarray] = {}  # initializers read (a view never changes one)
         self.touched: list[onnx.NodeProto] = []
         self._names: set[str] | None = None
         self._constants: dict = {}
