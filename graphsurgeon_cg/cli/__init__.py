@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -70,8 +71,9 @@ def cli() -> None:
 
 
 # Set by a command whose output is written and flushed when nothing else is left to do (apply):
-# the process then ends without freeing its object graph (2-3 s on a 100k-node model).
-EXIT_AT_ONCE = {"ready": False}
+# the process then ends without freeing its object graph (2-3 s on a 100k-node model); "keep"
+# holds what the command's return would otherwise free first (the result and its working graph).
+EXIT_AT_ONCE: dict[str, Any] = {"ready": False, "keep": None}
 
 
 def main() -> None:

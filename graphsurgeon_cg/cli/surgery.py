@@ -96,7 +96,7 @@ def apply(model, output, pipeline, check, inputs, in_place, dump_dir, plugins, a
         raise
     if as_json:
         tables.echo_json({"input": model, "output": output, **result.as_dict(), **target_cli.extras(result)})
-        EXIT_AT_ONCE["ready"] = True
+        EXIT_AT_ONCE.update(ready=True, keep=result)
         return
     tables.pass_records(result)
     if result.check is not None:
@@ -107,7 +107,7 @@ def apply(model, output, pipeline, check, inputs, in_place, dump_dir, plugins, a
         click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
     click.echo(f"wrote {output}")
     target_cli.after_apply(result, output)
-    EXIT_AT_ONCE["ready"] = True
+    EXIT_AT_ONCE.update(ready=True, keep=result)
 
 
 @cli.command(short_help="Compare two models' outputs (or every layer) on the same inputs.")

@@ -73,7 +73,7 @@ def run_fast(passes: list[Pass], instruments: Instruments, each: bool, model: on
     if each or not all(has_fast_path(p) for p in passes) or not plain(model):
         return False
     try:
-        stages, records = _run(passes, model, verifier)
+        stages, records, run.working = _run(passes, model, verifier)
     except (_Declined, CgsurgError):
         return False
     for index, (p, record) in enumerate(zip(passes, records)):
@@ -85,8 +85,9 @@ def run_fast(passes: list[Pass], instruments: Instruments, each: bool, model: on
     return True
 
 
-def _run(passes: list[Pass], model: onnx.ModelProto, verifier: Verifier) -> tuple[list, list[PassRecord]]:
-    """``PassManager._run_passes`` with deferred verification, on the view."""
+def _run(passes: list[Pass], model: onnx.ModelProto,
+         verifier: Verifier) -> tuple[list, list[PassRecord], ProtoGraph]:
+    """``PassManager._run_passes`` with deferred verification, on the view (returned too)."""
     graph = ProtoGraph(model, default_opset(model))
     provenance: dict[str, str] = {}
     stages: list = [model]
@@ -112,7 +113,7 @@ def _run(passes: list[Pass], model: onnx.ModelProto, verifier: Verifier) -> tupl
         records.append(record)
     if dirty:
         stages[-1] = _verify(verifier, graph, model, records[-1], provenance)
-    return stages, records
+    return stages, records, graph
 
 
 def _verify(verifier: Verifier, graph: ProtoGraph, template: onnx.ModelProto, record: PassRecord,
