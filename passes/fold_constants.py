@@ -49,18 +49,20 @@ class FoldConstants(Pass):
 
     def run_proto(self, graph: ProtoGraph) -> PassResult | None:
         for node in graph.nodes:
-            if node.op_type in ("Shape", "Size") and node.input:
-                shape = graph.shape(node.input[0])
+            inputs = graph.io(node)[0]
+            op = node.op_type
+            if op in ("Shape", "Size") and inputs:
+                shape = graph.shape(inputs[0])
                 if shape and all(isinstance(d, int) for d in shape):
                     return None
-            if node.op_type == "Constant" or not node.input or all(
-                    graph.is_initializer(t) or not t for t in node.input):
+            if op == "Constant" or not inputs or all(graph.is_initializer(t) or not t for t in inputs):
                 return None
         needed = set(graph.outputs)
         for node in reversed(graph.nodes):
-            if not any(t in needed for t in node.output):
+            inputs, outputs = graph.io(node)
+            if not any(t in needed for t in outputs):
                 return None
-            needed.update(node.input)
+            needed.update(inputs)
         return PassResult(0, ["no constant or dead subgraph found"], modified=False)
 
 

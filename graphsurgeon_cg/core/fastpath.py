@@ -129,7 +129,7 @@ def _verify(verifier: Verifier, graph: ProtoGraph, template: onnx.ModelProto, re
 def _run_one(p: Pass, graph: ProtoGraph, provenance: dict[str, str]) -> PassRecord:
     """``PassManager._run_one`` on the view."""
     graph.begin_pass()
-    before_names = {n.name for n in graph.nodes if n.name}
+    before = list(graph.nodes)  # their names are read only if the pass adds nodes
     nodes_before = len(graph.nodes)
     ops_before = graph.op_counts()
     start = time.perf_counter()
@@ -144,6 +144,8 @@ def _run_one(p: Pass, graph: ProtoGraph, provenance: dict[str, str]) -> PassReco
         record.seconds = time.perf_counter() - start
         return record
     graph.clean_and_sort(p.name)
+
+    before_names = {n.name for n in before if n.name} if graph.new else set()
 
     def is_new(node: onnx.NodeProto) -> bool:
         return id(node) in graph.new and not (node.name and node.name in before_names)

@@ -40,9 +40,8 @@ class ProtoCleanup:
             return
         dead = self._newly_dead() if incremental else self._unreachable()
         if dead:
-            for node in self.nodes:
-                if id(node) in dead:
-                    self._unindex(node)
+            for node in dead.values():
+                self._unindex(node)
             self.nodes = [n for n in self.nodes if id(n) not in dead]
             self._pos = None
             self._ops = None
@@ -59,7 +58,7 @@ class ProtoCleanup:
             return
         self._pos = None
 
-    def _unreachable(self) -> set[int]:
+    def _unreachable(self) -> dict[int, onnx.NodeProto]:
         producer, io = self.producer, self._io
         live: set[int] = set()
         seen: set[str] = set()
@@ -73,15 +72,15 @@ class ProtoCleanup:
             if node is not None and id(node) not in live:
                 live.add(id(node))
                 stack.extend(io[id(node)][0])
-        return {id(n) for n in self.nodes if id(n) not in live} if len(live) != len(self.nodes) else set()
+        return {id(n): n for n in self.nodes if id(n) not in live} if len(live) != len(self.nodes) else {}
 
-    def _newly_dead(self) -> set[int]:
+    def _newly_dead(self) -> dict[int, onnx.NodeProto]:
         """The nodes that feed nothing any more, in a graph that was all live before this pass
         (a DAG: counting readers finds every node cut off, as the walk from the outputs would)."""
         outputs = set(self.outputs)
         consumers, producer, io = self.consumers, self.producer, self._io
         stack = [*self._edited.values(), *(producer[n] for n in self._lost if n in producer)]
-        dead: set[int] = set()
+        dead: dict[int, onnx.NodeProto] = {}
         while stack:
             node = stack.pop()
             if id(node) in dead or id(node) not in io:
@@ -89,7 +88,7 @@ class ProtoCleanup:
             ins, outs = io[id(node)]
             if any(o in outputs or consumers.get(o) for o in outs):
                 continue
-            dead.add(id(node))
+            dead[id(node)] = node
             for name in ins:  # this node no longer reads them: their producers may be cut off too
                 users = consumers.get(name)
                 if users is not None:
@@ -106,6 +105,14 @@ class ProtoCleanup:
         order: list[onnx.NodeProto] = []
         for root in self.nodes:
             if id(root) in placed or id(root) in visiting:
+                continue
+            for name in io[id(root)][0]:  # most nodes come after all their producers: placed at once
+                source = producer.get(name)
+                if source is not None and id(source) not in placed:
+                    break
+            else:
+                placed.add(id(root))
+                order.append(root)
                 continue
             visiting.add(id(root))
             stack_nodes = [(root, iter(io[id(root)][0]))]

@@ -260,6 +260,10 @@ class ProtoGraph(ProtoCleanup):
         infos = {info.name: info for info in [*verified.graph.value_info, *verified.graph.output]}
         self.inferred = _Lent(infos, names - self.initializers.keys(), declared)
 
+    def io(self, node: onnx.NodeProto) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """A node's (inputs, outputs) as they are now, without reading the protobuf again."""
+        return self._io[id(node)]
+
     def users(self, name: str) -> list[onnx.NodeProto]:
         """The nodes that read ``name``, once per input that reads it (as gs ``tensor.outputs``)."""
         return [node for node, count in self.consumers.get(name, {}).values() for _ in range(count)]
