@@ -34,9 +34,9 @@ class Reflect2Slice(NodeRewritePass):
         return any_pad(graph, lambda n: n.attrs.get("mode") in ("reflect", b"reflect") and n.inputs[0].shape is None)
 
     def match(self, node: gs.Node, ctx: PassContext) -> Match | NoMatch | None:
-        pad = read_pad(node)
-        if pad.mode != "reflect":
+        if node.attrs.get("mode", "constant") not in ("reflect", b"reflect"):  # other Pads are not read at all
             return None
+        pad = read_pad(node)
         if pad.reason:
             return NoMatch(pad.reason)
         refused = _refusal(pad, ctx.opset, node.inputs[0].shape)

@@ -136,3 +136,74 @@ def test_a_name_declared_twice_is_typed_as_onnx_graphsurgeon_imports_it(monkeypa
         assert_same(fast, slow)
     out_x = [o for o in fast.model.graph.output if o.name == "x"][0]
     assert [d.dim_value for d in out_x.type.tensor_type.shape.dim] == [1, 2, 3, 6]
+
+
+def test_the_working_graph_is_freed_with_the_run(monkeypatch):
+    """Only ``cgsurg apply``, which exits at once, keeps it (fastpath.RETAINED); an API caller's
+    result must not hold the graph, which holds the caller's whole input model."""
+    import gc
+    import weakref
+
+    from graphsurgeon_cg.core.protograph import ProtoGraph
+
+    made = []
+
+    class Tracked(ProtoGraph):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(fastpath, "ProtoGraph", Tracked)
+    result = PassManager("reflect2slice").run(reflect_blocks(50))
+    assert result.records[0].rewrites and fastpath.RETAINED is None
+    gc.collect()
+    assert len(made) == 1 and made[0]() is None
+
+
+def _pad_model(mode: str, pads: list[int], axes: list[int] | None) -> onnx.ModelProto:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(pads, np.int64), "pads"),
+             numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")]
+    inputs = ["x", "pads"]
+    if axes is not None:
+        inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+        inputs += ["", "axes"]
+    nodes = [helper.make_node("Pad", inputs, ["p"], mode=mode, name="pad"),
+             helper.make_node("Conv", ["p", "w"], ["y"], name="conv")]
+    graph = helper.make_graph(nodes, "pad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("spec", ["reflect2slice", "pad-conv-fusion", "reflect2slice,pad-conv-fusion"])
+def test_pads_that_cannot_be_read_give_the_same_outcome_on_both_paths(spec, monkeypatch):
+    """Four pads for three axes: reflect2slice leaves a constant Pad unread on both paths, and an
+    error a pass's protobuf rule raises sends the run to onnx-graphsurgeon, which names it."""
+    model = _pad_model("constant", [0, 1, 0, 1], [2, 3, 1])
+    fast, slow, _ = both(model, spec, monkeypatch)
+    assert_same(fast, slow)
+    if spec == "reflect2slice":
+        assert not isinstance(fast, str) and fast.records[0].rewrites == 0
+    else:
+        assert isinstance(fast, str) and fast.startswith("PassFailed: pass 'pad-conv-fusion'")
+
+
+def test_proto_nodes_and_constants_are_built_as_onnx_helper_builds_them():
+    import numpy as np
+    from onnx import helper
+
+    from graphsurgeon_cg.core.protograph import ProtoGraph
+
+    graph = ProtoGraph(reflect_blocks(5), 13)
+    for name, attrs in [("", {}), ("n", {"axis": 1, "unused": None})]:
+        made = graph.add_node("Concat", ["x", "x"], [f"out{name}"], name=name, **attrs)
+        assert made.SerializeToString() == helper.make_node("Concat", ["x", "x"], [f"out{name}"], name=name,
+                                                           **attrs).SerializeToString()
+    zero, negative_zero = graph.constant("v", [0.0], np.float32), graph.constant("v", [-0.0], np.float32)
+    assert zero != negative_zero  # equal as keys, not as bytes
+    assert graph.constant("v", [0.0], np.float32) == zero and graph.constant("s", [1], np.int64) == \
+        graph.constant("s", [1], np.int64)

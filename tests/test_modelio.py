@@ -112,3 +112,11 @@ def test_a_long_one_dimensional_weight_is_not_read_as_shape_data_by_inference(tm
     apply(tmp_path / "m.onnx", tmp_path / "o.onnx", "fold-constants,pad-conv-fusion")
     written = onnx.load(str(tmp_path / "o.onnx"))
     assert list(written.graph.initializer[0].dims) == [LONG_VECTOR + 5]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".textproto", ".onnx"])
+def test_save_model_writes_the_format_the_extension_names(tmp_path, suffix):
+    model = load_model(OPSET11)
+    path = save_model(model, tmp_path / f"m{suffix}")
+    assert onnx.load(str(path)).graph.node[0].op_type == model.graph.node[0].op_type
+    assert load_model(path).SerializeToString() == model.SerializeToString()

@@ -174,3 +174,20 @@ def test_apply_dump_on_failure(tmp_path):
     assert sorted(p.name for p in dump.iterdir()) == ["failed.onnx", "input.onnx", "reproducer.json"]
     info = _reproducer(dump)
     assert info["command"] == "cgsurg apply input.onnx -o out.onnx --passes 'test-plugin-bogus'"
+
+
+def test_a_verifier_with_its_own_four_argument_verify_still_runs_on_the_fast_path():
+    """A subclass written against verify(model, template, pass_name, provenance) gets that call
+    from the protobuf fast path too, with the provenance the onnx-graphsurgeon path would give."""
+    seen = []
+
+    class Old(Verifier):
+        def verify(self, model, template, pass_name, provenance):
+            seen.append(dict(provenance))
+            return super().verify(model, template, pass_name, provenance)
+
+    folded_model = PassManager("fold-constants").run(load_model(OPSET11)).model
+    result = PassManager("reflect2slice", verifier=Old()).run(folded_model)
+    assert result.records[0].rewrites and len(seen) == 1
+    assert seen[0] and all(doc.startswith("cgsurg:reflect2slice") for doc in seen[0].values())
+    assert {n.name: n.doc_string for n in result.model.graph.node if n.doc_string} == seen[0]

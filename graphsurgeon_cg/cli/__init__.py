@@ -68,6 +68,9 @@ def cli() -> None:
       cgsurg apply M.onnx -o O.onnx --target tensorrt      rewrite it, checked
       cgsurg prep IMGS -o D && cgsurg diff M.onnx O.onnx --data D/IMGS.info
     """
+    # A run inside a longer-lived process (click's CliRunner, a notebook) never reaches the quick
+    # exit: what an earlier command kept for it is let go here.
+    EXIT_AT_ONCE.update(ready=False, keep=None)
 
 
 # Set by a command whose output is written and flushed when nothing else is left to do (apply):

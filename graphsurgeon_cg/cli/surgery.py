@@ -9,6 +9,7 @@ import click
 from .. import api
 from ..check.checker import CheckSettings
 from ..check.layers import DEFAULT_ATOL, DEFAULT_CHUNK_BYTES, DEFAULT_RTOL
+from ..core import fastpath
 from ..core.bounds import Bound
 from ..core.dump import DumpOnFailure
 from ..core.errors import CgsurgError, InputError, NumericCheckFailed
@@ -81,6 +82,8 @@ def apply(model, output, pipeline, check, inputs, in_place, dump_dir, plugins, a
     if same_file(model, output) and not in_place:
         raise InputError(f"-o {output} is the input file; pass --in-place to overwrite it")
     dump = [DumpOnFailure(dump_dir)] if dump_dir else []
+    retained: list = []  # the fast path's working graph, left for the quick exit to drop (not freed here)
+    fastpath.RETAINED = retained
     try:
         result = api.apply(model, output, pipeline, check=check, inputs=inputs, report=report, target=target,
                            plugins=plugins, in_place=in_place, instruments=dump, warn=lambda m: click.echo(m, err=True))
@@ -94,9 +97,11 @@ def apply(model, output, pipeline, check, inputs, in_place, dump_dir, plugins, a
         if report and not isinstance(exc, InputError) and (Path(report.out_dir) / "report.html").exists():
             click.echo(f"report: {Path(report.out_dir) / 'report.html'}", err=True)
         raise
+    finally:
+        fastpath.RETAINED = None
     if as_json:
         tables.echo_json({"input": model, "output": output, **result.as_dict(), **target_cli.extras(result)})
-        EXIT_AT_ONCE.update(ready=True, keep=result)
+        EXIT_AT_ONCE.update(ready=True, keep=(result, retained))
         return
     tables.pass_records(result)
     if result.check is not None:
@@ -107,7 +112,7 @@ def apply(model, output, pipeline, check, inputs, in_place, dump_dir, plugins, a
         click.echo(f"report: {result.report_dir / 'report.html'} (and report.json, report.md)")
     click.echo(f"wrote {output}")
     target_cli.after_apply(result, output)
-    EXIT_AT_ONCE.update(ready=True, keep=result)
+    EXIT_AT_ONCE.update(ready=True, keep=(result, retained))
 
 
 @cli.command(short_help="Compare two models' outputs (or every layer) on the same inputs.")

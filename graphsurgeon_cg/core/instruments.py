@@ -67,10 +67,6 @@ class PipelineRun:
     # Set by the pass manager when a pass raised or left an invalid model: which one, and the
     # graph it left (for a post-mortem: ``core.dump.DumpOnFailure``).
     failure: Failure | None = None
-    # The fast path's working graph (``core.protograph``), handed on to the result: freeing its
-    # hundreds of thousands of objects costs 0.6 s at 100k nodes, which a process that exits
-    # once the output is written (``cgsurg apply``) need not spend.
-    working: Any = None
 
     def __post_init__(self) -> None:
         self.declared = [p.declare_io(self.stages[0]) or IDENTITY for p in self.passes]

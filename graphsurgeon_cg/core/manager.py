@@ -112,7 +112,7 @@ class PassManager:
                 self._run_passes(model, run, each=True, hooks=False)
             run.bound = changed_bound(self.passes, run.records)
             result = PipelineResult(model=run.stages[-1], pipeline=self.pipeline, records=run.records,
-                                    bound=run.bound, working=run.working)
+                                    bound=run.bound)
             self.instruments.call("after_pipeline", run, result)
         except CgsurgError as exc:
             self.instruments.call("after_pipeline_failed", run, exc)

@@ -241,9 +241,12 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, external_data: b
             tmp_model = Path(tmp) / path.name
             if external_data:
                 model = _externalised(model, Path(tmp) / data_name, data_name)
-            # The bytes themselves: onnx.save_model also walks every tensor, attributes included,
-            # for external data to write (0.4 s at 100k nodes), and there is none left to write.
-            tmp_model.write_bytes(model.SerializeToString())
+            if onnx.serialization.registry.get_format_from_file_extension(path.suffix) in (None, "protobuf"):
+                # The bytes themselves: onnx.save_model also walks every tensor, attributes
+                # included, for external data to write (0.4 s at 100k nodes); none is left.
+                tmp_model.write_bytes(model.SerializeToString())
+            else:  # a text format named by the extension (.json, .textproto, ...)
+                onnx.save_model(model, str(tmp_model))
             if external_data:
                 os.replace(Path(tmp) / data_name, path.parent / data_name)
             os.replace(tmp_model, path)

@@ -181,9 +181,11 @@ class ProtoGraph(ProtoCleanup):
 
     def add_node(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any) -> onnx.NodeProto:
         """A new node, as ``onnx.helper.make_node`` builds it (attributes sorted by name)."""
-        node = onnx.NodeProto(op_type=op, input=inputs, output=outputs, name=name)
+        node = onnx.NodeProto(op_type=op, input=inputs, output=outputs)
+        if name:  # onnx's protos are proto2: an empty name set would be written out
+            node.name = name
         if attrs:
-            node.attribute.extend(helper.make_attribute(k, v) for k, v in sorted(attrs.items()))
+            node.attribute.extend(helper.make_attribute(k, v) for k, v in sorted(attrs.items()) if v is not None)
         self._own.add(id(node))
         self.new.add(id(node))
         self._edited[id(node)] = node
@@ -209,14 +211,11 @@ class ProtoGraph(ProtoCleanup):
     def constant(self, base: str, values: Any, dtype: Any = None) -> str:
         """``PassContext.constant``: one initializer per base, dtype and values within a pass."""
         quick = None
-        if dtype is not None and type(values) is list:  # the same list again: no array built
-            try:
-                quick = (base, dtype, tuple(values))
-                known = self._constants.get(quick)
-            except TypeError:  # nested lists
-                quick = known = None
-            if known is not None:
-                return str(known)
+        # The same list of ints again: no array built (ints only: 0.0 == -0.0 as keys, not as bytes).
+        if dtype is not None and type(values) is list and all(type(v) is int for v in values):
+            quick = (base, dtype, tuple(values))
+            if quick in self._constants:
+                return str(self._constants[quick])
         array = np.asarray(values, dtype=dtype)
         key = (base, array.dtype.str, array.shape, array.tobytes())
         if key not in self._constants:

@@ -95,7 +95,6 @@ class PipelineResult:
     lint: LintOutcome | None = None  # set by a target's lint instrument
     compile: CompileOutcome | None = None  # set by api.apply with a target, once the command is written
     extras: dict = field(default_factory=dict)  # what instruments outside cgsurg want to hand back
-    working: Any = field(default=None, repr=False, compare=False)  # PipelineRun.working, freed with the result
 
     @property
     def rewrites(self) -> int:
