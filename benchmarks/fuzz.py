@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the generator and oracle are shared w
 
 import fuzzing  # noqa: E402
 
+from graphsurgeon_cg.check.cpu import cpu_name  # noqa: E402
+
 ort.set_default_logger_severity(4)  # the runtime's own error lines would drown the progress output
 
 COLUMNS = [("tried", None), ("applicable", None), ("ok", fuzzing.OK), ("mismatch", fuzzing.MISMATCH),
@@ -60,14 +62,6 @@ def split_specs(values: list[str]) -> list[str]:
             specs.append(part.strip())
     return specs
 
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                        platform.machine())
-    except OSError:
-        return platform.machine()
 
 
 def git_commit() -> str:

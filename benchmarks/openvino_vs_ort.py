@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE))
 from bench_suite import WORK, build_model, photo_sets, write_results  # noqa: E402
 
 from graphsurgeon_cg.check.backends import OpenVinoBackend, OrtBackend, Runner  # noqa: E402
+from graphsurgeon_cg.check.cpu import cpu_flags, cpu_name  # noqa: E402
 from graphsurgeon_cg.check.feeds import ImageInput  # noqa: E402
 from graphsurgeon_cg.stages.compile import compile_model  # noqa: E402
 from graphsurgeon_cg.stages.evaluate import evaluate_models  # noqa: E402
@@ -54,17 +55,7 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "a
 
 def cpu_info() -> dict:
     """The CPU model and which of the ISA extensions that matter for these kernels it has."""
-    model, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model == "unknown":
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
+    model, flags = cpu_name(), cpu_flags()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": model, "cpus": cpus, "isa": {flag: flag in flags for flag in ISA_FLAGS}}
 

@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from ..core.errors import InputError
 from ..core.modelio import external_location, fits_in_protobuf, has_external_data, save_model
+from .cpu import cpu_name
 from .providers import PROVIDERS
 
 ort.set_default_logger_severity(3)  # ORT's own coloured log lines would precede our one-line errors
@@ -227,11 +228,6 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 
 def environment(provider: str, threads: int | None) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"onnxruntime": ort.__version__, "provider": PROVIDERS[provider.lower()], "threads": threads or "default",
             "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from ..check.cpu import cpu_flags
 from ..check.fp16sim import run_simulated, tensor_losses
 from ..check.metrics import pixel_cosine, psnr
 from ..check.session import make_session, run_session
@@ -71,12 +72,7 @@ class Prediction:
 
 def cpu_has_bf16() -> bool:
     """Native bfloat16 on this CPU (avx512_bf16 or AMX): where OpenVINO may pick bf16 by default."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def keep_form(target: str, nodes: Sequence[str]) -> str:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from ..check.cpu import cpu_flags as all_cpu_flags
 from ..core.errors import InputError
 from ..core.pipeline import PassSpec
 from ..core.presets import EXACT_COMPILER
@@ -27,12 +28,7 @@ HAS_VNNI = "VNNI multiplies u8 x s8 without saturating: 7-bit weights would only
 
 def cpu_flags() -> frozenset[str]:
     """The ISA flags of this CPU among ``ISA_FLAGS`` (empty where /proc/cpuinfo is missing)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return frozenset()
-    return frozenset(flag for flag in flags if flag in ISA_FLAGS)
+    return all_cpu_flags() & frozenset(ISA_FLAGS)
 
 
 def candidates(min_cos: float, calib: str, backends: Sequence[str]) -> list[Candidate]:

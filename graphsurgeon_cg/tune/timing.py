@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
+from ..check.cpu import cpu_name
 from ..check.feeds import ImageInput, Shapes
 from ..stages.bench import cores, deployment_runner
 from ..stages.dataset import load_sample, read_info
@@ -37,12 +38,7 @@ def environment(threads: int | None) -> dict:
     """The machine and the runtimes behind the figures, each named once."""
     import onnxruntime
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_name()
     env = {"cpu": cpu, "isa": cpu_isa(), "isa_flags": sorted(cpu_flags()), "cores": cores(),
            "threads": threads or cores(), "onnxruntime": onnxruntime.__version__}
     for name in ("openvino", "nncf"):
