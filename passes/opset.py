@@ -45,7 +45,7 @@ import onnx_graphsurgeon as gs
 
 from graphsurgeon_cg import InputError, Option, Pass, PassContext, PassFailed, PassResult, between, register_pass
 from graphsurgeon_cg.core.bounds import EXACT_MAX_ABS
-from graphsurgeon_cg.core.modelio import default_opset, weightless
+from graphsurgeon_cg.core.modelio import all_graphs, constant_values, default_opset, weightless
 
 from .opset_adapters import ADAPTERS
 from .opset_down import Refused, lower
@@ -188,15 +188,15 @@ def _lower(model: onnx.ModelProto, source: int, version: int, owner: Pass) -> on
 def _element_types(model: onnx.ModelProto) -> dict[str, int]:
     """Element type of every tensor shape inference can type, subgraphs included."""
     inferred = onnx.shape_inference.infer_shapes(weightless(model))
-    found = {t.name: t.data_type for g in _graphs(inferred.graph) for t in g.initializer}
-    found.update((v.name, v.type.tensor_type.elem_type) for g in _graphs(inferred.graph)
+    found = {t.name: t.data_type for g in all_graphs(inferred.graph) for t in g.initializer}
+    found.update((v.name, v.type.tensor_type.elem_type) for g in all_graphs(inferred.graph)
                  for v in [*g.input, *g.value_info, *g.output] if v.type.HasField("tensor_type"))
     return found
 
 
 def _match_pad_value_types(graph: onnx.GraphProto, types: dict[str, int]) -> None:
     """Give the converter's float32 ``constant_value`` of each Pad the type of its data."""
-    for g in _graphs(graph):
+    for g in all_graphs(graph):
         constants = {n.output[0]: n for n in g.node
                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
         for node in g.node:
@@ -214,7 +214,7 @@ def _drop_empty_scales_beside_sizes(graph: onnx.GraphProto) -> None:
     ONNX Runtime refuses to load a Resize given both unless it can see that scales is an empty
     constant (an empty initializer listed as a graph input is overridable, so it cannot). The
     converter keeps the empty operand: leave it out."""
-    for g in _graphs(graph):
+    for g in all_graphs(graph):
         empty = {t.name for t in g.initializer if 0 in t.dims}
         empty |= {v.name for v in g.input if v.type.tensor_type.HasField("shape") and
                   [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim] == [0]}
@@ -226,7 +226,7 @@ def _drop_empty_scales_beside_sizes(graph: onnx.GraphProto) -> None:
 
 def _keep_opset10_resize(graph: onnx.GraphProto, version: int, owner: Pass) -> None:
     """Give every upgraded Resize (one without a coordinate mode) the opset-10 semantics."""
-    constants = _constants(graph)
+    constants = constant_values(graph)
     for node in _nodes(graph):
         names = {a.name for a in node.attribute}
         if node.op_type != "Resize" or node.domain not in ("", "ai.onnx") or "coordinate_transformation_mode" in names:
@@ -246,27 +246,9 @@ def _keep_opset10_resize(graph: onnx.GraphProto, version: int, owner: Pass) -> N
         node.attribute.append(onnx.helper.make_attribute("nearest_mode", "ceil" if shrink else "floor"))
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """``graph`` and the subgraphs in its nodes' attributes, at any depth."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
-                yield from _graphs(sub)
-
-
 def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for g in _graphs(graph):
+    for g in all_graphs(graph):
         yield from g.node
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Values of the initializers and Constant-node tensors of ``graph`` and its subgraphs."""
-    found = {t.name: onnx.numpy_helper.to_array(t) for g in _graphs(graph) for t in g.initializer}
-    for node in _nodes(graph):
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            found[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
-    return found
 
 
 def _dead_pad_value(node: onnx.NodeProto) -> onnx.AttributeProto | None:

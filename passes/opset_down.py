@@ -22,13 +22,13 @@ compares the result with the original in ONNX Runtime, as for every conversion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx
 from onnx import defs, helper, numpy_helper
 
-from graphsurgeon_cg.core.modelio import weightless
+from graphsurgeon_cg.core.modelio import all_graphs, constant_values, weightless
 
 DEFAULT = ("", "ai.onnx")
 INT64_MAX = np.iinfo(np.int64).max
@@ -47,7 +47,7 @@ class Context:
         inferred = onnx.shape_inference.infer_shapes(weightless(model), data_prop=True)
         self.shapes: dict[str, list[int | None]] = {}
         self.types: dict[str, int] = {}
-        for g in _graphs(inferred.graph):
+        for g in all_graphs(inferred.graph):
             for t in g.initializer:
                 self.shapes[t.name], self.types[t.name] = list(t.dims), t.data_type
             for v in [*g.input, *g.value_info, *g.output]:
@@ -56,9 +56,9 @@ class Context:
                     self.types[v.name] = tt.elem_type
                     if tt.HasField("shape"):
                         self.shapes[v.name] = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-        self.constants = _constants(model.graph)
-        self.names = {n for g in _graphs(model.graph) for node in g.node for n in [node.name, *node.output]}
-        self.names |= {t.name for g in _graphs(model.graph) for t in [*g.initializer, *g.input]}
+        self.constants = constant_values(model.graph)
+        self.names = {n for g in all_graphs(model.graph) for node in g.node for n in [node.name, *node.output]}
+        self.names |= {t.name for g in all_graphs(model.graph) for t in [*g.initializer, *g.input]}
 
     def fresh(self, base: str) -> str:
         name, k = base, 0
@@ -96,7 +96,7 @@ def lower(model: onnx.ModelProto, source: int, target: int, adapters: Mapping[st
     out = onnx.ModelProto()
     out.CopyFrom(model)
     ctx = Context(out, source, target, adapters)
-    for g in _graphs(out.graph):
+    for g in all_graphs(out.graph):
         lowered = [new for node in g.node for new in _lower_node(node, ctx)]
         del g.node[:]
         g.node.extend(lowered)
@@ -215,20 +215,3 @@ def float_type(node: onnx.NodeProto, ctx: Context) -> np.dtype:
     if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
         raise refuse(node, ctx, "its data type is not known to be float16, float32 or float64")
     return helper.tensor_dtype_to_np_dtype(elem)
-
-
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
-                yield from _graphs(sub)
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    found = {t.name: numpy_helper.to_array(t) for g in _graphs(graph) for t in g.initializer}
-    for g in _graphs(graph):
-        for node in g.node:
-            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                found[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return found

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import numpy as np
 import onnx
 
-from .modelio import weightless
+from .modelio import all_graphs, weightless
 
 A = TypeVar("A", bound="Analysis")
 Dim = int | str | None
@@ -59,7 +59,7 @@ class Shapes(Analysis):
     def compute(cls, model: onnx.ModelProto) -> Shapes:
         types: dict[str, TensorType] = {}
         ambiguous: set[str] = set()
-        for graph in _graphs(model.graph):
+        for graph in all_graphs(model.graph):
             found = [(t.name, TensorType(onnx.helper.tensor_dtype_to_np_dtype(t.data_type), tuple(t.dims)))
                      for t in graph.initializer]
             found += [(v.name, _type_of(v)) for v in [*graph.input, *graph.value_info, *graph.output]
@@ -98,14 +98,6 @@ def _type_of(info: onnx.ValueInfoProto) -> TensorType:
     shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in typed.shape.dim) \
         if typed.HasField("shape") else None
     return TensorType(dtype, shape)
-
-
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            for body in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                yield from _graphs(body)
 
 
 def inferred(model: onnx.ModelProto) -> onnx.ModelProto:

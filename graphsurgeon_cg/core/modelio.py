@@ -338,3 +338,23 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
+
+
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and the If/Loop/Scan bodies in its nodes' attributes, at any depth."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for body in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                yield from all_graphs(body)
+
+
+def constant_values(graph: onnx.GraphProto) -> dict:
+    """Name -> numpy value of the initializers and Constant-node (``value``) tensors of ``graph``
+    and its bodies."""
+    found = {t.name: onnx.numpy_helper.to_array(t) for g in all_graphs(graph) for t in g.initializer}
+    for g in all_graphs(graph):
+        for node in g.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                found[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+    return found
