@@ -101,6 +101,20 @@ def pad_model(shape, pads, mode: str = "reflect", opset: int = 13, axes=None,
     return make_model([node], [float_input("x", list(shape))], [float_input("y", len(shape))], inits, opset)
 
 
+def prepped_photos(root: Path, seed: int, prefix: str, count: int = 3, size: int = 64) -> Path:
+    """``count`` seeded random size x size photos in root/imgs, prepared by ``cgsurg prep`` into
+    root/prep: the info file."""
+    from PIL import Image
+
+    src = root / "imgs"
+    src.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.uniform(0, 255, (size, size, 3)).astype(np.uint8)).save(src / f"{prefix}{i}.png")
+    assert invoke("prep", src, "-o", root / "prep", "--size", size).exit_code == 0
+    return root / "prep" / "imgs.info"
+
+
 def invoke(*args):
     """The cgsurg CLI in-process (click's runner), arguments stringified."""
     from click.testing import CliRunner

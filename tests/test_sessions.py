@@ -2,13 +2,11 @@
 shared by the check, the report and the verdict (issue 19). Sessions are counted by wrapping
 ``onnxruntime.InferenceSession.__init__`` around the real constructor."""
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from PIL import Image
 
-from models import OPSET11, folded, invoke
+from models import OPSET11, folded, invoke, prepped_photos
 
 # 3 passes that each change the graph; fold-constants is left out because onnx-graphsurgeon's
 # folding evaluates the constant subgraphs in a session of their own (a pass's own work).
@@ -24,13 +22,7 @@ def model(tmp_path):
 
 @pytest.fixture
 def info(tmp_path):
-    src = tmp_path / "imgs"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.uniform(0, 255, (64, 64, 3)).astype(np.uint8)).save(src / f"p{i}.png")
-    assert invoke("prep", src, "-o", tmp_path / "prep", "--size", 64).exit_code == 0
-    return tmp_path / "prep" / "imgs.info"
+    return prepped_photos(tmp_path, seed=0, prefix="p")
 
 
 @pytest.fixture

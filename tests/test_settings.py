@@ -4,28 +4,19 @@ to; the older keywords still work for one release, with a DeprecationWarning."""
 import json
 import warnings
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from graphsurgeon_cg import CheckSettings, InputError, NumericCheckFailed
 from graphsurgeon_cg.api import InputSettings, ReportSettings, TargetSettings, apply
 
-from models import OPSET11, invoke
+from models import OPSET11, prepped_photos
 
 PIPELINE = "fold-constants,reflect2slice"
 
 
 @pytest.fixture(scope="module")
 def info(tmp_path_factory):
-    root = tmp_path_factory.mktemp("settings")
-    src = root / "imgs"
-    src.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        Image.fromarray(rng.uniform(0, 255, (64, 64, 3)).astype(np.uint8)).save(src / f"s{i}.png")
-    assert invoke("prep", src, "-o", root / "prep", "--size", 64).exit_code == 0
-    return root / "prep" / "imgs.info"
+    return prepped_photos(tmp_path_factory.mktemp("settings"), seed=1, prefix="s")
 
 
 def test_settings_objects_drive_check_and_report(tmp_path, info):
